@@ -1,0 +1,788 @@
+//! The authorization request (core.authint.200/202 and ext.vert.authint.200/201/204) → a
+//! [`Decision`]: forward it (with what the flow expects), refuse it with a page (1a), or answer
+//! the client with an error redirect (1b, Vert 3).
+
+use std::borrow::Cow;
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use super::exceptions::{Exception, error_redirect};
+use super::query::{self, DecodeError, RawPair};
+use super::{Birthdate, Client, ClientList, Flow, Kind, Requested};
+
+/// What the proxy knows beyond the request itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub clients: &'a ClientList,
+    /// The representation kinds `representation.scopes` enables.
+    pub enabled: &'a [Kind],
+    /// The date birth dates may not lie after.
+    pub today: NaiveDate,
+}
+
+/// The parameters whose meaning the proxy depends on. Each may appear at most once
+/// (RFC 6749 §3.1); every other parameter passes through untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    ResponseType,
+    ClientId,
+    RedirectUri,
+    Scope,
+    State,
+    Birthdate,
+    /// `form_post` and friends would deliver the code in a page body the proxy never inspects.
+    ResponseMode,
+    /// Request objects (RFC 9101) could carry a second `redirect_uri` or `scope` the proxy cannot see.
+    Request,
+    RequestUri,
+    /// The ids the flow is logged under (MedMij core).
+    RequestId,
+    CorrelationId,
+}
+
+impl Param {
+    const ALL: [Param; 11] = [
+        Param::ResponseType,
+        Param::ClientId,
+        Param::RedirectUri,
+        Param::Scope,
+        Param::State,
+        Param::Birthdate,
+        Param::ResponseMode,
+        Param::Request,
+        Param::RequestUri,
+        Param::RequestId,
+        Param::CorrelationId,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::ResponseType => "response_type",
+            Param::ClientId => "client_id",
+            Param::RedirectUri => "redirect_uri",
+            Param::Scope => "scope",
+            Param::State => "state",
+            Param::Birthdate => "MedMij_geboortedatum",
+            Param::ResponseMode => "response_mode",
+            Param::Request => "request",
+            Param::RequestUri => "request_uri",
+            Param::RequestId => "MedMij-Request-ID",
+            Param::CorrelationId => "X-Correlation-ID",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Param> {
+        Param::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// One specified parameter as seen in the query.
+#[derive(Debug, Clone, Default)]
+struct Slot<'q> {
+    count: u32,
+    /// The first occurrence, still encoded.
+    raw: &'q str,
+    decoded: Option<Result<Cow<'q, str>, DecodeError>>,
+}
+
+impl<'q> Slot<'q> {
+    /// The value when it appears exactly once and decodes.
+    fn single(&self) -> Option<&str> {
+        match (&self.decoded, self.count) {
+            (Some(Ok(v)), 1) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn is_present(&self) -> bool {
+        self.count > 0
+    }
+}
+
+/// A query split once into its pairs, with the specified parameters picked out.
+#[derive(Debug, Clone)]
+struct Parsed<'q> {
+    query: &'q str,
+    pairs: Vec<(Option<Param>, RawPair<'q>)>,
+    slots: [Slot<'q>; Param::ALL.len()],
+    /// The first pair that does not decode (its name if that decoded).
+    malformed: Option<(Option<Param>, DecodeError)>,
+}
+
+impl<'q> Parsed<'q> {
+    fn new(query: &'q str) -> Self {
+        let mut parsed = Parsed {
+            query,
+            pairs: Vec::new(),
+            slots: Default::default(),
+            malformed: None,
+        };
+        for pair in query::pairs(query) {
+            let param = match query::decode(pair.name) {
+                Ok(name) => Param::from_name(&name),
+                Err(e) => {
+                    parsed.malformed.get_or_insert((None, e));
+                    None
+                }
+            };
+            let decoded = query::decode(pair.value);
+            if let Err(e) = &decoded {
+                parsed.malformed.get_or_insert((param, *e));
+            }
+            if let Some(p) = param {
+                let slot = &mut parsed.slots[p as usize];
+                slot.count += 1;
+                if slot.count == 1 {
+                    slot.raw = pair.value;
+                    slot.decoded = Some(decoded);
+                }
+            }
+            parsed.pairs.push((param, pair));
+        }
+        parsed
+    }
+
+    fn slot(&self, p: Param) -> &Slot<'q> {
+        &self.slots[p as usize]
+    }
+}
+
+/// Why a request is refused without a redirect (Authorization interface 1a).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// ASCII, for the log line; never shown with request data in it.
+    pub reason: &'static str,
+    /// The client, when `client_id` is listed (its name goes on the page).
+    pub client: Option<Client>,
+}
+
+/// An OAuth error redirect to the validated `redirect_uri` (1b, Vert 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRedirect {
+    pub exception: Exception,
+    pub error: &'static str,
+    pub description: &'static str,
+    pub location: String,
+}
+
+/// An accepted request: what to forward, and what the flow expects.
+#[derive(Debug, Clone)]
+pub struct Accepted<'q> {
+    parsed: Parsed<'q>,
+    pub client: Client,
+    pub redirect_uri: String,
+    /// The client's `state` exactly as sent.
+    pub state: &'q str,
+    pub requested: Option<Requested>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Decision<'q> {
+    Forward(Accepted<'q>),
+    Refuse(Refusal),
+    Redirect(ErrorRedirect),
+}
+
+/// The request ids a log line carries: as sent when they are single and decode, else absent.
+pub fn request_ids(query: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
+    let mut request_id = None;
+    let mut correlation_id = None;
+    for pair in query::pairs(query) {
+        let slot = match query::decode(pair.name).ok().as_deref() {
+            Some("MedMij-Request-ID") => &mut request_id,
+            Some("X-Correlation-ID") => &mut correlation_id,
+            _ => continue,
+        };
+        // A repeated id is no id.
+        *slot = match slot {
+            None => Some(query::decode(pair.value).ok()),
+            Some(_) => Some(None),
+        };
+    }
+    (request_id.flatten(), correlation_id.flatten())
+}
+
+/// Decides on an authorization request, given its query string.
+///
+/// Order follows RFC 6749 §4.1.2.1: until `client_id` and `redirect_uri` are proven, nothing is
+/// redirected anywhere (1a); after that, errors go back to the client (1b).
+pub fn decide<'q>(query: &'q str, settings: &Settings<'_>) -> Decision<'q> {
+    let parsed = Parsed::new(query);
+    let refuse = |reason, client: Option<&Client>| {
+        Decision::Refuse(Refusal {
+            reason,
+            client: client.cloned(),
+        })
+    };
+
+    // core.authint.207 1a: the client and its redirect_uri, each exactly once and well-formed.
+    let client_slot = parsed.slot(Param::ClientId);
+    if client_slot.count > 1 {
+        return refuse("client_id repeated", None);
+    }
+    let Some(client_id) = client_slot.single() else {
+        return refuse("client_id missing or malformed", None);
+    };
+    let Some(client) = settings.clients.get(client_id) else {
+        return refuse("client_id not on the client list", None);
+    };
+    let redirect_slot = parsed.slot(Param::RedirectUri);
+    if redirect_slot.count > 1 {
+        return refuse("redirect_uri repeated", Some(client));
+    }
+    let Some(redirect_uri) = redirect_slot.single() else {
+        return refuse("redirect_uri missing or malformed", Some(client));
+    };
+    if let Err(e) = ClientList::check_redirect_uri(client_id, redirect_uri) {
+        return refuse(e.describe(), Some(client));
+    }
+
+    // From here on the redirect_uri is trusted: errors go back to the client (1b). The state is
+    // echoed only when it is unambiguous.
+    let state = parsed.slot(Param::State);
+    let echo_state = state.single().filter(|s| !s.is_empty()).map(|_| state.raw);
+    let redirect = |exception, error, description| {
+        Decision::Redirect(ErrorRedirect {
+            exception,
+            error,
+            description,
+            location: error_redirect(redirect_uri, error, description, echo_state),
+        })
+    };
+    let invalid = |description| redirect(Exception::Auth1b, "invalid_request", description);
+
+    if let Some((param, _)) = parsed.malformed {
+        // Vert 3 covers a malformed birth date; any other undecodable parameter is 1b.
+        if param == Some(Param::Birthdate) && has_representation_token(&parsed) {
+            return redirect(
+                Exception::Vert3,
+                "invalid_request",
+                "MedMij_geboortedatum is not a valid date",
+            );
+        }
+        return invalid("malformed query: invalid percent-encoding or UTF-8");
+    }
+    // RFC 6749 §3.1: a parameter must not appear more than once.
+    if let Some(p) = Param::ALL.into_iter().find(|p| parsed.slot(*p).count > 1) {
+        return invalid(repeated(p));
+    }
+    match parsed.slot(Param::ResponseType).single() {
+        None => return invalid("response_type missing"),
+        Some("code") => {}
+        Some(_) => {
+            return redirect(
+                Exception::Auth1b,
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            );
+        }
+    }
+    if parsed.slot(Param::Request).is_present() || parsed.slot(Param::RequestUri).is_present() {
+        return invalid("request objects are not supported");
+    }
+    if parsed
+        .slot(Param::ResponseMode)
+        .single()
+        .is_some_and(|m| m != "query")
+    {
+        return invalid("only response_mode=query is supported");
+    }
+    let Some(state) = echo_state else {
+        // core.authint.200: state is mandatory.
+        return invalid("state missing");
+    };
+
+    // ext.vert.authint.200: the scope may hold one representation token.
+    let kinds = scope_kinds(parsed.slot(Param::Scope).single().unwrap_or(""));
+    let kind = match kinds {
+        [] => None,
+        [kind] if settings.enabled.contains(kind) => Some(*kind),
+        [_] => {
+            return redirect(
+                Exception::Auth1b,
+                "invalid_scope",
+                "this representation scope is not supported",
+            );
+        }
+        _ => return invalid("onbehalfof and onbehalfofchild cannot be combined"),
+    };
+    let requested = match kind {
+        None => None, // Without a token, MedMij_geboortedatum is ignored (passed through).
+        Some(kind) => {
+            let birthdate = match parsed.slot(Param::Birthdate).single() {
+                None => {
+                    return redirect(
+                        Exception::Vert3,
+                        "invalid_request",
+                        "MedMij_geboortedatum missing",
+                    );
+                }
+                Some(text) => match Birthdate::parse(text, settings.today) {
+                    Ok(date) => date,
+                    Err(e) => return redirect(Exception::Vert3, "invalid_request", e.describe()),
+                },
+            };
+            Some(Requested { kind, birthdate })
+        }
+    };
+
+    let client = client.clone();
+    let redirect_uri = redirect_uri.to_owned();
+    Decision::Forward(Accepted {
+        parsed,
+        client,
+        redirect_uri,
+        state,
+        requested,
+    })
+}
+
+/// The representation kinds named in a scope (space-separated tokens, case-sensitive), each once.
+fn scope_kinds(scope: &str) -> &'static [Kind] {
+    let mut has = [false; 2];
+    for token in scope.split(' ') {
+        if let Some(kind) = Kind::from_token(token) {
+            has[kind as usize] = true;
+        }
+    }
+    match has {
+        [false, false] => &[],
+        [true, false] => &[Kind::OnBehalfOf],
+        [false, true] => &[Kind::OnBehalfOfChild],
+        [true, true] => &Kind::ALL,
+    }
+}
+
+fn has_representation_token(parsed: &Parsed<'_>) -> bool {
+    let scope = parsed.slot(Param::Scope);
+    scope.count == 1
+        && scope
+            .decoded
+            .as_ref()
+            .and_then(|d| d.as_ref().ok())
+            .is_some_and(|s| !scope_kinds(s).is_empty())
+}
+
+fn repeated(p: Param) -> &'static str {
+    match p {
+        Param::ResponseType => "response_type repeated",
+        Param::ClientId => "client_id repeated",
+        Param::RedirectUri => "redirect_uri repeated",
+        Param::Scope => "scope repeated",
+        Param::State => "state repeated",
+        Param::Birthdate => "MedMij_geboortedatum repeated",
+        Param::ResponseMode => "response_mode repeated",
+        Param::Request => "request repeated",
+        Param::RequestUri => "request_uri repeated",
+        Param::RequestId => "MedMij-Request-ID repeated",
+        Param::CorrelationId => "X-Correlation-ID repeated",
+    }
+}
+
+impl<'q> Accepted<'q> {
+    /// The flow to seal into the forwarded `state`.
+    pub fn flow(&self, issued_at: u64, correlation_id: Uuid) -> Flow {
+        Flow {
+            state: self.state.to_owned(),
+            redirect_uri: self.redirect_uri.clone(),
+            requested: self.requested,
+            issued_at,
+            correlation_id,
+        }
+    }
+
+    /// The query to forward upstream: the same pairs in the same order and encoding, except
+    /// `state`, which becomes the sealed state, and, with `strip_token`, the scope without the
+    /// representation token (for an AS that rejects unknown tokens). A scope left empty is
+    /// dropped.
+    pub fn forward_query(&self, sealed_state: &str, strip_token: bool) -> String {
+        let query = self.parsed.query;
+        let mut out = String::with_capacity(query.len() + sealed_state.len());
+        let mut push = |part: &str, out: &mut String| {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(part);
+        };
+        for (param, pair) in &self.parsed.pairs {
+            match param {
+                Some(Param::State) => {
+                    push("state=", &mut out);
+                    out.push_str(sealed_state);
+                }
+                Some(Param::Scope) if strip_token && self.requested.is_some() => {
+                    let scope = self.parsed.slot(Param::Scope).single().unwrap_or("");
+                    let rest: Vec<&str> = scope
+                        .split(' ')
+                        .filter(|t| !t.is_empty() && Kind::from_token(t).is_none())
+                        .collect();
+                    if !rest.is_empty() {
+                        push("scope=", &mut out);
+                        query::encode(&rest.join(" "), &mut out);
+                    }
+                }
+                _ => push(pair.as_sent(query), &mut out),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PGO: &str = "pgo.example.nl";
+    const REDIRECT: &str = "https%3A%2F%2Fpgo.example.nl%2Fcb";
+
+    fn clients() -> ClientList {
+        ClientList::new([Client {
+            hostname: PGO.into(),
+            name: "Voorbeeld PGO".into(),
+        }])
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+    }
+
+    fn decide_with(query: &str, enabled: &[Kind]) -> Decision<'static> {
+        let clients = Box::leak(Box::new(clients()));
+        let enabled = Box::leak(enabled.to_vec().into_boxed_slice());
+        let query = Box::leak(query.to_owned().into_boxed_str());
+        decide(
+            query,
+            &Settings {
+                clients,
+                enabled,
+                today: today(),
+            },
+        )
+    }
+
+    fn run(query: &str) -> Decision<'static> {
+        decide_with(query, &[Kind::OnBehalfOf])
+    }
+
+    fn base(extra: &str) -> String {
+        format!("response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state=xyz{extra}")
+    }
+
+    fn accepted(d: Decision<'static>) -> Accepted<'static> {
+        match d {
+            Decision::Forward(a) => a,
+            other => panic!("expected Forward, got {other:?}"),
+        }
+    }
+
+    fn refused(d: Decision<'static>) -> Refusal {
+        match d {
+            Decision::Refuse(r) => r,
+            other => panic!("expected Refuse (1a), got {other:?}"),
+        }
+    }
+
+    fn redirected(d: Decision<'static>) -> ErrorRedirect {
+        match d {
+            Decision::Redirect(r) => r,
+            other => panic!("expected an error redirect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn core_authint_200_plain_request_is_forwarded_without_representation() {
+        let a = accepted(run(&base("&scope=48")));
+        assert_eq!(a.requested, None);
+        assert_eq!(a.state, "xyz");
+        assert_eq!(a.redirect_uri, "https://pgo.example.nl/cb");
+        assert_eq!(a.client.name, "Voorbeeld PGO");
+    }
+
+    #[test]
+    fn ext_vert_authint_200_onbehalfof_with_birthdate_is_forwarded() {
+        let a = accepted(run(&base(
+            "&scope=48%20onbehalfof&MedMij_geboortedatum=19700901",
+        )));
+        let r = a.requested.unwrap();
+        assert_eq!(r.kind, Kind::OnBehalfOf);
+        assert_eq!(r.birthdate.to_string(), "19700901");
+    }
+
+    #[test]
+    fn ext_vert_authint_200_scope_with_plus_separator() {
+        let a = accepted(run(&base(
+            "&scope=onbehalfof+48&MedMij_geboortedatum=19700901",
+        )));
+        assert!(a.requested.is_some());
+    }
+
+    #[test]
+    fn ext_vert_authint_200_token_is_case_sensitive() {
+        // `OnBehalfOf` is not the token: an ordinary scope part, no representation asked.
+        let a = accepted(run(&base("&scope=OnBehalfOf")));
+        assert_eq!(a.requested, None);
+    }
+
+    #[test]
+    fn ext_vert_authint_200_token_must_stand_alone() {
+        for scope in [
+            "onbehalfof48",
+            "xonbehalfof",
+            "onbehalfof%0948",
+            "onbehalfof,48",
+        ] {
+            let a = accepted(run(&base(&format!("&scope={scope}"))));
+            assert_eq!(a.requested, None, "{scope}");
+        }
+    }
+
+    #[test]
+    fn ext_vert_authint_200_birthdate_ignored_without_token() {
+        let a = accepted(run(&base("&scope=48&MedMij_geboortedatum=garbage")));
+        assert_eq!(a.requested, None);
+        assert!(
+            a.forward_query("S", false)
+                .contains("MedMij_geboortedatum=garbage")
+        );
+    }
+
+    #[test]
+    fn ext_vert_authint_204_onbehalfofchild_when_enabled() {
+        let q = base("&scope=onbehalfofchild&MedMij_geboortedatum=20200315");
+        let a = accepted(decide_with(&q, &[Kind::OnBehalfOf, Kind::OnBehalfOfChild]));
+        assert_eq!(a.requested.unwrap().kind, Kind::OnBehalfOfChild);
+    }
+
+    #[test]
+    fn ext_vert_authint_204_onbehalfofchild_refused_when_not_enabled() {
+        // Passing it on as an ordinary token would hand the PGO the Persoon's own data while it
+        // believes it holds the child's.
+        let r = redirected(run(&base(
+            "&scope=onbehalfofchild&MedMij_geboortedatum=20200315",
+        )));
+        assert_eq!(r.exception, Exception::Auth1b);
+        assert_eq!(r.error, "invalid_scope");
+    }
+
+    #[test]
+    fn ext_vert_authint_200_both_tokens_at_once_is_invalid_request() {
+        let q = base("&scope=onbehalfof%20onbehalfofchild&MedMij_geboortedatum=19700901");
+        let r = redirected(decide_with(&q, &[Kind::OnBehalfOf, Kind::OnBehalfOfChild]));
+        assert_eq!(
+            (r.exception, r.error),
+            (Exception::Auth1b, "invalid_request")
+        );
+        assert!(r.location.contains("&state=xyz"));
+    }
+
+    #[test]
+    fn vert3_birthdate_missing_is_error_redirect() {
+        let r = redirected(run(&base("&scope=onbehalfof")));
+        assert_eq!(r.exception, Exception::Vert3);
+        assert_eq!(
+            r.location,
+            "https://pgo.example.nl/cb?error=invalid_request\
+             &error_description=MedMij_geboortedatum%20missing&state=xyz"
+        );
+    }
+
+    #[test]
+    fn vert3_birthdate_malformed_is_error_redirect() {
+        for bad in [
+            "19700231",
+            "19000229",
+            "20261129",
+            "1970091",
+            "197009011",
+            "%D9%A1%D9%A9%D9%A7%D9%A0%D9%A0%D9%A9%D9%A0%D9%A1",
+            "1970+901",
+            "",
+            "%ZZ",
+        ] {
+            let r = redirected(run(&base(&format!(
+                "&scope=onbehalfof&MedMij_geboortedatum={bad}"
+            ))));
+            assert_eq!(r.exception, Exception::Vert3, "{bad}");
+            assert_eq!(r.error, "invalid_request");
+            assert!(r.location.ends_with("&state=xyz"), "{}", r.location);
+        }
+    }
+
+    #[test]
+    fn ext_vert_authint_200_valid_leap_day() {
+        assert!(matches!(
+            run(&base("&scope=onbehalfof&MedMij_geboortedatum=20000229")),
+            Decision::Forward(_)
+        ));
+    }
+
+    #[test]
+    fn auth_1a_unknown_or_missing_client() {
+        for q in [
+            format!("response_type=code&client_id=evil.test&redirect_uri={REDIRECT}&state=x"),
+            format!("response_type=code&redirect_uri={REDIRECT}&state=x"),
+            format!("response_type=code&client_id=%ZZ&redirect_uri={REDIRECT}&state=x"),
+            format!("response_type=code&client_id=PGO.example.nl&redirect_uri={REDIRECT}&state=x"),
+        ] {
+            let r = refused(run(&q));
+            assert_eq!(r.client, None, "{q}");
+        }
+    }
+
+    #[test]
+    fn auth_1a_redirect_uri_tricks() {
+        for uri in [
+            "http%3A%2F%2Fpgo.example.nl%2Fcb",
+            "https%3A%2F%2Fpgo.example.nl%3A8443%2Fcb",
+            "https%3A%2F%2Fevil.test%2Fcb",
+            "https%3A%2F%2Fpgo.example.nl.evil.test%2Fcb",
+            "https%3A%2F%2Fuser%40pgo.example.nl%2Fcb",
+            "https%3A%2F%2Fpgo.example.nl%2Fcb%23frag",
+            "https%3A%2F%2Fpgo.example.nl%5C%40evil.test%2Fcb",
+            "",
+        ] {
+            let q = format!("response_type=code&client_id={PGO}&redirect_uri={uri}&state=x");
+            let r = refused(run(&q));
+            assert_eq!(r.client.unwrap().hostname, PGO, "{uri}");
+        }
+        // Missing altogether.
+        refused(run(&format!("response_type=code&client_id={PGO}&state=x")));
+    }
+
+    #[test]
+    fn rfc6749_3_1_repeated_client_or_redirect_is_1a() {
+        refused(run(&base("&client_id=other.nl")));
+        refused(run(&base(&format!("&redirect_uri={REDIRECT}"))));
+        // A name that decodes to client_id counts as client_id.
+        refused(run(&base("&client%5Fid=pgo.example.nl")));
+    }
+
+    #[test]
+    fn rfc6749_3_1_each_repeated_parameter_is_1b() {
+        let cases = [
+            ("&response_type=code", "response_type repeated"),
+            ("&scope=a&scope=b", "scope repeated"),
+            ("&state=abc", "state repeated"),
+            (
+                "&scope=onbehalfof&MedMij_geboortedatum=19700901&MedMij_geboortedatum=19700901",
+                "MedMij_geboortedatum repeated",
+            ),
+            (
+                "&response_mode=query&response_mode=query",
+                "response_mode repeated",
+            ),
+            (
+                "&X-Correlation-ID=a&X-Correlation-ID=b",
+                "X-Correlation-ID repeated",
+            ),
+        ];
+        for (extra, want) in cases {
+            let r = redirected(run(&base(extra)));
+            assert_eq!(
+                (r.exception, r.error),
+                (Exception::Auth1b, "invalid_request")
+            );
+            assert_eq!(r.description, want);
+            if want == "state repeated" {
+                assert!(
+                    !r.location.contains("state=xyz"),
+                    "ambiguous state is not echoed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn core_authint_207_1b_malformed_query() {
+        for extra in ["&foo=%ZZ", "&foo=%FF", "&%ZZ=1", "&scope=a%2"] {
+            let r = redirected(run(&base(extra)));
+            assert_eq!(
+                (r.exception, r.error),
+                (Exception::Auth1b, "invalid_request"),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn core_authint_200_state_is_mandatory() {
+        for q in [
+            format!("response_type=code&client_id={PGO}&redirect_uri={REDIRECT}"),
+            format!("response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state="),
+        ] {
+            let r = redirected(run(&q));
+            assert_eq!(r.description, "state missing");
+            assert!(!r.location.contains("state="));
+        }
+    }
+
+    #[test]
+    fn core_authint_200_response_type_must_be_code() {
+        let q = format!("client_id={PGO}&redirect_uri={REDIRECT}&state=x");
+        assert_eq!(redirected(run(&q)).description, "response_type missing");
+        let q = format!("response_type=token&client_id={PGO}&redirect_uri={REDIRECT}&state=x");
+        assert_eq!(redirected(run(&q)).error, "unsupported_response_type");
+    }
+
+    #[test]
+    fn delivery_outside_the_query_is_refused() {
+        for extra in [
+            "&response_mode=form_post",
+            "&response_mode=fragment",
+            "&request=eyJ",
+            "&request_uri=urn:x",
+        ] {
+            let r = redirected(run(&base(extra)));
+            assert_eq!(r.error, "invalid_request", "{extra}");
+        }
+        accepted(run(&base("&response_mode=query")));
+    }
+
+    #[test]
+    fn unknown_parameters_pass_through_in_place() {
+        let q = base("&nonce=a%2Bb&scope=onbehalfof+48&MedMij_geboortedatum=19700901&x");
+        let a = accepted(run(&q));
+        assert_eq!(
+            a.forward_query("SEALED", false),
+            format!(
+                "response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state=SEALED\
+                 &nonce=a%2Bb&scope=onbehalfof+48&MedMij_geboortedatum=19700901&x"
+            )
+        );
+    }
+
+    #[test]
+    fn strip_scope_token_removes_only_the_token() {
+        let a = accepted(run(&base(
+            "&scope=48+onbehalfof+x&MedMij_geboortedatum=19700901",
+        )));
+        assert!(a.forward_query("S", true).contains("&scope=48%20x&"));
+        let a = accepted(run(&base(
+            "&scope=onbehalfof&MedMij_geboortedatum=19700901",
+        )));
+        assert!(!a.forward_query("S", true).contains("scope"));
+        // Nothing to strip without representation: the scope goes as sent.
+        let a = accepted(run(&base("&scope=48+x")));
+        assert!(a.forward_query("S", true).contains("&scope=48+x"));
+    }
+
+    #[test]
+    fn state_is_kept_exactly_as_sent() {
+        let q =
+            format!("response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state=a+b%2Fc%7e");
+        let a = accepted(run(&q));
+        assert_eq!(a.state, "a+b%2Fc%7e");
+        let flow = a.flow(7, Uuid::nil());
+        assert_eq!(flow.state, "a+b%2Fc%7e");
+        assert_eq!(flow.client_id(), PGO);
+    }
+
+    #[test]
+    fn request_ids_are_read_once() {
+        let (r, c) = request_ids("MedMij-Request-ID=r1&X-Correlation-ID=c%2D1&x=1");
+        assert_eq!((r.as_deref(), c.as_deref()), (Some("r1"), Some("c-1")));
+        let (r, c) = request_ids("MedMij-Request-ID=r1&MedMij-Request-ID=r2");
+        assert_eq!((r, c), (None, None));
+    }
+}

@@ -1,0 +1,613 @@
+//! An upstream redirect (3xx `Location`) → [`Verdict`]: pass it through, restore the client's
+//! state in it, release its code (ext.vert.authint.202), or withhold the code and follow the
+//! exception table (Vert 1, Vert 2, Vert 4, expired, fail closed).
+
+use std::borrow::Cow;
+
+use super::exceptions::Exception;
+use super::query::{self, RawPair};
+use super::{Birthdate, ClientList, Flow, Kind};
+
+/// What opening a `state` as a sealed state gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Not in the sealed-state format at all: some other party's state.
+    Foreign,
+    /// In the sealed-state format but not openable: unknown key, tampered, or garbled.
+    Invalid(&'static str),
+    Flow(Flow),
+}
+
+/// The AS's representation signal on a code redirect (SPEC §3.3), as raw header values. A
+/// header that is absent or not visible ASCII is `None`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signal<'a> {
+    /// `none`, `onbehalfof` or `onbehalfofchild`.
+    pub used: Option<&'a str>,
+    /// `JJJJMMDD`: the birth date on record of the person the code was issued for.
+    pub birthdate: Option<&'a str>,
+}
+
+/// How the `Location` header of a 3xx response reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    /// Visible ASCII, present once.
+    Text(&'a str),
+    /// Repeated, or bytes that are not visible ASCII: it cannot be read one way only.
+    Unreadable,
+}
+
+/// Time and limits for the flow-return checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub clients: &'a ClientList,
+    /// Seconds since the Unix epoch.
+    pub now: u64,
+    /// `state.flow_ttl`, seconds.
+    pub ttl: u64,
+    /// How far in the future a flow's issue time may lie (clocks of other instances).
+    pub skew: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not a flow return, and no code for a client in it: the response goes out unchanged.
+    PassThrough,
+    /// A flow return without a code (an AS error redirect): the client's state restored.
+    Restore { location: String, flow: Flow },
+    /// ext.vert.authint.202 holds: the code goes to the client with its state restored.
+    Release { location: String, flow: Flow },
+    /// The code is withheld; the exception says what the Persoon and the client get.
+    Withhold {
+        exception: Exception,
+        /// ASCII, for the log line.
+        detail: &'static str,
+        flow: Option<Flow>,
+    },
+}
+
+fn withhold(exception: Exception, detail: &'static str, flow: Option<Flow>) -> Verdict {
+    Verdict::Withhold {
+        exception,
+        detail,
+        flow,
+    }
+}
+
+fn fail_closed(detail: &'static str) -> Verdict {
+    withhold(Exception::FailClosed, detail, None)
+}
+
+/// A `Location` split at its first `?` and `#`.
+struct Target<'a> {
+    /// Scheme, authority and path.
+    base: &'a str,
+    query: &'a str,
+    fragment: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn split(location: &'a str) -> Self {
+        let (rest, fragment) = match location.split_once('#') {
+            Some((rest, fragment)) => (rest, Some(fragment)),
+            None => (location, None),
+        };
+        let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+        Target {
+            base,
+            query,
+            fragment,
+        }
+    }
+
+    /// The host of an absolute or scheme-relative URL, lower-cased, without userinfo or port:
+    /// generous on purpose, so that every way of naming a client's host counts as that host.
+    fn host(&self) -> Option<String> {
+        let after_scheme = match self.base.split_once("//") {
+            Some((scheme, rest))
+                if scheme.is_empty()
+                    || scheme.strip_suffix(':').is_some_and(|s| {
+                        !s.is_empty()
+                            && s.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                    }) =>
+            {
+                rest
+            }
+            _ => return None,
+        };
+        let authority = after_scheme
+            .split(['/', '\\'])
+            .next()
+            .unwrap_or(after_scheme);
+        let host_port = authority.rsplit('@').next().unwrap_or(authority);
+        let host = match host_port.rfind(':') {
+            Some(i) if !host_port[i..].contains(']') => &host_port[..i],
+            _ => host_port,
+        };
+        Some(host.trim_end_matches('.').to_ascii_lowercase())
+    }
+}
+
+/// The parameters of a `Location` query the proxy looks at.
+#[derive(Default)]
+struct Params<'a> {
+    state: Option<(RawPair<'a>, Cow<'a, str>)>,
+    code: bool,
+}
+
+impl<'a> Params<'a> {
+    /// Strict: a name that does not decode, or a repeated or undecodable `state` or `code`,
+    /// leaves the query unreadable.
+    fn scan(query: &'a str) -> Option<Self> {
+        let mut params = Params::default();
+        for pair in query::pairs(query) {
+            match query::decode(pair.name).ok()?.as_ref() {
+                "state" => {
+                    if params.state.is_some() {
+                        return None;
+                    }
+                    params.state = Some((pair, query::decode(pair.value).ok()?));
+                }
+                "code" => {
+                    if params.code {
+                        return None;
+                    }
+                    query::decode(pair.value).ok()?;
+                    params.code = true;
+                }
+                _ => {}
+            }
+        }
+        Some(params)
+    }
+}
+
+/// Inspects the `Location` of an upstream 3xx response.
+///
+/// - A `state` that opens as a sealed state in a redirect with a code or to a client makes it a
+///   flow return: it must go to the flow's `redirect_uri`; without a code its state is
+///   restored; with a code the signal decides.
+/// - A code for a listed client without a sealed state is withheld (SPEC §3.5).
+/// - Anything else (the AS's own pages, DigiD) passes through unchanged.
+pub fn inspect(
+    location: Location<'_>,
+    settings: &Settings<'_>,
+    open: impl FnOnce(&str) -> Opened,
+    signal: Signal<'_>,
+) -> Verdict {
+    let Location::Text(location) = location else {
+        return fail_closed("unreadable Location");
+    };
+    let target = Target::split(location);
+    let to_client = target
+        .host()
+        .is_some_and(|host| settings.clients.get(&host).is_some());
+    let Some(params) = Params::scan(target.query) else {
+        return if to_client {
+            fail_closed("unreadable query in a redirect to a client")
+        } else {
+            Verdict::PassThrough
+        };
+    };
+    let opened = match &params.state {
+        Some((_, state)) => open(state),
+        None => Opened::Foreign,
+    };
+    match opened {
+        Opened::Flow(flow) if params.code || to_client => {
+            flow_return(location, &target, &params, flow, settings, signal)
+        }
+        // The AS carrying the sealed state through its own pages: it stays sealed.
+        Opened::Flow(_) => Verdict::PassThrough,
+        Opened::Invalid(why) if params.code => fail_closed(why),
+        _ if to_client && target.fragment.is_some() => {
+            fail_closed("fragment in a redirect to a client")
+        }
+        _ if to_client && params.code => fail_closed("code for a client without a sealed state"),
+        _ => Verdict::PassThrough,
+    }
+}
+
+fn flow_return(
+    location: &str,
+    target: &Target<'_>,
+    params: &Params<'_>,
+    flow: Flow,
+    settings: &Settings<'_>,
+    signal: Signal<'_>,
+) -> Verdict {
+    // Only the validated redirect_uri may receive anything of this flow (no open redirect).
+    let expected_base = Target::split(&flow.redirect_uri).base;
+    if target.base != expected_base || target.fragment.is_some() {
+        return fail_closed("flow returns elsewhere than its redirect_uri");
+    }
+    let location = restore_state(location, params, &flow.state);
+    if !params.code {
+        return Verdict::Restore { location, flow };
+    }
+    if flow.is_expired(settings.now, settings.ttl, settings.skew) {
+        return withhold(
+            Exception::Expired,
+            "flow older than state.flow_ttl",
+            Some(flow),
+        );
+    }
+    // ext.vert.authint.202: the AS states whether representation was used, and for whom.
+    let used = match signal.used {
+        None => {
+            return withhold(
+                Exception::FailClosed,
+                "no representation signal",
+                Some(flow),
+            );
+        }
+        Some("none") => None,
+        Some(token) => match Kind::from_token(token) {
+            Some(kind) => Some(kind),
+            None => {
+                return withhold(
+                    Exception::FailClosed,
+                    "unknown representation signal",
+                    Some(flow),
+                );
+            }
+        },
+    };
+    let requested = flow.requested;
+    match (requested, used) {
+        (None, None) => Verdict::Release { location, flow },
+        (Some(_), None) => withhold(
+            Exception::Vert1,
+            "representation expected, not used",
+            Some(flow),
+        ),
+        (None, Some(_)) => withhold(
+            Exception::Vert2,
+            "representation used, not expected",
+            Some(flow),
+        ),
+        (Some(r), Some(kind)) if r.kind != kind => withhold(
+            Exception::Vert1,
+            "another kind of representation used than asked",
+            Some(flow),
+        ),
+        (Some(r), Some(_)) => match signal.birthdate.map(Birthdate::parse_format) {
+            None => withhold(Exception::FailClosed, "no birth date signal", Some(flow)),
+            Some(Err(_)) => withhold(
+                Exception::FailClosed,
+                "malformed birth date signal",
+                Some(flow),
+            ),
+            Some(Ok(on_record)) if on_record != r.birthdate => withhold(
+                Exception::Vert4,
+                "birth date differs from the record",
+                Some(flow),
+            ),
+            Some(Ok(_)) => Verdict::Release { location, flow },
+        },
+    }
+}
+
+/// The `Location` with the sealed state replaced by the client's state as it sent it.
+fn restore_state(location: &str, params: &Params<'_>, original: &str) -> String {
+    let Some((pair, _)) = &params.state else {
+        return location.to_owned();
+    };
+    let start = pair.value.as_ptr() as usize - location.as_ptr() as usize;
+    let end = start + pair.value.len();
+    let mut out = String::with_capacity(location.len() + original.len());
+    out.push_str(&location[..start]);
+    out.push_str(original);
+    out.push_str(&location[end..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vert::{Client, Requested};
+    use uuid::Uuid;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn clients() -> ClientList {
+        ClientList::new([Client {
+            hostname: "pgo.example.nl".into(),
+            name: "PGO".into(),
+        }])
+    }
+
+    fn flow(requested: Option<(Kind, &str)>) -> Flow {
+        Flow {
+            state: "orig+state%2F".into(),
+            redirect_uri: "https://pgo.example.nl/cb".into(),
+            requested: requested.map(|(kind, date)| Requested {
+                kind,
+                birthdate: Birthdate::parse_format(date).unwrap(),
+            }),
+            issued_at: NOW - 60,
+            correlation_id: Uuid::nil(),
+        }
+    }
+
+    fn check(
+        location: &str,
+        flow_: Option<Flow>,
+        used: Option<&str>,
+        date: Option<&str>,
+    ) -> Verdict {
+        let clients = clients();
+        let settings = Settings {
+            clients: &clients,
+            now: NOW,
+            ttl: 1800,
+            skew: 60,
+        };
+        inspect(
+            Location::Text(location),
+            &settings,
+            |state| match (&flow_, state) {
+                (Some(f), "SEALED") => Opened::Flow(f.clone()),
+                (_, "TAMPERED") => Opened::Invalid("tampered"),
+                _ => Opened::Foreign,
+            },
+            Signal {
+                used,
+                birthdate: date,
+            },
+        )
+    }
+
+    const CODE: &str = "https://pgo.example.nl/cb?code=C0DE&state=SEALED";
+
+    fn exception(v: &Verdict) -> Option<Exception> {
+        match v {
+            Verdict::Withhold { exception, .. } => Some(*exception),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn ext_vert_authint_202_self_released_with_state_restored() {
+        let v = check(CODE, Some(flow(None)), Some("none"), None);
+        assert_eq!(
+            v,
+            Verdict::Release {
+                location: "https://pgo.example.nl/cb?code=C0DE&state=orig+state%2F".into(),
+                flow: flow(None)
+            }
+        );
+    }
+
+    #[test]
+    fn ext_vert_authint_202_onbehalfof_released_when_birthdate_matches() {
+        let f = flow(Some((Kind::OnBehalfOf, "19700901")));
+        let v = check(CODE, Some(f), Some("onbehalfof"), Some("19700901"));
+        assert!(matches!(v, Verdict::Release { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn ext_vert_authint_204_onbehalfofchild_released_when_birthdate_matches() {
+        let f = flow(Some((Kind::OnBehalfOfChild, "20200315")));
+        let v = check(CODE, Some(f), Some("onbehalfofchild"), Some("20200315"));
+        assert!(matches!(v, Verdict::Release { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn vert1_expected_not_used() {
+        let f = flow(Some((Kind::OnBehalfOf, "19700901")));
+        let v = check(CODE, Some(f), Some("none"), None);
+        assert_eq!(exception(&v), Some(Exception::Vert1));
+    }
+
+    #[test]
+    fn vert1_other_kind_used() {
+        let f = flow(Some((Kind::OnBehalfOf, "19700901")));
+        let v = check(CODE, Some(f), Some("onbehalfofchild"), Some("19700901"));
+        assert_eq!(exception(&v), Some(Exception::Vert1));
+    }
+
+    #[test]
+    fn vert2_used_not_expected() {
+        let v = check(CODE, Some(flow(None)), Some("onbehalfof"), Some("19700901"));
+        assert_eq!(exception(&v), Some(Exception::Vert2));
+    }
+
+    #[test]
+    fn vert4_birthdate_differs() {
+        let f = flow(Some((Kind::OnBehalfOf, "19700902")));
+        let v = check(CODE, Some(f), Some("onbehalfof"), Some("19700901"));
+        assert_eq!(exception(&v), Some(Exception::Vert4));
+        let Verdict::Withhold { flow: Some(f), .. } = v else {
+            panic!()
+        };
+        assert_eq!(
+            f.state, "orig+state%2F",
+            "the page links back with the original state"
+        );
+    }
+
+    #[test]
+    fn fail_closed_without_signal_or_with_bad_signal() {
+        let f = flow(Some((Kind::OnBehalfOf, "19700901")));
+        for (used, date) in [
+            (None, Some("19700901")),
+            (Some("yes"), Some("19700901")),
+            (Some("OnBehalfOf"), Some("19700901")),
+            (Some("onbehalfof"), None),
+            (Some("onbehalfof"), Some("1970-09-01")),
+            (Some("onbehalfof"), Some("19700231")),
+        ] {
+            let v = check(CODE, Some(f.clone()), used, date);
+            assert_eq!(
+                exception(&v),
+                Some(Exception::FailClosed),
+                "{used:?} {date:?}"
+            );
+        }
+        let v = check(CODE, Some(flow(None)), None, None);
+        assert_eq!(exception(&v), Some(Exception::FailClosed));
+    }
+
+    #[test]
+    fn expired_flow_withholds_the_code() {
+        let mut f = flow(None);
+        f.issued_at = NOW - 1801;
+        assert_eq!(
+            exception(&check(CODE, Some(f.clone()), Some("none"), None)),
+            Some(Exception::Expired)
+        );
+        f.issued_at = NOW + 61;
+        assert_eq!(
+            exception(&check(CODE, Some(f), Some("none"), None)),
+            Some(Exception::Expired)
+        );
+    }
+
+    #[test]
+    fn fail_closed_code_to_client_without_sealed_state() {
+        for loc in [
+            "https://pgo.example.nl/cb?code=C0DE&state=theirs",
+            "https://pgo.example.nl/cb?code=C0DE",
+            "https://pgo.example.nl/cb?code=C0DE&state=None",
+            "https://PGO.example.nl./other?code=C0DE",
+            "https://pgo.example.nl:443/cb?code=C0DE",
+            "//pgo.example.nl/cb?code=",
+            "https://x@pgo.example.nl/cb?co%64e=C0DE",
+            "http://pgo.example.nl/cb?code=C0DE",
+        ] {
+            assert_eq!(
+                exception(&check(loc, Some(flow(None)), Some("none"), None)),
+                Some(Exception::FailClosed),
+                "{loc}"
+            );
+        }
+    }
+
+    #[test]
+    fn fail_closed_tampered_state_with_code_anywhere() {
+        for loc in [
+            "https://pgo.example.nl/cb?code=C&state=TAMPERED",
+            "https://elsewhere.test/cb?code=C&state=TAMPERED",
+            "/local?code=C&state=TAMPERED",
+        ] {
+            assert_eq!(
+                exception(&check(loc, None, Some("none"), None)),
+                Some(Exception::FailClosed),
+                "{loc}"
+            );
+        }
+    }
+
+    #[test]
+    fn fail_closed_flow_returning_elsewhere() {
+        for loc in [
+            "https://evil.test/cb?code=C&state=SEALED",
+            "https://pgo.example.nl/other?code=C&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&state=SEALED#x",
+            "/cb?code=C&state=SEALED",
+            "https://pgo.example.nl/cb?error=access_denied&state=SEALED#",
+        ] {
+            assert_eq!(
+                exception(&check(loc, Some(flow(None)), Some("none"), None)),
+                Some(Exception::FailClosed),
+                "{loc}"
+            );
+        }
+    }
+
+    #[test]
+    fn fail_closed_on_ambiguous_location() {
+        for loc in [
+            "https://pgo.example.nl/cb?code=a&code=b&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&state=SEALED&state=SEALED",
+            "https://pgo.example.nl/cb?code=%ZZ&state=SEALED",
+            "https://pgo.example.nl/cb?%ZZ=1",
+        ] {
+            assert_eq!(
+                exception(&check(loc, Some(flow(None)), Some("none"), None)),
+                Some(Exception::FailClosed),
+                "{loc}"
+            );
+        }
+        let clients = clients();
+        let settings = Settings {
+            clients: &clients,
+            now: NOW,
+            ttl: 1,
+            skew: 1,
+        };
+        let v = inspect(
+            Location::Unreadable,
+            &settings,
+            |_| Opened::Foreign,
+            Signal::default(),
+        );
+        assert_eq!(exception(&v), Some(Exception::FailClosed));
+    }
+
+    #[test]
+    fn as_error_redirect_passes_with_state_restored() {
+        let loc = "https://pgo.example.nl/cb?error=access_denied&state=SEALED";
+        // Even without a signal and after the ttl: there is no code to protect.
+        let mut f = flow(None);
+        f.issued_at = 0;
+        assert_eq!(
+            check(loc, Some(f.clone()), None, None),
+            Verdict::Restore {
+                location: "https://pgo.example.nl/cb?error=access_denied&state=orig+state%2F"
+                    .into(),
+                flow: f
+            }
+        );
+    }
+
+    #[test]
+    fn percent_encoded_sealed_state_is_recognised() {
+        // An AS that re-encodes unreserved characters still returns the same state.
+        let loc = "https://pgo.example.nl/cb?code=C&state=%53EALED";
+        let v = check(loc, Some(flow(None)), Some("none"), None);
+        assert_eq!(
+            v,
+            Verdict::Release {
+                location: "https://pgo.example.nl/cb?code=C&state=orig+state%2F".into(),
+                flow: flow(None)
+            }
+        );
+    }
+
+    #[test]
+    fn other_redirects_pass_through() {
+        for loc in [
+            "/login?next=%2Fconsent",
+            "https://digid.example/saml?SAMLRequest=abc%2B%3D",
+            "https://pgo.example.nl/",
+            "https://pgo.example.nl/cb?error=access_denied",
+            "https://pgo.example.nl/cb?error=server_error&state=None",
+            "https://as.example/consent?state=SEALED-elsewhere",
+            "https://as.example/consent?state=SEALED",
+            "/login?state=SEALED&next=x",
+            "/weird?%ZZ",
+            "https://elsewhere.test/cb?code=theirs",
+        ] {
+            assert_eq!(
+                check(loc, Some(flow(None)), None, None),
+                Verdict::PassThrough,
+                "{loc}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_parsing_is_generous() {
+        let host = |l: &str| Target::split(l).host();
+        assert_eq!(host("https://A.b:8/x"), Some("a.b".into()));
+        assert_eq!(host("//a.b/x"), Some("a.b".into()));
+        assert_eq!(host("https://u:p@a.b/x"), Some("a.b".into()));
+        assert_eq!(host("https://a.b\\@c.d/x"), Some("a.b".into()));
+        assert_eq!(host("https://a.b?x"), Some("a.b".into()));
+        assert_eq!(host("/x//y"), None);
+        assert_eq!(host("x/y"), None);
+    }
+}

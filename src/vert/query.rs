@@ -1,0 +1,239 @@
+//! Strict `application/x-www-form-urlencoded` (the query of an OAuth request or redirect).
+//!
+//! Lenient decoders (WHATWG, `form_urlencoded`) keep `%zz` literally and replace invalid UTF-8;
+//! a legacy AS behind the proxy may decode the same bytes differently, so anything the proxy
+//! decides on must decode exactly one way or be refused.
+
+use std::borrow::Cow;
+
+/// One `name=value` pair, as it appeared on the wire (still percent-encoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawPair<'q> {
+    pub name: &'q str,
+    pub value: &'q str,
+}
+
+impl<'q> RawPair<'q> {
+    /// The `name=value` text as it was sent.
+    pub fn as_sent(&self, query: &'q str) -> &'q str {
+        // Both halves are subslices of `query`, so the span between them is the original text.
+        let start = self.name.as_ptr() as usize - query.as_ptr() as usize;
+        let end = self.value.as_ptr() as usize - query.as_ptr() as usize + self.value.len();
+        &query[start..end]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// `%` not followed by two hex digits.
+    BadPercent,
+    /// The decoded bytes are not UTF-8.
+    InvalidUtf8,
+    /// A raw byte that is not visible ASCII (control characters, space, `#`, non-ASCII).
+    BadByte,
+}
+
+impl DecodeError {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DecodeError::BadPercent => "invalid percent-encoding",
+            DecodeError::InvalidUtf8 => "percent-encoding is not UTF-8",
+            DecodeError::BadByte => "character not allowed in a query",
+        }
+    }
+}
+
+/// Splits a query into its pairs. Empty segments (`a=1&&b=2`) carry nothing and are skipped, as
+/// every form decoder does; a segment without `=` is a name with an empty value.
+pub fn pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
+    query.split('&').filter(|s| !s.is_empty()).map(|segment| {
+        match segment.split_once('=') {
+            Some((name, value)) => RawPair { name, value },
+            // An empty subslice at the end keeps `as_sent` pointing inside the query.
+            None => RawPair {
+                name: segment,
+                value: &segment[segment.len()..],
+            },
+        }
+    })
+}
+
+/// Decodes one name or value: `+` is a space, `%XX` a byte, the result must be UTF-8.
+pub fn decode(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
+    let bytes = raw.as_bytes();
+    if !bytes.iter().all(|&b| is_query_byte(b)) {
+        return Err(DecodeError::BadByte);
+    }
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hi = bytes.get(i + 1).and_then(|&b| hex(b));
+                let lo = bytes.get(i + 2).and_then(|&b| hex(b));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                    _ => return Err(DecodeError::BadPercent),
+                }
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| DecodeError::InvalidUtf8)
+}
+
+/// Visible ASCII except `#` (which would end the query) and `&`/`=` handled by the splitter.
+fn is_query_byte(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && b != b'#'
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-encodes a value for a query: only unreserved characters stay as they are, so the
+/// result reads the same to every decoder (no `+`, no reserved characters).
+pub fn encode(value: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in value.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        }
+    }
+}
+
+/// Builds a URI by appending parameters to one that may already have a query (a
+/// `redirect_uri` may).
+pub struct UriBuilder {
+    out: String,
+    sep: Option<char>,
+}
+
+impl UriBuilder {
+    pub fn new(uri: &str) -> Self {
+        let sep = if uri.ends_with('?') || uri.ends_with('&') {
+            None
+        } else if uri.contains('?') {
+            Some('&')
+        } else {
+            Some('?')
+        };
+        let mut out = String::with_capacity(uri.len() + 96);
+        out.push_str(uri);
+        UriBuilder { out, sep }
+    }
+
+    fn name(&mut self, name: &str) {
+        if let Some(sep) = self.sep {
+            self.out.push(sep);
+        }
+        self.sep = Some('&');
+        self.out.push_str(name);
+        self.out.push('=');
+    }
+
+    /// A parameter from plain text, percent-encoded here.
+    pub fn text(mut self, name: &str, value: &str) -> Self {
+        self.name(name);
+        encode(value, &mut self.out);
+        self
+    }
+
+    /// A parameter already in wire form (validated by [`decode`]), kept byte for byte: the
+    /// client's own `state` goes back exactly as the client sent it.
+    pub fn encoded(mut self, name: &str, raw: &str) -> Self {
+        self.name(name);
+        self.out.push_str(raw);
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent() {
+        assert_eq!(decode("a+b%20c%2F").unwrap(), "a b c/");
+        assert_eq!(decode("%C3%A9").unwrap(), "é");
+        assert!(matches!(decode("plain").unwrap(), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn rejects_bad_percent_encoding() {
+        for bad in ["%", "%2", "%zz", "a%g0", "%%41"] {
+            assert_eq!(decode(bad), Err(DecodeError::BadPercent), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8() {
+        assert_eq!(decode("%FF"), Err(DecodeError::InvalidUtf8));
+        assert_eq!(decode("%C3"), Err(DecodeError::InvalidUtf8));
+    }
+
+    #[test]
+    fn rejects_raw_bytes_outside_visible_ascii() {
+        for bad in ["a b", "a\tb", "é", "a#b", "\u{7f}"] {
+            assert_eq!(decode(bad), Err(DecodeError::BadByte), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn splits_pairs_and_keeps_raw_text() {
+        let q = "a=1&&b&c=%41=x";
+        let got: Vec<_> = pairs(q).map(|p| (p.name, p.value, p.as_sent(q))).collect();
+        assert_eq!(
+            got,
+            vec![("a", "1", "a=1"), ("b", "", "b"), ("c", "%41=x", "c=%41=x")]
+        );
+    }
+
+    #[test]
+    fn encode_keeps_only_unreserved() {
+        let mut s = String::new();
+        encode("a b+c/é~", &mut s);
+        assert_eq!(s, "a%20b%2Bc%2F%C3%A9~");
+    }
+
+    #[test]
+    fn uri_builder_respects_existing_query() {
+        let uri = UriBuilder::new("https://h/cb")
+            .text("error", "access_denied")
+            .encoded("state", "x+y%2F")
+            .finish();
+        assert_eq!(uri, "https://h/cb?error=access_denied&state=x+y%2F");
+        let uri = UriBuilder::new("https://h/cb?a=1")
+            .text("e", "x y")
+            .finish();
+        assert_eq!(uri, "https://h/cb?a=1&e=x%20y");
+        let uri = UriBuilder::new("https://h/cb?").text("e", "1").finish();
+        assert_eq!(uri, "https://h/cb?e=1");
+    }
+}
