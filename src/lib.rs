@@ -1,5 +1,19 @@
 //! medmij-vert-proxy: a reverse proxy that adds the MedMij Vertegenwoordiging extension to a
 //! legacy OAuth Authorization Server. See README.md for the deployment picture.
+//!
+//! Data flows one way: request → [`guard`] (asks [`vert`]) → [`proxy`] → upstream → [`proxy`] →
+//! [`guard`] (asks [`vert`]) → client. [`vert`] knows nothing of HTTP.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod demo;
+pub mod forwarded;
+pub mod guard;
+pub mod pages;
+pub mod paths;
+pub mod proxy;
+pub mod resources;
+pub mod seal;
+pub mod server;
+pub mod telemetry;
 pub mod vert;

@@ -1,1 +1,216 @@
-fn main() {}
+//! The command line: run the proxy, check a config, run the demo, make a state key.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use medmij_vert_proxy::config::Config;
+use medmij_vert_proxy::demo::{self, SignalHeaders};
+use medmij_vert_proxy::resources::Resources;
+use medmij_vert_proxy::{seal, server, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "medmij-vert-proxy",
+    version,
+    about = "Reverse proxy that adds MedMij Vertegenwoordiging to a legacy OAuth Authorization Server"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "proxy.toml")]
+    config: PathBuf,
+    /// Validate the configuration (and the files it names), print every error, and exit:
+    /// 0 when valid, 2 when not.
+    #[arg(long)]
+    check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the demo legacy AS on upstream.url and the proxy in front of it, and print curl
+    /// lines that walk through every outcome.
+    Demo,
+    /// Print a new random state key: a line for state.key_file.
+    Genkey,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Genkey) => {
+            println!("{}", seal::generate_key_line());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Demo) => run(&cli.config, true),
+        None if cli.check => check(&cli.config),
+        None => run(&cli.config, false),
+    }
+}
+
+/// Reads and validates the config and the files it names; every error goes to stderr.
+fn load(path: &Path) -> Result<(Config, Resources), ExitCode> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", path.display());
+            return Err(ExitCode::from(2));
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let result = Config::from_toml(&text, base)
+        .and_then(|config| Resources::load(&config).map(|resources| (config, resources)));
+    result.map_err(|errors| {
+        eprintln!("{}: invalid configuration:", path.display());
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok((config, resources)) => {
+            println!(
+                "{}: valid ({} clients; state keys {}; authorize path {}; upstream {})",
+                path.display(),
+                resources.clients.len(),
+                if resources.keys_from_file {
+                    "from state.key_file"
+                } else {
+                    "random per process"
+                },
+                config.oauth.authorize_path,
+                config.upstream.authority,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn run(path: &Path, with_demo: bool) -> ExitCode {
+    let (config, resources) = match load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    telemetry::init(&config.log);
+    if !resources.keys_from_file {
+        tracing::warn!(
+            "no state.key_file: sealing with a random key for this process only; flows do not survive a restart and cannot be shared between instances"
+        );
+    }
+    let demo_as = if with_demo {
+        let addr: SocketAddr = match config.upstream.authority.as_str().parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                eprintln!(
+                    "demo: upstream.url must be an IP address and port to start the demo AS on"
+                );
+                return ExitCode::from(2);
+            }
+        };
+        let headers = SignalHeaders {
+            request: config.representation.request_header.clone(),
+            used: config.representation.used_header.clone(),
+            birthdate: config.representation.birthdate_header.clone(),
+        };
+        match demo::start(addr, headers) {
+            Ok(demo_as) => Some(demo_as),
+            Err(e) => {
+                eprintln!("demo: cannot start the demo AS on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let proxy_addr = config.listen.addr;
+    let running = match server::start(config, resources) {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("cannot listen on {proxy_addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %running.addr(), "medmij-vert-proxy listening");
+    if let Some(demo_as) = &demo_as {
+        print_demo(running.addr(), demo_as.addr());
+    }
+    wait_for_signal();
+    tracing::info!("shutting down: finishing requests in flight");
+    running.shutdown();
+    if let Some(demo_as) = demo_as {
+        demo_as.shutdown();
+    }
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for signal handling");
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    });
+}
+
+fn print_demo(proxy: SocketAddr, upstream: SocketAddr) {
+    println!(
+        r#"
+medmij-vert-proxy demo
+  proxy    http://{proxy}   (this is where the PGO sends the browser)
+  demo AS  http://{upstream}   (a legacy AS that knows nothing of representation)
+
+Paste these lines into another shell. Each flow asks the proxy to authorize, logs in at the
+demo AS (through the proxy) and prints the status and Location the browser would get:
+302 with code and your own state = released; 403 or 302 with error = not released.
+
+P=http://{proxy}
+A="$P/oauth2/authorize?response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=abc123"
+login() {{ curl -s "$1" | grep -o '/oauth2/login/[A-Za-z0-9_-]*' | head -n1; }}
+show() {{ curl -s -w '\n%{{http_code}} %{{redirect_url}}\n' "$@" | awk '/<h1>/{{t=$0; gsub(/.*<h1>|<\/h1>.*/,"",t)}} END{{print $0 (t ? "  (page: " t ")" : "")}}'; }}
+
+# 1. For yourself: released
+show -d as=self "$P$(login "$A&scope=48")"
+# 2. On behalf of Piet, born 1 Sept 1970: released (ext.vert.authint.202)
+show -d as=piet "$P$(login "$A&scope=48%20onbehalfof&MedMij_geboortedatum=19700901")"
+# 3. On behalf of child Sanne (onbehalfofchild): released
+show -d as=sanne "$P$(login "$A&scope=48%20onbehalfofchild&MedMij_geboortedatum=20200315")"
+# 4. Vert 1: representation asked, logged in as yourself: 403 page, code withheld
+show -d as=self "$P$(login "$A&scope=48%20onbehalfof&MedMij_geboortedatum=19700901")"
+# 5. Vert 2: not asked, logged in on behalf of Piet: 403 page, code withheld
+show -d as=piet "$P$(login "$A&scope=48")"
+# 6. Vert 3: birth date missing: error redirect, nothing sent upstream
+show "$A&scope=48%20onbehalfof"
+# 7. Vert 4: birth date differs from Piet's: 403 page linking back with access_denied
+show -d as=piet "$P$(login "$A&scope=48%20onbehalfof&MedMij_geboortedatum=19700902")"
+# 8. 1a: unknown client: 400 page, no redirect
+show "$P/oauth2/authorize?response_type=code&client_id=evil.example&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&state=abc123"
+# 9. The AS forgets the signal: fail closed, 502 page, code withheld
+show -d as=piet -d signal=omit "$P$(login "$A&scope=48%20onbehalfof&MedMij_geboortedatum=19700901")"
+# 10. The Persoon cancels: the AS's error redirect passes, with your own state
+show -d as=deny "$P$(login "$A&scope=48")"
+
+Stop with Ctrl-C.
+"#
+    );
+}

@@ -179,7 +179,8 @@ pub struct Accepted<'q> {
 
 #[derive(Debug, Clone)]
 pub enum Decision<'q> {
-    Forward(Accepted<'q>),
+    /// Boxed: the parsed query is large, and refusals are the common case under attack.
+    Forward(Box<Accepted<'q>>),
     Refuse(Refusal),
     Redirect(ErrorRedirect),
 }
@@ -329,13 +330,13 @@ pub fn decide<'q>(query: &'q str, settings: &Settings<'_>) -> Decision<'q> {
 
     let client = client.clone();
     let redirect_uri = redirect_uri.to_owned();
-    Decision::Forward(Accepted {
+    Decision::Forward(Box::new(Accepted {
         parsed,
         client,
         redirect_uri,
         state,
         requested,
-    })
+    }))
 }
 
 /// The representation kinds named in a scope (space-separated tokens, case-sensitive), each once.
@@ -399,7 +400,7 @@ impl<'q> Accepted<'q> {
     pub fn forward_query(&self, sealed_state: &str, strip_token: bool) -> String {
         let query = self.parsed.query;
         let mut out = String::with_capacity(query.len() + sealed_state.len());
-        let mut push = |part: &str, out: &mut String| {
+        let push = |part: &str, out: &mut String| {
             if !out.is_empty() {
                 out.push('&');
             }
@@ -471,7 +472,7 @@ mod tests {
 
     fn accepted(d: Decision<'static>) -> Accepted<'static> {
         match d {
-            Decision::Forward(a) => a,
+            Decision::Forward(a) => *a,
             other => panic!("expected Forward, got {other:?}"),
         }
     }

@@ -34,11 +34,19 @@ pub enum Answer {
     /// client's validated `redirect_uri` carrying that OAuth `error` and the original `state`.
     Page {
         status: u16,
-        link_back: Option<&'static str>,
+        link_back: Option<LinkBack>,
     },
     /// A redirect to the validated `redirect_uri` with an OAuth `error`, an ASCII
     /// `error_description` and the original `state`.
     ErrorRedirect,
+}
+
+/// The OAuth error a page's link back to the client carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkBack {
+    pub error: &'static str,
+    /// ASCII.
+    pub description: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +120,10 @@ pub const TABLE: [Row; 8] = [
         medmij_action: "as Authorization interface 3 (core.authint.207): inform the Persoon, back to the PGO with access_denied",
         answer: Answer::Page {
             status: 403,
-            link_back: Some("access_denied"),
+            link_back: Some(LinkBack {
+                error: "access_denied",
+                description: "MedMij_geboortedatum does not match the represented person",
+            }),
         },
     },
     Row {
@@ -123,7 +134,10 @@ pub const TABLE: [Row; 8] = [
         medmij_action: "withhold the code; back to the PGO with access_denied",
         answer: Answer::Page {
             status: 403,
-            link_back: Some("access_denied"),
+            link_back: Some(LinkBack {
+                error: "access_denied",
+                description: "authorization flow expired",
+            }),
         },
     },
     Row {
@@ -203,13 +217,15 @@ mod tests {
 
     #[test]
     fn vert4_links_back_with_access_denied() {
-        assert_eq!(
-            Exception::Vert4.row().answer,
-            Answer::Page {
-                status: 403,
-                link_back: Some("access_denied")
-            }
-        );
+        let Answer::Page {
+            status: 403,
+            link_back: Some(link),
+        } = Exception::Vert4.row().answer
+        else {
+            panic!("Vert 4 is a 403 page with a link back")
+        };
+        assert_eq!(link.error, "access_denied");
+        assert!(link.description.is_ascii());
     }
 
     #[test]

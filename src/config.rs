@@ -1,0 +1,778 @@
+//! `proxy.toml` → a validated, typed [`Config`]. No side effects: nothing is opened, bound or
+//! read here (files named by the config are read by [`crate::resources`]). Every problem is
+//! reported at once, each naming its key; unknown keys are errors.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use http::uri::Authority;
+use ipnet::IpNet;
+use toml::{Table, Value};
+
+use crate::vert::clients::is_hostname;
+use crate::vert::{Client, Kind};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    pub upstream: Upstream,
+    pub oauth: OAuth,
+    pub clients: Clients,
+    pub representation: Representation,
+    pub state: State,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// Peers whose `X-Forwarded-*` headers are kept (extended) rather than replaced.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Accept loops, each on its own thread and single-threaded runtime. 0 = one per CPU.
+    pub workers: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_uri_length: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port` of the legacy AS (plain HTTP on a private network).
+    pub authority: Authority,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuth {
+    pub authorize_path: String,
+    /// Match guarded paths ignoring letter case (many AS frameworks route that way).
+    pub case_insensitive_paths: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub ocl_file: Option<PathBuf>,
+    pub static_clients: Vec<Client>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Representation {
+    pub scopes: Vec<Kind>,
+    pub strip_scope_token: bool,
+    pub request_header: HeaderName,
+    pub used_header: HeaderName,
+    pub birthdate_header: HeaderName,
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub key_file: Option<PathBuf>,
+    pub flow_ttl: Duration,
+    pub clock_skew: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// A `tracing` filter directive (`info`, `medmij_vert_proxy=debug`, …).
+    pub level: String,
+    pub format: LogFormat,
+    /// One line per request (method, path without query, status, time).
+    pub access: bool,
+}
+
+/// One problem in the configuration, named by its key (`listen.addr`,
+/// `clients.static[2].hostname`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found, in file order per section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The keys of each section: the public contract of SPEC §5 and its extensions.
+const SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "listen",
+        &[
+            "addr",
+            "trusted_proxies",
+            "workers",
+            "max_connections",
+            "header_read_timeout",
+            "idle_timeout",
+            "max_uri_length",
+            "max_headers",
+            "max_header_bytes",
+            "shutdown_grace",
+        ],
+    ),
+    (
+        "upstream",
+        &[
+            "url",
+            "connect_timeout",
+            "response_timeout",
+            "pool_idle_timeout",
+            "pool_max_idle",
+        ],
+    ),
+    ("oauth", &["authorize_path", "case_insensitive_paths"]),
+    ("clients", &["ocl_file", "static"]),
+    (
+        "representation",
+        &[
+            "scopes",
+            "strip_scope_token",
+            "request_header",
+            "used_header",
+            "birthdate_header",
+        ],
+    ),
+    ("state", &["key_file", "flow_ttl", "clock_skew"]),
+    ("log", &["level", "format", "access"]),
+];
+
+impl Config {
+    /// Reads a configuration from TOML text. Relative file paths are taken relative to
+    /// `base_dir` (the directory of the config file).
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        let root: Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigErrors(vec![ConfigError {
+                key: String::new(),
+                message: format!("not valid TOML: {}", e.to_string().trim_end()),
+            }])
+        })?;
+        let mut c = Check::default();
+        for key in root.keys() {
+            if !SECTIONS.iter().any(|(name, _)| name == key) {
+                c.error(key, "unknown section");
+            }
+        }
+        let s = c.section(&root, "listen");
+        let listen = Listen {
+            addr: c
+                .parsed(
+                    &s,
+                    "addr",
+                    "127.0.0.1:8080",
+                    "an address like 127.0.0.1:8080",
+                )
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            trusted_proxies: c.list(&s, "trusted_proxies", |v| {
+                v.parse::<IpNet>()
+                    .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| "not an IP address or CIDR range".to_string())
+            }),
+            workers: c.integer(&s, "workers", 0, 0, 1024),
+            max_connections: c.integer(&s, "max_connections", 10_000, 1, 1_000_000),
+            header_read_timeout: c.duration(&s, "header_read_timeout", "10s"),
+            idle_timeout: c.duration(&s, "idle_timeout", "60s"),
+            max_uri_length: c.integer(&s, "max_uri_length", 8 * 1024, 256, 64 * 1024),
+            max_headers: c.integer(&s, "max_headers", 100, 8, 1000),
+            max_header_bytes: c.integer(&s, "max_header_bytes", 16 * 1024, 1024, 1024 * 1024),
+            shutdown_grace: c.duration(&s, "shutdown_grace", "10s"),
+        };
+        if listen.max_uri_length > listen.max_header_bytes {
+            c.error(
+                "listen.max_uri_length",
+                "cannot exceed listen.max_header_bytes (the request line counts against both)",
+            );
+        }
+
+        let s = c.section(&root, "upstream");
+        let authority = match c.string(&s, "url") {
+            None => {
+                c.error(
+                    "upstream.url",
+                    "missing (the legacy AS, e.g. http://127.0.0.1:9000)",
+                );
+                None
+            }
+            Some(url) => match upstream_authority(url) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    c.error("upstream.url", e);
+                    None
+                }
+            },
+        };
+        let upstream = Upstream {
+            authority: authority.unwrap_or_else(|| Authority::from_static("invalid")),
+            connect_timeout: c.duration(&s, "connect_timeout", "2s"),
+            response_timeout: c.duration(&s, "response_timeout", "30s"),
+            pool_idle_timeout: c.duration(&s, "pool_idle_timeout", "90s"),
+            pool_max_idle: c.integer(&s, "pool_max_idle", 256, 0, 100_000),
+        };
+
+        let s = c.section(&root, "oauth");
+        let authorize_path = c
+            .string(&s, "authorize_path")
+            .unwrap_or("/oauth2/authorize")
+            .to_owned();
+        if let Err(e) = check_path(&authorize_path) {
+            c.error("oauth.authorize_path", e);
+        }
+        let oauth = OAuth {
+            authorize_path,
+            case_insensitive_paths: c.boolean(&s, "case_insensitive_paths", true),
+        };
+
+        let s = c.section(&root, "clients");
+        let clients = Clients {
+            ocl_file: c.string(&s, "ocl_file").map(|p| base_dir.join(p)),
+            static_clients: c.static_clients(&s),
+        };
+
+        let s = c.section(&root, "representation");
+        let scopes = match s.get("scopes") {
+            None => vec![Kind::OnBehalfOf],
+            Some(_) => {
+                let mut kinds = c.list(&s, "scopes", |v| {
+                    Kind::from_token(v)
+                        .ok_or_else(|| "expected \"onbehalfof\" or \"onbehalfofchild\"".into())
+                });
+                kinds.dedup();
+                kinds
+            }
+        };
+        let representation = Representation {
+            scopes,
+            strip_scope_token: c.boolean(&s, "strip_scope_token", false),
+            request_header: c.header(&s, "request_header", "x-vert-requested"),
+            used_header: c.header(&s, "used_header", "x-vert-representation"),
+            birthdate_header: c.header(&s, "birthdate_header", "x-vert-birthdate"),
+        };
+        let names = [
+            ("request_header", &representation.request_header),
+            ("used_header", &representation.used_header),
+            ("birthdate_header", &representation.birthdate_header),
+        ];
+        for (i, (key, name)) in names.iter().enumerate() {
+            if names[..i].iter().any(|(_, other)| other == name) {
+                c.error(
+                    format!("representation.{key}"),
+                    "must differ from the other representation headers",
+                );
+            }
+        }
+
+        let s = c.section(&root, "state");
+        let state = State {
+            key_file: c.string(&s, "key_file").map(|p| base_dir.join(p)),
+            flow_ttl: c.duration(&s, "flow_ttl", "30m"),
+            clock_skew: c.duration(&s, "clock_skew", "60s"),
+        };
+        if state.flow_ttl < Duration::from_secs(60) {
+            c.error(
+                "state.flow_ttl",
+                "must be at least 1m (a DigiD login takes time)",
+            );
+        }
+
+        let s = c.section(&root, "log");
+        let format = match c.string(&s, "format").unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                c.error("log.format", "expected \"text\" or \"json\"");
+                LogFormat::Text
+            }
+        };
+        let level = c.string(&s, "level").unwrap_or("info").to_owned();
+        if let Err(e) = crate::telemetry::check_level(&level) {
+            c.error("log.level", format!("not a log filter: {e}"));
+        }
+        let log = Log {
+            level,
+            format,
+            access: c.boolean(&s, "access", false),
+        };
+
+        if c.errors.is_empty() {
+            Ok(Config {
+                listen,
+                upstream,
+                oauth,
+                clients,
+                representation,
+                state,
+                log,
+            })
+        } else {
+            Err(ConfigErrors(c.errors))
+        }
+    }
+}
+
+/// `http://host:port` with nothing after the authority but an optional `/`.
+fn upstream_authority(url: &str) -> Result<Authority, String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        "must start with http:// (the legacy AS sits on a private network; https is not supported)"
+            .to_string()
+    })?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err("must be http://host:port, without path, query or userinfo".into());
+    }
+    authority
+        .parse::<Authority>()
+        .map_err(|_| "not a valid host:port".to_string())
+}
+
+fn check_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("must start with /");
+    }
+    let segments_ok = path[1..].split('/').all(|s| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    });
+    if !segments_ok {
+        return Err(
+            "must be a plain path: segments of A-Z a-z 0-9 - . _ ~, no empty, . or .. segment, no trailing /",
+        );
+    }
+    Ok(())
+}
+
+/// A section of the file, with the keys it may hold.
+struct Section<'a> {
+    name: &'static str,
+    table: Option<&'a Table>,
+}
+
+impl<'a> Section<'a> {
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.table.and_then(|t| t.get(key))
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}.{key}", self.name)
+    }
+}
+
+/// Collects errors while values are read, so that one run reports them all.
+#[derive(Default)]
+struct Check {
+    errors: Vec<ConfigError>,
+}
+
+impl Check {
+    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn section<'a>(&mut self, root: &'a Table, name: &'static str) -> Section<'a> {
+        let known = SECTIONS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, keys)| *keys)
+            .unwrap_or(&[]);
+        let table = match root.get(name) {
+            None => None,
+            Some(Value::Table(t)) => Some(t),
+            Some(_) => {
+                self.error(name, "must be a table ([section])");
+                None
+            }
+        };
+        if let Some(t) = table {
+            for key in t.keys() {
+                if !known.contains(&key.as_str()) {
+                    self.error(format!("{name}.{key}"), "unknown key");
+                }
+            }
+        }
+        Section { name, table }
+    }
+
+    fn typed<'a, T>(
+        &mut self,
+        s: &Section<'a>,
+        key: &str,
+        what: &str,
+        get: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Option<T> {
+        let value = s.get(key)?;
+        let got = get(value);
+        if got.is_none() {
+            self.error(
+                s.key(key),
+                format!("expected {what}, found {}", value.type_str()),
+            );
+        }
+        got
+    }
+
+    fn string<'a>(&mut self, s: &Section<'a>, key: &str) -> Option<&'a str> {
+        self.typed(s, key, "a string", Value::as_str)
+    }
+
+    fn boolean(&mut self, s: &Section<'_>, key: &str, default: bool) -> bool {
+        self.typed(s, key, "true or false", Value::as_bool)
+            .unwrap_or(default)
+    }
+
+    fn integer(
+        &mut self,
+        s: &Section<'_>,
+        key: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> usize {
+        match self.typed(s, key, "an integer", Value::as_integer) {
+            None => default,
+            Some(n) => match usize::try_from(n) {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    self.error(s.key(key), format!("must be between {min} and {max}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn duration(&mut self, s: &Section<'_>, key: &str, default: &str) -> Duration {
+        let default = humantime::parse_duration(default).expect("defaults parse");
+        match self.string(s, key) {
+            None => default,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    self.error(s.key(key), "must be longer than 0s");
+                    default
+                }
+                Err(_) => {
+                    self.error(
+                        s.key(key),
+                        format!("{text:?} is not a duration like \"500ms\", \"30s\" or \"30m\""),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &mut self,
+        s: &Section<'_>,
+        key: &str,
+        default: &str,
+        what: &str,
+    ) -> Option<T> {
+        let text = self.string(s, key).unwrap_or(default);
+        let parsed = text.parse().ok();
+        if parsed.is_none() {
+            self.error(s.key(key), format!("{text:?} is not {what}"));
+        }
+        parsed
+    }
+
+    fn header(&mut self, s: &Section<'_>, key: &str, default: &'static str) -> HeaderName {
+        let Some(text) = self.string(s, key) else {
+            return HeaderName::from_static(default);
+        };
+        match HeaderName::from_bytes(text.as_bytes()) {
+            Ok(name) if !crate::forwarded::is_hop_by_hop(&name) => name,
+            Ok(_) => {
+                self.error(s.key(key), "a hop-by-hop header cannot carry the signal");
+                HeaderName::from_static(default)
+            }
+            Err(_) => {
+                self.error(s.key(key), format!("{text:?} is not a valid header name"));
+                HeaderName::from_static(default)
+            }
+        }
+    }
+
+    /// An array of strings, each converted; errors name the element (`key[2]`).
+    fn list<T>(
+        &mut self,
+        s: &Section<'_>,
+        key: &str,
+        convert: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
+        let Some(items) = self.typed(s, key, "an array", Value::as_array) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let k = format!("{}[{i}]", s.key(key));
+            match item.as_str().map(&convert) {
+                Some(Ok(v)) => out.push(v),
+                Some(Err(e)) => self.error(k, e),
+                None => self.error(k, format!("expected a string, found {}", item.type_str())),
+            }
+        }
+        out
+    }
+
+    fn static_clients(&mut self, s: &Section<'_>) -> Vec<Client> {
+        let Some(items) = self.typed(s, "static", "an array of tables", Value::as_array) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("clients.static[{i}]");
+            let Some(t) = item.as_table() else {
+                self.error(key, "expected { hostname = \"…\", name = \"…\" }");
+                continue;
+            };
+            for k in t.keys() {
+                if k != "hostname" && k != "name" {
+                    self.error(format!("{key}.{k}"), "unknown key");
+                }
+            }
+            let hostname = match t.get("hostname").map(Value::as_str) {
+                Some(Some(h)) if is_hostname(h) => Some(h.to_owned()),
+                Some(Some(h)) => {
+                    self.error(
+                        format!("{key}.hostname"),
+                        format!("{h:?} is not a lower-case hostname (the client_id)"),
+                    );
+                    None
+                }
+                Some(None) => {
+                    self.error(format!("{key}.hostname"), "expected a string");
+                    None
+                }
+                None => {
+                    self.error(format!("{key}.hostname"), "missing");
+                    None
+                }
+            };
+            let name = match t.get("name").map(Value::as_str) {
+                Some(Some(n)) if !n.trim().is_empty() => Some(n.trim().to_owned()),
+                Some(_) => {
+                    self.error(format!("{key}.name"), "expected a non-empty string");
+                    None
+                }
+                None => hostname.clone(),
+            };
+            if let (Some(hostname), Some(name)) = (hostname, name) {
+                out.push(Client { hostname, name });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_toml(text, Path::new("/etc/vert"))
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("[upstream]\nurl = \"http://127.0.0.1:9000\"\n").unwrap();
+        assert_eq!(c.listen.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.upstream.authority.as_str(), "127.0.0.1:9000");
+        assert_eq!(c.upstream.connect_timeout, Duration::from_secs(2));
+        assert_eq!(c.upstream.response_timeout, Duration::from_secs(30));
+        assert_eq!(c.oauth.authorize_path, "/oauth2/authorize");
+        assert!(c.oauth.case_insensitive_paths);
+        assert_eq!(c.representation.scopes, vec![Kind::OnBehalfOf]);
+        assert!(!c.representation.strip_scope_token);
+        assert_eq!(c.representation.request_header, "x-vert-requested");
+        assert_eq!(c.representation.used_header, "x-vert-representation");
+        assert_eq!(c.representation.birthdate_header, "x-vert-birthdate");
+        assert_eq!(c.state.flow_ttl, Duration::from_secs(30 * 60));
+        assert_eq!(c.state.key_file, None);
+        assert!(c.listen.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_proxy_toml_is_valid() {
+        let text = include_str!("../proxy.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c.clients.static_clients[0].hostname, "pgo.example.nl");
+    }
+
+    #[test]
+    fn every_error_at_once_each_named_by_key() {
+        let got = errors(
+            r#"
+            [listen]
+            addr = "nonsense"
+            trusted_proxies = ["10.0.0.0/8", "not-an-ip"]
+            bogus = 1
+            [upstream]
+            url = "https://as.internal"
+            connect_timeout = "soon"
+            [oauth]
+            authorize_path = "oauth2/authorize"
+            [clients]
+            static = [ { hostname = "PGO.example.nl" }, { hostname = "ok.nl", extra = 1 } ]
+            [representation]
+            scopes = ["onbehalfof", "OnBehalfOfChild"]
+            used_header = "X-Vert-Requested"
+            [state]
+            flow_ttl = 30
+            [extra]
+            "#,
+        );
+        let want = [
+            "extra: unknown section",
+            "listen.bogus: unknown key",
+            "listen.addr: \"nonsense\" is not an address like 127.0.0.1:8080",
+            "listen.trusted_proxies[1]: not an IP address or CIDR range",
+            "upstream.url: must start with http:// (the legacy AS sits on a private network; https is not supported)",
+            "upstream.connect_timeout: \"soon\" is not a duration like \"500ms\", \"30s\" or \"30m\"",
+            "oauth.authorize_path: must start with /",
+            "clients.static[0].hostname: \"PGO.example.nl\" is not a lower-case hostname (the client_id)",
+            "clients.static[1].extra: unknown key",
+            "representation.scopes[1]: expected \"onbehalfof\" or \"onbehalfofchild\"",
+            "representation.used_header: must differ from the other representation headers",
+            "state.flow_ttl: expected a string, found integer",
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn missing_upstream_is_named() {
+        assert_eq!(
+            errors(""),
+            ["upstream.url: missing (the legacy AS, e.g. http://127.0.0.1:9000)"]
+        );
+    }
+
+    #[test]
+    fn toml_syntax_error_is_reported() {
+        let e = errors("[listen\naddr=1");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("not valid TOML"), "{e:?}");
+    }
+
+    #[test]
+    fn relative_files_are_relative_to_the_config() {
+        let c = parse(
+            "[upstream]\nurl=\"http://a:1\"\n[clients]\nocl_file=\"ocl.xml\"\n[state]\nkey_file=\"/abs/state.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.clients.ocl_file, Some(PathBuf::from("/etc/vert/ocl.xml")));
+        assert_eq!(c.state.key_file, Some(PathBuf::from("/abs/state.key")));
+    }
+
+    #[test]
+    fn upstream_url_forms() {
+        for ok in [
+            "http://127.0.0.1:9000",
+            "http://as.internal:80/",
+            "http://[::1]:9000",
+        ] {
+            assert!(upstream_authority(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://a/prefix",
+            "ftp://a",
+            "http://u@a:1",
+            "http://a:1?x",
+            "http://",
+        ] {
+            assert!(upstream_authority(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn authorize_path_forms() {
+        assert!(check_path("/oauth2/authorize").is_ok());
+        for bad in [
+            "/oauth2/authorize/",
+            "/a//b",
+            "/a/../b",
+            "/a%2Fb",
+            "/a;b",
+            "relative",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_are_range_checked() {
+        let got = errors(
+            "[upstream]\nurl=\"http://a:1\"\n[listen]\nmax_connections = 0\nmax_uri_length = 60000\nidle_timeout = \"0s\"\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "listen.max_connections: must be between 1 and 1000000",
+                "listen.idle_timeout: must be longer than 0s",
+                "listen.max_uri_length: cannot exceed listen.max_header_bytes (the request line counts against both)",
+            ]
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_signal_header_is_refused() {
+        let got = errors(
+            "[upstream]\nurl=\"http://a:1\"\n[representation]\nused_header = \"Connection\"\n",
+        );
+        assert_eq!(
+            got,
+            ["representation.used_header: a hop-by-hop header cannot carry the signal"]
+        );
+    }
+}

@@ -1,0 +1,531 @@
+//! The tower middleware that applies [`crate::vert`] to HTTP: [`VertGuardLayer`] /
+//! [`VertGuard`] / [`ResponseFuture`]. Requests to the authorize endpoint are decided before they
+//! go upstream; every upstream response passes through [`ResponseFuture`], the one place that
+//! looks at responses, where flow returns are released or withheld. [`Guard::answer`] is the one
+//! place that maps the exception table to HTTP.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::pages::{self, Details, Lang, Topic};
+use crate::paths::{GuardedPaths, Route};
+use crate::proxy::{Body, error_page};
+use crate::resources::Resources;
+use crate::seal::{KeyRing, random_uuid};
+use crate::vert::authorize::{self, Decision};
+use crate::vert::exceptions::{Answer, error_redirect};
+use crate::vert::flow_return::{self, Location, Signal, Verdict};
+use crate::vert::{ClientList, Exception, Flow, Kind};
+
+/// Log lines of decisions go to this target (`RUST_LOG=medmij_vert_proxy::decision=info`).
+const DECISION: &str = "medmij_vert_proxy::decision";
+
+/// Everything the guard needs, shared by all connections.
+pub struct Guard {
+    paths: GuardedPaths,
+    authorize_path: String,
+    clients: ClientList,
+    enabled: Vec<Kind>,
+    strip_scope_token: bool,
+    request_header: HeaderName,
+    used_header: HeaderName,
+    birthdate_header: HeaderName,
+    keys: KeyRing,
+    flow_ttl: Duration,
+    clock_skew: Duration,
+}
+
+impl Guard {
+    pub fn new(config: &Config, resources: Resources) -> Self {
+        let r = &config.representation;
+        Guard {
+            paths: GuardedPaths::new(
+                &config.oauth.authorize_path,
+                config.oauth.case_insensitive_paths,
+            ),
+            authorize_path: config.oauth.authorize_path.clone(),
+            clients: resources.clients,
+            enabled: r.scopes.clone(),
+            strip_scope_token: r.strip_scope_token,
+            request_header: r.request_header.clone(),
+            used_header: r.used_header.clone(),
+            birthdate_header: r.birthdate_header.clone(),
+            keys: resources.keys,
+            flow_ttl: config.state.flow_ttl,
+            clock_skew: config.state.clock_skew,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct VertGuardLayer {
+    guard: Arc<Guard>,
+}
+
+impl VertGuardLayer {
+    pub fn new(guard: Guard) -> Self {
+        VertGuardLayer {
+            guard: Arc::new(guard),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for VertGuardLayer {
+    type Service = VertGuard<S>;
+
+    fn layer(&self, inner: S) -> VertGuard<S> {
+        VertGuard {
+            inner,
+            guard: self.guard.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct VertGuard<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+impl<S> tower::Service<Request<Incoming>> for VertGuard<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        // SPEC §3.1: only the proxy tells the AS that representation was asked for.
+        req.headers_mut().remove(&self.guard.request_header);
+        match self.guard.paths.route(req.uri().path()) {
+            Route::Other => self.forward(req),
+            Route::Authorize => self.authorize(req),
+            Route::Unreadable => {
+                let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
+                let trace_id = random_uuid();
+                tracing::info!(%trace_id, "refused a path that does not decode one way: 400");
+                ResponseFuture::ready(error_page(
+                    Topic::BadRequest,
+                    StatusCode::BAD_REQUEST,
+                    lang,
+                    trace_id,
+                ))
+            }
+        }
+    }
+}
+
+impl<S> VertGuard<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+{
+    fn forward(&mut self, req: Request<Incoming>) -> ResponseFuture<S::Future> {
+        let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+        ResponseFuture {
+            kind: Stage::Inspect {
+                future: self.inner.call(req),
+                guard: self.guard.clone(),
+                accept_language,
+            },
+        }
+    }
+
+    /// An authorization request: decided here, forwarded only when accepted.
+    fn authorize(&mut self, mut req: Request<Incoming>) -> ResponseFuture<S::Future> {
+        let guard = &*self.guard;
+        let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
+        let query = req.uri().query().unwrap_or("");
+        let (request_id, correlation_id) = authorize::request_ids(query);
+        let request_id = request_id.and_then(|id| Uuid::try_parse(&id).ok());
+        let correlation_id = correlation_id
+            .and_then(|id| Uuid::try_parse(&id).ok())
+            .unwrap_or_else(random_uuid);
+        let ids = Ids {
+            request_id,
+            correlation_id,
+        };
+
+        if req.method() != Method::GET {
+            // core.authint.200: the authorization request is a GET.
+            ids.log("refused", "core.authint.200", "method not allowed", None);
+            let mut response = error_page(
+                Topic::MethodNotAllowed,
+                StatusCode::METHOD_NOT_ALLOWED,
+                lang,
+                correlation_id,
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return ResponseFuture::ready(response);
+        }
+
+        // Birth dates may be "today" anywhere on Earth: a child born just after midnight in
+        // the Netherlands is born "tomorrow" in UTC.
+        let today = (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
+        let settings = authorize::Settings {
+            clients: &guard.clients,
+            enabled: &guard.enabled,
+            today,
+        };
+        let (path_and_query, kind) = match authorize::decide(query, &settings) {
+            Decision::Refuse(refusal) => {
+                ids.log(
+                    "refused",
+                    Exception::Auth1a.row().rule,
+                    refusal.reason,
+                    Some(Exception::Auth1a),
+                );
+                let name = refusal.client.as_ref().map(|c| c.name.as_str());
+                return ResponseFuture::ready(guard.answer(
+                    Exception::Auth1a,
+                    lang,
+                    name,
+                    correlation_id,
+                    None,
+                ));
+            }
+            Decision::Redirect(redirect) => {
+                ids.log(
+                    "error_redirect",
+                    redirect.exception.row().rule,
+                    redirect.description,
+                    Some(redirect.exception),
+                );
+                return ResponseFuture::ready(guard.answer(
+                    redirect.exception,
+                    lang,
+                    None,
+                    correlation_id,
+                    Some(Then::Redirect(&redirect.location)),
+                ));
+            }
+            Decision::Forward(accepted) => {
+                let flow = accepted.flow(unix_now(), correlation_id);
+                let sealed = guard.keys.seal(&flow);
+                let query = accepted.forward_query(&sealed, guard.strip_scope_token);
+                let kind = accepted.requested.map(|r| r.kind);
+                // ext.vert.authint.201/.204: the AS is told to ask DigiD for representation.
+                let rule = match kind {
+                    None => "core.authint.200",
+                    Some(Kind::OnBehalfOf) => "ext.vert.authint.201",
+                    Some(Kind::OnBehalfOfChild) => "ext.vert.authint.204",
+                };
+                tracing::info!(
+                    target: DECISION,
+                    outcome = "forwarded",
+                    rule,
+                    client_id = accepted.client.hostname.as_str(),
+                    representation = kind.map_or("none", Kind::token),
+                    request_id = ids.request_id.map(tracing::field::display),
+                    correlation_id = %ids.correlation_id,
+                );
+                let path_and_query = format!("{}?{query}", guard.authorize_path);
+                (path_and_query, kind)
+            }
+        };
+        // The query was checked character by character; it is a valid URI.
+        let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
+            return ResponseFuture::ready(error_page(
+                Topic::BadRequest,
+                StatusCode::BAD_REQUEST,
+                lang,
+                correlation_id,
+            ));
+        };
+        *req.uri_mut() = path_and_query.into();
+        if let Some(kind) = kind {
+            req.headers_mut().insert(
+                guard.request_header.clone(),
+                HeaderValue::from_static(kind.token()),
+            );
+        }
+        self.forward(req)
+    }
+}
+
+/// What follows an exception besides the page: the error redirect of 1b / Vert 3, or the flow
+/// whose `redirect_uri` a page may link back to.
+enum Then<'a> {
+    Redirect(&'a str),
+    Flow(&'a Flow),
+}
+
+impl Guard {
+    /// The exception table's answer, as HTTP. The only place that turns an [`Exception`] into
+    /// a response.
+    fn answer(
+        &self,
+        exception: Exception,
+        lang: Lang,
+        client_name: Option<&str>,
+        trace_id: Uuid,
+        then: Option<Then<'_>>,
+    ) -> Response<Body> {
+        match (exception.row().answer, then) {
+            (Answer::ErrorRedirect, Some(Then::Redirect(location))) => pages::redirect(location),
+            (Answer::Page { status, link_back }, then) => {
+                let link = match (link_back, then) {
+                    (Some(link), Some(Then::Flow(flow))) => Some(error_redirect(
+                        &flow.redirect_uri,
+                        link.error,
+                        link.description,
+                        Some(&flow.state),
+                    )),
+                    _ => None,
+                };
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                pages::render(
+                    Topic::Exception(exception),
+                    status,
+                    &Details {
+                        lang,
+                        client_name,
+                        link_back: link.as_deref(),
+                        trace_id,
+                        ttl_minutes: self.flow_ttl.as_secs() / 60,
+                    },
+                )
+            }
+            // An error redirect without its location cannot happen; answer with a page rather
+            // than redirect anywhere unvalidated.
+            (Answer::ErrorRedirect, _) => pages::render(
+                Topic::Exception(Exception::FailClosed),
+                StatusCode::BAD_REQUEST,
+                &Details {
+                    lang,
+                    client_name,
+                    link_back: None,
+                    trace_id,
+                    ttl_minutes: 0,
+                },
+            ),
+        }
+    }
+
+    /// Every upstream response: signal headers removed; a 3xx inspected by
+    /// [`flow_return::inspect`].
+    fn inspect(
+        &self,
+        mut response: Response<Body>,
+        accept_language: Option<&HeaderValue>,
+    ) -> Response<Body> {
+        let headers = response.headers_mut();
+        // The signal is for the proxy only: it never reaches the browser.
+        let used = headers.remove(&self.used_header);
+        let birthdate = headers.remove(&self.birthdate_header);
+        if !response.status().is_redirection() {
+            return response;
+        }
+        let mut values = response.headers().get_all(header::LOCATION).iter();
+        let location = match (values.next(), values.next()) {
+            (None, _) => return response,
+            (Some(value), None) => match value.to_str() {
+                Ok(text) => Location::Text(text),
+                Err(_) => Location::Unreadable,
+            },
+            (Some(_), Some(_)) => Location::Unreadable,
+        };
+        let settings = flow_return::Settings {
+            clients: &self.clients,
+            now: unix_now(),
+            ttl: self.flow_ttl.as_secs(),
+            skew: self.clock_skew.as_secs(),
+        };
+        let signal = Signal {
+            used: used.as_ref().and_then(|v| v.to_str().ok()),
+            birthdate: birthdate.as_ref().and_then(|v| v.to_str().ok()),
+        };
+        let verdict = flow_return::inspect(location, &settings, |s| self.keys.open(s), signal);
+        match verdict {
+            Verdict::PassThrough => response,
+            Verdict::Restore { location, flow } => {
+                log_flow(
+                    "restored",
+                    "ext.vert.authint.202",
+                    None,
+                    "error redirect",
+                    &flow,
+                );
+                set_location(response, &location)
+            }
+            Verdict::Release { location, flow } => {
+                log_flow(
+                    "released",
+                    "ext.vert.authint.202",
+                    None,
+                    "code released",
+                    &flow,
+                );
+                set_location(response, &location)
+            }
+            Verdict::Withhold {
+                exception,
+                detail,
+                flow,
+            } => {
+                let lang = Lang::from_accept_language(accept_language);
+                let (trace_id, name) = match &flow {
+                    Some(flow) => {
+                        log_flow(
+                            "withheld",
+                            exception.row().rule,
+                            Some(exception),
+                            detail,
+                            flow,
+                        );
+                        let name = self.clients.get(flow.client_id()).map(|c| c.name.as_str());
+                        (flow.correlation_id, name)
+                    }
+                    None => {
+                        let trace_id = random_uuid();
+                        tracing::warn!(
+                            target: DECISION,
+                            outcome = "withheld",
+                            rule = exception.row().rule,
+                            exception = exception.row().id,
+                            detail,
+                            %trace_id,
+                        );
+                        (trace_id, None)
+                    }
+                };
+                // The upstream response, code and all, is dropped here.
+                self.answer(
+                    exception,
+                    lang,
+                    name,
+                    trace_id,
+                    flow.as_ref().map(Then::Flow),
+                )
+            }
+        }
+    }
+}
+
+fn set_location(mut response: Response<Body>, location: &str) -> Response<Body> {
+    // Built from a readable Location and a state that passed strict decoding: visible ASCII.
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => error_page(
+            Topic::Exception(Exception::FailClosed),
+            StatusCode::BAD_GATEWAY,
+            Lang::Nl,
+            random_uuid(),
+        ),
+    }
+}
+
+/// The ids an authorization request is logged under.
+struct Ids {
+    request_id: Option<Uuid>,
+    correlation_id: Uuid,
+}
+
+impl Ids {
+    fn log(&self, outcome: &str, rule: &str, detail: &str, exception: Option<Exception>) {
+        tracing::info!(
+            target: DECISION,
+            outcome,
+            rule,
+            exception = exception.map(|e| e.row().id),
+            detail,
+            request_id = self.request_id.map(tracing::field::display),
+            correlation_id = %self.correlation_id,
+        );
+    }
+}
+
+fn log_flow(outcome: &str, rule: &str, exception: Option<Exception>, detail: &str, flow: &Flow) {
+    tracing::info!(
+        target: DECISION,
+        outcome,
+        rule,
+        exception = exception.map(|e| e.row().id),
+        detail,
+        client_id = flow.client_id(),
+        representation = flow.requested.map_or("none", |r| r.kind.token()),
+        correlation_id = %flow.correlation_id,
+    );
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pin_project_lite::pin_project! {
+    /// The response of the inner service, inspected; or an answer the guard made itself.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Stage<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StageProj]
+    enum Stage<F> {
+        Inspect {
+            #[pin]
+            future: F,
+            guard: Arc<Guard>,
+            accept_language: Option<HeaderValue>,
+        },
+        Ready {
+            response: Option<Response<Body>>,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn ready(response: Response<Body>) -> Self {
+        ResponseFuture {
+            kind: Stage::Ready {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            StageProj::Inspect {
+                future,
+                guard,
+                accept_language,
+            } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(guard.inspect(response, accept_language.as_ref())))
+            }
+            StageProj::Ready { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Pages for the Persoon: Dutch at B1 level, English when `Accept-Language` prefers it. Every
+//! value is HTML-escaped by the template; no page ever holds a code, a state or a birth date.
+
+use std::sync::LazyLock;
+
+use askama::Template;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{Either, Full};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::proxy::Body;
+use crate::vert::Exception;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Nl,
+    En,
+}
+
+impl Lang {
+    /// Dutch unless the `Accept-Language` header ranks English above Dutch.
+    pub fn from_accept_language(header: Option<&HeaderValue>) -> Lang {
+        let Some(text) = header.and_then(|h| h.to_str().ok()) else {
+            return Lang::Nl;
+        };
+        let (mut en, mut nl) = (0.0f32, 0.0f32);
+        for item in text.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .filter(|q| (0.0..=1.0).contains(q))
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            if primary.eq_ignore_ascii_case("en") {
+                en = en.max(q);
+            } else if primary.eq_ignore_ascii_case("nl") {
+                nl = nl.max(q);
+            }
+        }
+        if en > nl { Lang::En } else { Lang::Nl }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Lang::Nl => "nl",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// What a page is about: an exception of the table, or the proxy's own trouble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Exception(Exception),
+    /// 502: the upstream could not be reached.
+    Unreachable,
+    /// 504: the upstream did not answer in time.
+    TimedOut,
+    /// 405 on the authorize path.
+    MethodNotAllowed,
+    /// 400: a request the proxy will not pass on (a path that cannot be read one way).
+    BadRequest,
+}
+
+/// A page's words. `{pgo}` is replaced by the client's name, `{minutes}` by the flow's time
+/// to live; both before escaping.
+struct Words {
+    title: &'static str,
+    paragraphs: &'static [&'static str],
+    link: &'static str,
+}
+
+fn words(topic: Topic, lang: Lang) -> Words {
+    use Exception::*;
+    match (topic, lang) {
+        (Topic::Exception(Auth1a), Lang::Nl) => Words {
+            title: "Deze aanvraag kunnen we niet verwerken",
+            paragraphs: &[
+                "De app of website die u hierheen stuurde, is bij ons niet bekend. Of de app gaf een adres op dat niet klopt.",
+                "Er zijn geen gegevens gedeeld. U kunt deze pagina sluiten.",
+                "Blijft dit gebeuren? Neem dan contact op met de maker van uw app en noem de code hieronder.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(Auth1a), Lang::En) => Words {
+            title: "We cannot process this request",
+            paragraphs: &[
+                "The app or website that sent you here is not known to us, or it gave an address that is not right.",
+                "No data has been shared. You can close this page.",
+                "If this keeps happening, contact the maker of your app and mention the code below.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(Vert1), Lang::Nl) => Words {
+            title: "Inloggen namens een ander is niet gelukt",
+            paragraphs: &[
+                "{pgo} vroeg om de gegevens van iemand anders. Maar u heeft bij het inloggen niet gekozen om namens die persoon in te loggen, of u koos een andere soort machtiging.",
+                "Daarom stoppen we hier. Er zijn geen gegevens gedeeld.",
+                "Wilt u het opnieuw proberen? Ga terug naar {pgo} en begin opnieuw. Kies bij het inloggen met DigiD voor inloggen namens de ander.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(Vert1), Lang::En) => Words {
+            title: "Signing in on behalf of someone else did not work",
+            paragraphs: &[
+                "{pgo} asked for someone else's data. But when you signed in, you did not choose to act on behalf of that person, or you chose another kind of authorisation.",
+                "So we stop here. No data has been shared.",
+                "Want to try again? Go back to {pgo} and start again. When you sign in with DigiD, choose to sign in on behalf of the other person.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(Vert2), Lang::Nl) => Words {
+            title: "U logde in namens een ander",
+            paragraphs: &[
+                "U heeft bij het inloggen gekozen om namens iemand anders in te loggen. Maar {pgo} vroeg om uw eigen gegevens.",
+                "Daarom stoppen we hier. Er zijn geen gegevens gedeeld.",
+                "Wilt u uw eigen gegevens ophalen? Ga terug naar {pgo} en log opnieuw in, nu voor uzelf.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(Vert2), Lang::En) => Words {
+            title: "You signed in on behalf of someone else",
+            paragraphs: &[
+                "When you signed in, you chose to act on behalf of someone else. But {pgo} asked for your own data.",
+                "So we stop here. No data has been shared.",
+                "Want to get your own data? Go back to {pgo} and sign in again, this time for yourself.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(Vert4), Lang::Nl) => Words {
+            title: "De geboortedatum klopt niet",
+            paragraphs: &[
+                "U wilde gegevens ophalen namens iemand anders. {pgo} gaf een geboortedatum door. Die is niet dezelfde als de geboortedatum van de persoon namens wie u inlogde.",
+                "Daarom zijn er geen gegevens gedeeld.",
+                "Ga terug naar {pgo}. Kijk daar of u de goede persoon en geboortedatum heeft gekozen.",
+            ],
+            link: "Terug naar {pgo}",
+        },
+        (Topic::Exception(Vert4), Lang::En) => Words {
+            title: "The date of birth does not match",
+            paragraphs: &[
+                "You wanted to get data on behalf of someone else. {pgo} gave a date of birth that is not the date of birth of the person you signed in for.",
+                "So no data has been shared.",
+                "Go back to {pgo} and check that you chose the right person and date of birth.",
+            ],
+            link: "Back to {pgo}",
+        },
+        (Topic::Exception(Expired), Lang::Nl) => Words {
+            title: "Dit duurde te lang",
+            paragraphs: &[
+                "Het inloggen duurde langer dan {minutes} minuten. Om uw gegevens te beschermen, stoppen we daarom.",
+                "Er zijn geen gegevens gedeeld.",
+                "Ga terug naar {pgo} en probeer het opnieuw.",
+            ],
+            link: "Terug naar {pgo}",
+        },
+        (Topic::Exception(Expired), Lang::En) => Words {
+            title: "This took too long",
+            paragraphs: &[
+                "Signing in took longer than {minutes} minutes. To protect your data, we stop here.",
+                "No data has been shared.",
+                "Go back to {pgo} and try again.",
+            ],
+            link: "Back to {pgo}",
+        },
+        (Topic::Exception(FailClosed | Auth1b | Vert3), Lang::Nl) => Words {
+            title: "Er ging iets mis",
+            paragraphs: &[
+                "We konden niet controleren of het inloggen goed ging. Daarom zijn er geen gegevens gedeeld.",
+                "Probeer het later opnieuw vanuit uw app.",
+                "Blijft dit gebeuren? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(FailClosed | Auth1b | Vert3), Lang::En) => Words {
+            title: "Something went wrong",
+            paragraphs: &[
+                "We could not check that signing in went well. So no data has been shared.",
+                "Please try again later from your app.",
+                "If this keeps happening, contact your healthcare provider and mention the code below.",
+            ],
+            link: "",
+        },
+        (Topic::Unreachable, Lang::Nl) => Words {
+            title: "Deze dienst is nu niet bereikbaar",
+            paragraphs: &["Probeer het over een paar minuten opnieuw."],
+            link: "",
+        },
+        (Topic::Unreachable, Lang::En) => Words {
+            title: "This service cannot be reached right now",
+            paragraphs: &["Please try again in a few minutes."],
+            link: "",
+        },
+        (Topic::TimedOut, Lang::Nl) => Words {
+            title: "Deze dienst reageert niet op tijd",
+            paragraphs: &["Probeer het over een paar minuten opnieuw."],
+            link: "",
+        },
+        (Topic::TimedOut, Lang::En) => Words {
+            title: "This service did not answer in time",
+            paragraphs: &["Please try again in a few minutes."],
+            link: "",
+        },
+        (Topic::MethodNotAllowed | Topic::BadRequest, Lang::Nl) => Words {
+            title: "Deze aanvraag kunnen we niet verwerken",
+            paragraphs: &["De aanvraag is niet goed opgebouwd. Er zijn geen gegevens gedeeld."],
+            link: "",
+        },
+        (Topic::MethodNotAllowed | Topic::BadRequest, Lang::En) => Words {
+            title: "We cannot process this request",
+            paragraphs: &["The request is not well-formed. No data has been shared."],
+            link: "",
+        },
+    }
+}
+
+struct Link {
+    href: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "page.html")]
+struct Page<'a> {
+    lang: &'a str,
+    title: &'a str,
+    paragraphs: Vec<String>,
+    link: Option<Link>,
+    trace_label: &'a str,
+    trace_id: String,
+    style: &'a str,
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}h1{font-size:1.6rem;line-height:1.25}a.button{display:inline-block;padding:.6rem 1rem;background:#01689b;color:#fff;text-decoration:none;border-radius:4px}.trace{color:#555;font-size:.9rem}";
+
+/// The page's only style is allowed by its hash, so the policy can forbid everything else.
+static CONTENT_SECURITY_POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+    HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ))
+    .expect("ASCII")
+});
+
+/// Everything a page shows beyond its words.
+#[derive(Debug, Clone, Copy)]
+pub struct Details<'a> {
+    pub lang: Lang,
+    /// The PGO's name (from the client list).
+    pub client_name: Option<&'a str>,
+    /// A validated URI back to the PGO (already carrying `error` and `state`).
+    pub link_back: Option<&'a str>,
+    /// The flow's `X-Correlation-ID`, shown so the helpdesk can find the log line.
+    pub trace_id: Uuid,
+    pub ttl_minutes: u64,
+}
+
+/// Renders a page with its security headers.
+pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Response<Body> {
+    let words = words(topic, details.lang);
+    let fallback = match details.lang {
+        Lang::Nl => "uw app",
+        Lang::En => "your app",
+    };
+    let fill = |text: &str| {
+        text.replace("{pgo}", details.client_name.unwrap_or(fallback))
+            .replace("{minutes}", &details.ttl_minutes.to_string())
+    };
+    let page = Page {
+        lang: details.lang.code(),
+        title: words.title,
+        paragraphs: words.paragraphs.iter().map(|p| fill(p)).collect(),
+        link: details
+            .link_back
+            .filter(|_| !words.link.is_empty())
+            .map(|href| Link {
+                href: href.to_owned(),
+                text: fill(words.link),
+            }),
+        trace_label: match details.lang {
+            Lang::Nl => "Code voor de helpdesk",
+            Lang::En => "Code for the helpdesk",
+        },
+        trace_id: details.trace_id.to_string(),
+        style: STYLE,
+    };
+    let html = page
+        .render()
+        .unwrap_or_else(|_| String::from("<!DOCTYPE html><title>Error</title>"));
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(html))));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(details.lang.code()),
+    );
+    protect(h);
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        CONTENT_SECURITY_POLICY.clone(),
+    );
+    response
+}
+
+/// Headers for every answer the proxy makes itself: never cached, never framed, never
+/// referred from (a Referer would carry the URL).
+pub fn protect(h: &mut http::HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// A redirect the proxy makes itself (1b, Vert 3), to a `redirect_uri` it has validated.
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    // The location is built from validated URI characters only.
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            *response.status_mut() = StatusCode::FOUND;
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+    }
+    protect(response.headers_mut());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn body(r: Response<Body>) -> String {
+        let Either::Right(full) = r.into_body() else {
+            panic!("a page has a full body")
+        };
+        let bytes = futures_executor(full.collect()).unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn details(lang: Lang) -> Details<'static> {
+        Details {
+            lang,
+            client_name: Some("Voorbeeld <PGO> & Co"),
+            link_back: Some("https://pgo.example.nl/cb?error=access_denied&state=a\"b"),
+            trace_id: Uuid::from_u128(0xabc),
+            ttl_minutes: 30,
+        }
+    }
+
+    #[test]
+    fn language_from_accept_language() {
+        let lang = |s: &str| Lang::from_accept_language(Some(&HeaderValue::from_str(s).unwrap()));
+        assert_eq!(Lang::from_accept_language(None), Lang::Nl);
+        assert_eq!(lang("en-GB,en;q=0.9"), Lang::En);
+        assert_eq!(lang("nl-NL,nl;q=0.9,en;q=0.8"), Lang::Nl);
+        assert_eq!(lang("en;q=0.5,nl;q=0.6"), Lang::Nl);
+        assert_eq!(lang("de-DE,en;q=0.3"), Lang::En);
+        assert_eq!(lang("fr"), Lang::Nl);
+        assert_eq!(lang("EN"), Lang::En);
+        assert_eq!(lang("en;q=abc"), Lang::En);
+    }
+
+    #[test]
+    fn vert4_page_escapes_and_links_back() {
+        let r = render(
+            Topic::Exception(Exception::Vert4),
+            StatusCode::FORBIDDEN,
+            &details(Lang::Nl),
+        );
+        assert_eq!(r.status(), 403);
+        let h = r.headers();
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        let html = body(r);
+        assert!(html.contains("De geboortedatum klopt niet"));
+        assert!(
+            html.contains("Voorbeeld &#60;PGO&#62; &#38; Co")
+                || html.contains("Voorbeeld &lt;PGO&gt; &amp; Co"),
+            "{html}"
+        );
+        assert!(!html.contains("<PGO>"));
+        assert!(
+            html.contains(
+                "href=\"https://pgo.example.nl/cb?error=access_denied&#38;state=a&#34;b\""
+            ) || html.contains(
+                "href=\"https://pgo.example.nl/cb?error=access_denied&amp;state=a&quot;b\""
+            ),
+            "{html}"
+        );
+        assert!(html.contains("00000000-0000-0000-0000-000000000abc"));
+    }
+
+    #[test]
+    fn vert1_page_has_no_link_even_if_offered() {
+        let html = body(render(
+            Topic::Exception(Exception::Vert1),
+            StatusCode::FORBIDDEN,
+            &details(Lang::En),
+        ));
+        assert!(html.contains("Signing in on behalf of someone else did not work"));
+        assert!(!html.contains("href="));
+        assert!(html.contains("<html lang=\"en\">"));
+    }
+
+    #[test]
+    fn style_hash_matches_the_policy() {
+        let csp = CONTENT_SECURITY_POLICY.to_str().unwrap().to_owned();
+        let html = body(render(
+            Topic::Unreachable,
+            StatusCode::BAD_GATEWAY,
+            &details(Lang::Nl),
+        ));
+        let style = html
+            .split("<style>")
+            .nth(1)
+            .unwrap()
+            .split("</style>")
+            .next()
+            .unwrap();
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style));
+        assert!(csp.contains(&hash));
+    }
+
+    #[test]
+    fn every_topic_has_words_in_both_languages() {
+        let mut topics: Vec<Topic> = Exception::ALL
+            .iter()
+            .map(|e| Topic::Exception(*e))
+            .collect();
+        topics.extend([
+            Topic::Unreachable,
+            Topic::TimedOut,
+            Topic::MethodNotAllowed,
+            Topic::BadRequest,
+        ]);
+        for t in topics {
+            for lang in [Lang::Nl, Lang::En] {
+                let w = words(t, lang);
+                assert!(!w.title.is_empty() && !w.paragraphs.is_empty());
+            }
+            assert_ne!(words(t, Lang::Nl).title, words(t, Lang::En).title);
+        }
+    }
+}

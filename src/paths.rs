@@ -1,0 +1,235 @@
+//! Which requests get the authorize checks. An upstream router may map many spellings of a path
+//! to the same handler (`/oauth2/%61uthorize`, `/oauth2//authorize/`, `/OAUTH2/authorize;x`,
+//! `/a/../oauth2/authorize`, `\`); every spelling that could reach the authorize endpoint must be
+//! checked, so paths are compared in one canonical form:
+//!
+//! 1. percent-decoded (repeatedly, up to three times, for routers that decode twice);
+//! 2. `\` read as `/`;
+//! 3. `;parameters` removed from each segment;
+//! 4. empty and `.` segments removed, `..` resolved;
+//! 5. trailing dots and spaces removed from each segment (Windows servers ignore them);
+//! 6. lower-cased when `oauth.case_insensitive_paths` is true.
+//!
+//! A path that cannot be decoded, or decodes to control characters, is refused.
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The authorize endpoint, under any spelling.
+    Authorize,
+    /// Anything else: forwarded as is.
+    Other,
+    /// A path that does not read one way: refused with 400.
+    Unreadable,
+}
+
+#[derive(Debug, Clone)]
+pub struct GuardedPaths {
+    /// The configured authorize path in canonical form.
+    authorize: String,
+    case_insensitive: bool,
+}
+
+impl GuardedPaths {
+    /// `authorize_path` is a plain path (checked by the config: no dots, escapes or empty
+    /// segments), so its canonical form is itself, lower-cased if needed.
+    pub fn new(authorize_path: &str, case_insensitive: bool) -> Self {
+        let authorize = if case_insensitive {
+            authorize_path.to_ascii_lowercase()
+        } else {
+            authorize_path.to_owned()
+        };
+        GuardedPaths {
+            authorize,
+            case_insensitive,
+        }
+    }
+
+    pub fn route(&self, path: &str) -> Route {
+        if is_plain(path) {
+            // The common case: no spelling tricks possible, no allocation.
+            return self.compare(path);
+        }
+        match canonical(path) {
+            Some(canonical) => self.compare(&canonical),
+            None => Route::Unreadable,
+        }
+    }
+
+    fn compare(&self, canonical: &str) -> Route {
+        let same = if self.case_insensitive {
+            canonical.eq_ignore_ascii_case(&self.authorize)
+        } else {
+            canonical == self.authorize
+        };
+        if same { Route::Authorize } else { Route::Other }
+    }
+}
+
+/// A path that is already canonical (apart from letter case).
+fn is_plain(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    rest.split('/').all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && !segment.ends_with(['.', ' '])
+            && !segment.contains(['%', ';', '\\'])
+    })
+}
+
+/// The canonical form of a path (see the module documentation), or `None` when it cannot be
+/// read one way.
+pub fn canonical(path: &str) -> Option<String> {
+    let mut decoded = percent_decode(path)?;
+    for _ in 0..2 {
+        match percent_decode(&decoded) {
+            Some(again) if again != decoded => decoded = again,
+            _ => break,
+        }
+    }
+    if decoded.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return None;
+    }
+    let decoded = decoded.replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        let segment = segment.split(';').next().unwrap_or("");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => {
+                let trimmed = segment.trim_end_matches(['.', ' ']);
+                if !trimmed.is_empty() {
+                    segments.push(trimmed);
+                }
+            }
+        }
+    }
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for segment in segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(ci: bool) -> GuardedPaths {
+        GuardedPaths::new("/oauth2/authorize", ci)
+    }
+
+    #[test]
+    fn bypass_spellings_reach_the_authorize_checks() {
+        let p = paths(true);
+        for path in [
+            "/oauth2/authorize",
+            "/oauth2/authorize/",
+            "/oauth2//authorize",
+            "//oauth2/authorize",
+            "/oauth2/%61uthorize",
+            "/oauth2%2Fauthorize",
+            "/oauth2%2fauthorize",
+            "/oauth2/%2561uthorize",
+            "/oauth2/authorize;jsessionid=1",
+            "/oauth2;x=1/authorize",
+            "/oauth2/./authorize",
+            "/x/../oauth2/authorize",
+            "/oauth2/x/%2E%2E/authorize",
+            "/OAUTH2/Authorize",
+            "/oauth2\\authorize",
+            "/oauth2%5Cauthorize",
+            "/oauth2/authorize.",
+            "/oauth2/authorize%20",
+            "/../oauth2/authorize",
+        ] {
+            assert_eq!(p.route(path), Route::Authorize, "{path}");
+        }
+    }
+
+    #[test]
+    fn case_sensitive_when_configured() {
+        let p = paths(false);
+        assert_eq!(p.route("/OAUTH2/authorize"), Route::Other);
+        assert_eq!(p.route("/oauth2/%41uthorize"), Route::Other);
+        assert_eq!(p.route("/oauth2/authorize/"), Route::Authorize);
+    }
+
+    #[test]
+    fn other_paths_are_other() {
+        let p = paths(true);
+        for path in [
+            "/",
+            "/oauth2/token",
+            "/oauth2/authorized",
+            "/oauth2/authorize/x",
+            "/oauth2/authorizex",
+            "/static/app.css",
+            "/oauth2/auth%6Frize2",
+            "/a/b/../c",
+        ] {
+            assert_eq!(p.route(path), Route::Other, "{path}");
+        }
+    }
+
+    #[test]
+    fn unreadable_paths_are_refused() {
+        let p = paths(true);
+        for path in ["/oauth2/%zz", "/oauth2/%", "/a%00b", "/a%0d%0ab", "/%FF"] {
+            assert_eq!(p.route(path), Route::Unreadable, "{path}");
+        }
+    }
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(canonical("/a/./b/../c/").as_deref(), Some("/a/c"));
+        assert_eq!(canonical("/..").as_deref(), Some("/"));
+        assert_eq!(canonical("/a;b/c;d").as_deref(), Some("/a/c"));
+    }
+
+    #[test]
+    fn plain_paths_skip_canonicalisation() {
+        assert!(is_plain("/oauth2/authorize"));
+        assert!(is_plain("/"));
+        assert!(is_plain("/static/app.css"));
+        for tricky in [
+            "/a/", "/a//b", "/a/.", "/a/..", "/a.", "/a%41", "/a;b", "/a\\b", "", "a",
+        ] {
+            assert!(!is_plain(tricky), "{tricky}");
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The sealed state: a [`Flow`] encrypted and authenticated into the `state` the upstream AS sees
+//! (SPEC §3.1). Nothing is kept server-side, so every proxy instance sharing the key ring serves
+//! every flow, restarts lose nothing, and parallel flows never collide.
+//!
+//! Wire format (then base64url without padding, so only `A-Za-z0-9-_`: characters every AS
+//! passes back unchanged, SPEC §3.4):
+//!
+//! ```text
+//! version (1) = 1 | key id (1) | nonce (24) | XChaCha20-Poly1305(plaintext) with tag (16)
+//! plaintext: issued_at u32 | correlation id (16) | kind u8 (0 none, 1 onbehalfof,
+//!            2 onbehalfofchild) | birth date u32 JJJJMMDD (only when kind ≠ 0) |
+//!            redirect_uri length u16 | redirect_uri | state (the rest)
+//! ```
+//!
+//! Version and key id are authenticated as associated data. XChaCha20-Poly1305 rather than
+//! ChaCha20-Poly1305: nonces are random, and 192 bits make collisions a non-issue however many
+//! instances seal under one key for however long.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD_NO_PAD_INDIFFERENT, URL_SAFE_NO_PAD};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::vert::flow_return::Opened;
+use crate::vert::{Birthdate, Flow, Kind, Requested};
+
+const VERSION: u8 = 1;
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 2 + NONCE_LEN;
+
+struct Key {
+    id: u8,
+    cipher: XChaCha20Poly1305,
+}
+
+impl Key {
+    fn new(bytes: &[u8; KEY_LEN]) -> Self {
+        Key {
+            id: key_id(bytes),
+            cipher: XChaCha20Poly1305::new(bytes.into()),
+        }
+    }
+}
+
+/// The key id: a byte of a hash of the key, so that it stays the same whatever line the key is
+/// on. Two keys may share an id; opening then tries both.
+fn key_id(key: &[u8; KEY_LEN]) -> u8 {
+    let digest = Sha256::new()
+        .chain_update(b"medmij-vert-proxy state key id\0")
+        .chain_update(key)
+        .finalize();
+    digest[0]
+}
+
+/// The keys that seal and open states: the first seals, all open (rotation without breaking
+/// flows in flight).
+pub struct KeyRing {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys themselves.
+        f.debug_struct("KeyRing")
+            .field("ids", &self.keys.iter().map(|k| k.id).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// A ring with one fresh random key: flows do not survive a restart and cannot be shared
+    /// between instances.
+    pub fn random() -> Self {
+        KeyRing {
+            keys: vec![Key::new(&random_key())],
+        }
+    }
+
+    /// Reads a key file: one key per line, base64 (standard or URL-safe, padding optional) of 32
+    /// bytes; blank lines and lines starting with `#` are ignored. The first key seals.
+    pub fn from_key_file(text: &str) -> Result<Self, String> {
+        let mut keys: Vec<Key> = Vec::new();
+        let mut seen: Vec<[u8; KEY_LEN]> = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bytes = decode_key(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+            if seen.contains(&bytes) {
+                return Err(format!("line {}: the same key is listed twice", n + 1));
+            }
+            keys.push(Key::new(&bytes));
+            seen.push(bytes);
+        }
+        if keys.is_empty() {
+            return Err("no key in the file".into());
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// Seals a flow into a state.
+    pub fn seal(&self, flow: &Flow) -> String {
+        let key = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        let header = [VERSION, key.id];
+        let plaintext = encode_flow(flow);
+        let ciphertext = key
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &plaintext,
+                    aad: &header,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encrypts any message shorter than 256 GiB");
+        let mut token = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        token.extend_from_slice(&header);
+        token.extend_from_slice(&nonce);
+        token.extend_from_slice(&ciphertext);
+        URL_SAFE_NO_PAD.encode(token)
+    }
+
+    /// Opens a state. Anything not in this format is [`Opened::Foreign`]; this format that does
+    /// not authenticate under any key, or decrypts to nonsense, is [`Opened::Invalid`].
+    pub fn open(&self, state: &str) -> Opened {
+        let Ok(token) = URL_SAFE_NO_PAD.decode(state) else {
+            return Opened::Foreign;
+        };
+        if token.len() < HEADER_LEN + TAG_LEN || token[0] != VERSION {
+            return Opened::Foreign;
+        }
+        let (header, rest) = token.split_at(2);
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce = XNonce::try_from(nonce).expect("split at the nonce length");
+        let mut candidates = self.keys.iter().filter(|k| k.id == header[1]).peekable();
+        if candidates.peek().is_none() {
+            return Opened::Invalid("state sealed with an unknown key");
+        }
+        let plaintext = candidates.find_map(|key| {
+            key.cipher
+                .decrypt(
+                    &nonce,
+                    Payload {
+                        msg: ciphertext,
+                        aad: header,
+                    },
+                )
+                .ok()
+        });
+        match plaintext {
+            None => Opened::Invalid("state does not authenticate"),
+            Some(plaintext) => match decode_flow(&plaintext) {
+                Some(flow) => Opened::Flow(flow),
+                // Authentic but unreadable: only a bug (or a future version) gets here.
+                None => Opened::Invalid("sealed flow unreadable"),
+            },
+        }
+    }
+}
+
+/// A new key, as a line for a key file.
+pub fn generate_key_line() -> String {
+    URL_SAFE_NO_PAD.encode(random_key())
+}
+
+/// A random (version 4) UUID: the correlation id of a flow whose client sent none, or the trace
+/// id of an error page.
+pub fn random_uuid() -> Uuid {
+    let mut bytes = [0u8; 16];
+    fill_random(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+fn random_key() -> [u8; KEY_LEN] {
+    let mut key = [0u8; KEY_LEN];
+    fill_random(&mut key);
+    key
+}
+
+fn fill_random(buf: &mut [u8]) {
+    // Without the OS's randomness there is no safe nonce or key: stop rather than go on.
+    getrandom::fill(buf).expect("the operating system's random source failed");
+}
+
+fn decode_key(line: &str) -> Result<[u8; KEY_LEN], String> {
+    let normalised: String = line
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let bytes = STANDARD_NO_PAD_INDIFFERENT
+        .decode(normalised)
+        .map_err(|_| "not base64".to_string())?;
+    <[u8; KEY_LEN]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("a key is {KEY_LEN} bytes, this one {}", bytes.len()))
+}
+
+fn encode_flow(flow: &Flow) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + flow.redirect_uri.len() + flow.state.len());
+    // Seconds fit u32 until 2106.
+    out.extend_from_slice(
+        &u32::try_from(flow.issued_at)
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(flow.correlation_id.as_bytes());
+    match flow.requested {
+        None => out.push(0),
+        Some(r) => {
+            out.push(match r.kind {
+                Kind::OnBehalfOf => 1,
+                Kind::OnBehalfOfChild => 2,
+            });
+            out.extend_from_slice(&r.birthdate.to_number().to_be_bytes());
+        }
+    }
+    // The authorization request's URI is far below 64 KiB (listen.max_uri_length).
+    let len = u16::try_from(flow.redirect_uri.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&flow.redirect_uri.as_bytes()[..usize::from(len)]);
+    out.extend_from_slice(flow.state.as_bytes());
+    out
+}
+
+fn decode_flow(bytes: &[u8]) -> Option<Flow> {
+    let mut r = Reader(bytes);
+    let issued_at = u64::from(u32::from_be_bytes(r.take()?));
+    let correlation_id = Uuid::from_bytes(r.take()?);
+    let kind = match r.take::<1>()?[0] {
+        0 => None,
+        1 => Some(Kind::OnBehalfOf),
+        2 => Some(Kind::OnBehalfOfChild),
+        _ => return None,
+    };
+    let requested = match kind {
+        None => None,
+        Some(kind) => Some(Requested {
+            kind,
+            birthdate: Birthdate::from_number(u32::from_be_bytes(r.take()?))?,
+        }),
+    };
+    let len = usize::from(u16::from_be_bytes(r.take()?));
+    let redirect_uri = std::str::from_utf8(r.take_slice(len)?).ok()?.to_owned();
+    let state = std::str::from_utf8(r.0).ok()?.to_owned();
+    Some(Flow {
+        state,
+        redirect_uri,
+        requested,
+        issued_at,
+        correlation_id,
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take_slice(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take_slice(N)
+            .map(|s| s.try_into().expect("length checked"))
+    }
+}
+
+/// The length of the sealed state for a flow (README: some AS products cap `state`).
+pub fn sealed_len(redirect_uri_len: usize, state_len: usize, representation: bool) -> usize {
+    let plaintext =
+        4 + 16 + 1 + if representation { 4 } else { 0 } + 2 + redirect_uri_len + state_len;
+    let bytes = HEADER_LEN + plaintext + TAG_LEN;
+    (bytes * 4).div_ceil(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn flow(state: &str, requested: Option<Requested>) -> Flow {
+        Flow {
+            state: state.into(),
+            redirect_uri: "https://pgo.example.nl/cb".into(),
+            requested,
+            issued_at: 1_790_000_000,
+            correlation_id: Uuid::from_u128(0x1234),
+        }
+    }
+
+    fn on_behalf() -> Option<Requested> {
+        Some(Requested {
+            kind: Kind::OnBehalfOf,
+            birthdate: Birthdate::parse_format("19700901").unwrap(),
+        })
+    }
+
+    #[test]
+    fn seal_then_open_gives_the_flow() {
+        let ring = KeyRing::random();
+        for f in [
+            flow("abc", None),
+            flow("a+b%2F", on_behalf()),
+            flow("", None),
+        ] {
+            assert_eq!(ring.open(&ring.seal(&f)), Opened::Flow(f));
+        }
+    }
+
+    #[test]
+    fn sealed_state_uses_only_unreserved_characters() {
+        let ring = KeyRing::random();
+        let s = ring.seal(&flow("x y/+=%", on_behalf()));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{s}"
+        );
+        assert_eq!(s.len(), sealed_len(25, 7, true));
+    }
+
+    #[test]
+    fn each_seal_is_different() {
+        let ring = KeyRing::random();
+        assert_ne!(ring.seal(&flow("a", None)), ring.seal(&flow("a", None)));
+    }
+
+    #[test]
+    fn tampered_state_is_invalid() {
+        let ring = KeyRing::random();
+        let sealed = ring.seal(&flow("abc", None));
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        for i in [1usize, 2, 30, bytes.len() - 1] {
+            bytes[i] ^= 1;
+            let tampered = URL_SAFE_NO_PAD.encode(&bytes);
+            assert!(
+                matches!(ring.open(&tampered), Opened::Invalid(_)),
+                "byte {i}"
+            );
+            bytes[i] ^= 1;
+        }
+        // Cut short.
+        assert!(matches!(
+            ring.open(&sealed[..sealed.len() - 4]),
+            Opened::Invalid(_) | Opened::Foreign
+        ));
+    }
+
+    #[test]
+    fn foreign_key_is_invalid() {
+        let a = KeyRing::random();
+        let b = KeyRing::random();
+        let sealed = a.seal(&flow("abc", None));
+        assert!(matches!(b.open(&sealed), Opened::Invalid(_)));
+    }
+
+    #[test]
+    fn other_states_are_foreign() {
+        let ring = KeyRing::random();
+        for s in ["", "abc", "None", "xyz123", "a+b", "%41", &"A".repeat(100)] {
+            assert_eq!(ring.open(s), Opened::Foreign, "{s}");
+        }
+    }
+
+    #[test]
+    fn key_rotation_keeps_old_flows_open() {
+        let old = generate_key_line();
+        let new = generate_key_line();
+        let before = KeyRing::from_key_file(&old).unwrap();
+        let sealed = before.seal(&flow("abc", None));
+        let after = KeyRing::from_key_file(&format!("# rotated\n{new}\n\n{old}\n")).unwrap();
+        assert_eq!(after.open(&sealed), Opened::Flow(flow("abc", None)));
+        // New flows are sealed with the new key, which the old ring does not know.
+        let fresh = after.seal(&flow("abc", None));
+        assert!(matches!(before.open(&fresh), Opened::Invalid(_)));
+    }
+
+    #[test]
+    fn key_file_errors_name_the_line() {
+        assert_eq!(
+            KeyRing::from_key_file("# only a comment\n").unwrap_err(),
+            "no key in the file"
+        );
+        assert_eq!(
+            KeyRing::from_key_file("\nnot base64!\n").unwrap_err(),
+            "line 2: not base64"
+        );
+        assert_eq!(
+            KeyRing::from_key_file("AAAA").unwrap_err(),
+            "line 1: a key is 32 bytes, this one 3"
+        );
+        let k = generate_key_line();
+        assert_eq!(
+            KeyRing::from_key_file(&format!("{k}\n{k}")).unwrap_err(),
+            "line 2: the same key is listed twice"
+        );
+    }
+
+    #[test]
+    fn key_file_accepts_standard_base64() {
+        // `openssl rand -base64 32` writes standard base64 with padding.
+        let std = base64::engine::general_purpose::STANDARD.encode([0xfb; 32]);
+        assert!(std.contains('+') || std.contains('/'));
+        assert!(KeyRing::from_key_file(&std).is_ok());
+    }
+
+    #[test]
+    fn debug_does_not_show_keys() {
+        let ring = KeyRing::from_key_file(&generate_key_line()).unwrap();
+        assert!(format!("{ring:?}").starts_with("KeyRing { ids: ["));
+    }
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trip(state in ".{0,300}", uri in "https://[a-z]{1,20}\\.nl/[ -~]{0,80}",
+                                issued_at in 0u64..u64::from(u32::MAX), rep in any::<Option<bool>>(),
+                                date in 18000101u32..99991231) {
+            let ring = KeyRing::random();
+            let requested = match (rep, Birthdate::from_number(date)) {
+                (Some(child), Some(birthdate)) => Some(Requested {
+                    kind: if child { Kind::OnBehalfOfChild } else { Kind::OnBehalfOf },
+                    birthdate,
+                }),
+                _ => None,
+            };
+            let f = Flow { state, redirect_uri: uri, requested, issued_at, correlation_id: Uuid::from_u128(7) };
+            prop_assert_eq!(ring.open(&ring.seal(&f)), Opened::Flow(f));
+        }
+
+        #[test]
+        fn opening_garbage_never_panics(s in "[A-Za-z0-9_-]{0,200}") {
+            let ring = KeyRing::random();
+            prop_assert!(!matches!(ring.open(&s), Opened::Flow(_)));
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The command line: `--check`, configuration errors named by key, `genkey`.
+
+mod support;
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+}
+
+fn write_config(text: &str) -> std::path::PathBuf {
+    let dir = support::temp_dir();
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = bin()
+        .args(["--check", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("valid (3 clients"), "{stdout}");
+}
+
+#[test]
+fn check_lists_every_error_by_key() {
+    let path = write_config(
+        r#"
+        [listen]
+        addr = "localhost"
+        trusted_proxies = ["nope"]
+        [upstream]
+        url = "https://as"
+        response_timeout = "forever"
+        [clients]
+        ocl_file = "missing-ocl.xml"
+        [state]
+        key_file = "missing.key"
+        flow_ttl = "10s"
+        [typo]
+        "#,
+    );
+    let out = bin()
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "typo: unknown section",
+        "listen.addr: \"localhost\" is not an address",
+        "listen.trusted_proxies[0]:",
+        "upstream.url: must start with http://",
+        "upstream.response_timeout: \"forever\" is not a duration",
+        "state.flow_ttl: must be at least 1m",
+    ] {
+        assert!(stderr.contains(key), "missing {key:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_reports_unreadable_files_by_key() {
+    let path = write_config(
+        "[upstream]\nurl = \"http://127.0.0.1:9\"\n[clients]\nocl_file = \"missing-ocl.xml\"\n[state]\nkey_file = \"missing.key\"\n",
+    );
+    let out = bin()
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("clients.ocl_file: cannot read"), "{stderr}");
+    assert!(stderr.contains("state.key_file: cannot read"), "{stderr}");
+}
+
+#[test]
+fn running_with_a_bad_config_exits_2_before_listening() {
+    let path = write_config("[upstream]\nurl = \"http://127.0.0.1:9\"\nbogus = true\n");
+    let out = bin().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upstream.bogus: unknown key"));
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let out = bin()
+        .args(["--check", "--config", "/nonexistent/proxy.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/proxy.toml: cannot read"));
+}
+
+#[test]
+fn genkey_makes_a_usable_key_file() {
+    let out = bin().arg("genkey").output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let dir = support::temp_dir();
+    std::fs::write(dir.join("state.key"), &line).unwrap();
+    std::fs::write(
+        dir.join("proxy.toml"),
+        "[upstream]\nurl = \"http://127.0.0.1:9\"\n[clients]\nstatic = [{ hostname = \"a.nl\" }]\n[state]\nkey_file = \"state.key\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("--check")
+        .arg("--config")
+        .arg(dir.join("proxy.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state keys from state.key_file"));
+}

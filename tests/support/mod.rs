@@ -1,0 +1,278 @@
+//! Shared test harness: the demo AS and the proxy on `127.0.0.1:0`, and a client that never
+//! follows redirects.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use medmij_vert_proxy::config::Config;
+use medmij_vert_proxy::demo::{self, DemoAs, SignalHeaders};
+use medmij_vert_proxy::resources::Resources;
+use medmij_vert_proxy::seal::{KeyRing, generate_key_line};
+use medmij_vert_proxy::server::{self, Running};
+
+pub const PGO: &str = "pgo.example.nl";
+pub const REDIRECT: &str = "https://pgo.example.nl/callback";
+pub const REDIRECT_ENC: &str = "https%3A%2F%2Fpgo.example.nl%2Fcallback";
+
+/// A fresh directory under the system temp dir, for key files and configs.
+pub fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "vert-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The proxy and the demo AS, shut down on drop.
+pub struct Harness {
+    pub demo: Option<DemoAs>,
+    pub proxy: Option<Running>,
+    pub base: String,
+    pub keys: KeyRing,
+    pub key_line: String,
+    pub dir: PathBuf,
+}
+
+impl Harness {
+    /// The demo AS and a proxy in front of it; `extra` is TOML added to the config.
+    pub fn start(extra: &str) -> Harness {
+        let demo = demo::start("127.0.0.1:0".parse().unwrap(), SignalHeaders::default()).unwrap();
+        let upstream = format!("http://{}", demo.addr());
+        let mut h = Harness::start_with_upstream(&upstream, extra);
+        h.demo = Some(demo);
+        h
+    }
+
+    /// A proxy in front of any upstream.
+    pub fn start_with_upstream(upstream: &str, extra: &str) -> Harness {
+        let dir = temp_dir();
+        let key_line = generate_key_line();
+        std::fs::write(dir.join("state.key"), format!("{key_line}\n")).unwrap();
+        let toml = config_text(upstream, extra);
+        let config = Config::from_toml(&toml, &dir).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        let resources = Resources::load(&config).unwrap();
+        let proxy = server::start(config, resources).unwrap();
+        let base = format!("http://{}", proxy.addr());
+        Harness {
+            demo: None,
+            proxy: Some(proxy),
+            base,
+            keys: KeyRing::from_key_file(&key_line).unwrap(),
+            key_line,
+            dir,
+        }
+    }
+
+    pub fn demo(&self) -> &DemoAs {
+        self.demo.as_ref().expect("a demo AS")
+    }
+
+    pub fn demo_base(&self) -> String {
+        format!("http://{}", self.demo().addr())
+    }
+
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy.as_ref().unwrap().addr()
+    }
+
+    /// The authorize URL through the proxy for the standard client, plus `extra` params.
+    pub fn authorize_url(&self, extra: &str) -> String {
+        format!(
+            "{}/oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state=st-1{extra}",
+            self.base
+        )
+    }
+
+    /// Authorizes through the proxy, then logs in at the demo AS (through the proxy) with the
+    /// given form fields; returns the response the browser would get.
+    pub async fn flow(&self, authorize_extra: &str, login: &[(&str, &str)]) -> Reply {
+        let page = get(&self.authorize_url(authorize_extra)).await;
+        assert_eq!(page.status, 200, "login page expected: {page:?}");
+        self.login(&page, login).await
+    }
+
+    /// Posts the login form of a demo AS login page through the proxy.
+    pub async fn login(&self, page: &Reply, fields: &[(&str, &str)]) -> Reply {
+        let path = login_path(&page.body);
+        post_form(&format!("{}{path}", self.base), fields).await
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(p) = self.proxy.take() {
+            p.shutdown();
+        }
+        if let Some(d) = self.demo.take() {
+            d.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The test config: defaults for tests, with `extra` (TOML) merged over them key by key.
+pub fn config_text(upstream: &str, extra: &str) -> String {
+    let defaults = format!(
+        r#"
+        [listen]
+        addr = "127.0.0.1:0"
+        workers = 1
+        shutdown_grace = "2s"
+        [upstream]
+        url = "{upstream}"
+        response_timeout = "5s"
+        [clients]
+        static = [ {{ hostname = "{PGO}", name = "Voorbeeld PGO" }}, {{ hostname = "other.example.nl", name = "Ander PGO" }} ]
+        [representation]
+        scopes = ["onbehalfof", "onbehalfofchild"]
+        [state]
+        key_file = "state.key"
+        [log]
+        level = "warn"
+        "#
+    );
+    let mut merged: toml::Table = defaults.parse().unwrap();
+    let extra: toml::Table = extra.parse().unwrap();
+    for (section, values) in extra {
+        match (merged.get_mut(&section), values) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(values)) => base.extend(values),
+            (_, values) => {
+                merged.insert(section, values);
+            }
+        }
+    }
+    merged.to_string()
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn location(&self) -> &str {
+        self.header("location").unwrap_or("")
+    }
+
+    /// Everything the browser gets: status line aside, every header and the body.
+    pub fn everything(&self) -> String {
+        let mut all = String::new();
+        for (k, v) in &self.headers {
+            all.push_str(k.as_str());
+            all.push_str(": ");
+            all.push_str(&String::from_utf8_lossy(v.as_bytes()));
+            all.push('\n');
+        }
+        all.push_str(&self.body);
+        all
+    }
+
+    /// Asserts that `secret` appears in no header and not in the body.
+    pub fn assert_absent(&self, secret: &str) {
+        assert!(!secret.is_empty());
+        assert!(
+            !self.everything().contains(secret),
+            "{secret:?} leaked in the response:\n{}",
+            self.everything()
+        );
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    // A plain hyper client: it never follows redirects.
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn send(req: Request<Full<Bytes>>) -> Reply {
+    let response = tokio::time::timeout(Duration::from_secs(20), client().request(req))
+        .await
+        .expect("the proxy answers within 20s")
+        .expect("a response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("a whole body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}
+
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+pub async fn post_form(url: &str, fields: &[(&str, &str)]) -> Reply {
+    let body = serde_urlencoded::to_string(fields).unwrap();
+    send(
+        Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await
+}
+
+/// The login form's action in a demo AS login page.
+pub fn login_path(html: &str) -> String {
+    let start = html
+        .find("/oauth2/login/")
+        .unwrap_or_else(|| panic!("no login form in:\n{html}"));
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// Sends raw bytes and reads until the peer closes or `timeout` passes.
+pub fn raw(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let _ = stream.write_all(request);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 response.
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
