@@ -82,7 +82,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
         (Topic::Exception(Auth1a), Lang::Nl) => Words {
             title: "Deze aanvraag kunnen we niet verwerken",
             paragraphs: &[
-                "De app of website die u hierheen stuurde, is bij ons niet bekend. Of de app gaf een adres op dat niet klopt.",
+                "De app of website die u hierheen stuurde, is bij ons niet bekend. Of {pgo} gaf een adres op dat niet klopt.",
                 "Er zijn geen gegevens gedeeld. U kunt deze pagina sluiten.",
                 "Blijft dit gebeuren? Neem dan contact op met de maker van uw app en noem de code hieronder.",
             ],
@@ -91,7 +91,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
         (Topic::Exception(Auth1a), Lang::En) => Words {
             title: "We cannot process this request",
             paragraphs: &[
-                "The app or website that sent you here is not known to us, or it gave an address that is not right.",
+                "The app or website that sent you here is not known to us, or {pgo} gave an address that is not right.",
                 "No data has been shared. You can close this page.",
                 "If this keeps happening, contact the maker of your app and mention the code below.",
             ],

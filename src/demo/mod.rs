@@ -97,6 +97,8 @@ struct Store {
     codes: HashMap<String, Grant>,
     /// Every code ever issued, for tests that check a withheld code appears nowhere.
     issued: Vec<String>,
+    /// Authorization requests received (tests: a refused request never arrives).
+    authorize_requests: usize,
 }
 
 struct Demo {
@@ -126,6 +128,15 @@ impl DemoAs {
             .issued
             .last()
             .cloned()
+    }
+
+    /// How many authorization requests reached the demo AS.
+    pub fn authorize_requests(&self) -> usize {
+        self.demo
+            .store
+            .lock()
+            .expect("demo store")
+            .authorize_requests
     }
 
     /// How many codes the demo AS has issued.
@@ -300,6 +311,7 @@ impl Demo {
     }
 
     fn authorize(&self, req: &Request<Incoming>) -> DemoResponse {
+        self.store.lock().expect("demo store").authorize_requests += 1;
         let params = form(req.uri().query().unwrap_or("").as_bytes());
         let Some(redirect_uri) = params.get("redirect_uri") else {
             return text(StatusCode::BAD_REQUEST, "redirect_uri missing\n");

@@ -276,3 +276,92 @@ pub fn raw_status(response: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// An upstream that answers every request with a 302 to the Location the test set, with the
+/// signal headers the test set.
+pub struct Scripted {
+    addr: SocketAddr,
+    script: std::sync::Arc<std::sync::Mutex<(String, Option<String>, Option<String>)>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Scripted {
+    pub fn start() -> Scripted {
+        use hyper::server::conn::http1;
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let script = std::sync::Arc::new(std::sync::Mutex::new((String::new(), None, None)));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let shared = script.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let stream = tokio::select! {
+                        _ = &mut stopped => break,
+                        s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+                    };
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        let service =
+                            service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                                let (location, used, birthdate) = shared.lock().unwrap().clone();
+                                async move {
+                                    let mut r = http::Response::builder().status(302);
+                                    if let Ok(v) = http::HeaderValue::from_str(&location) {
+                                        r = r.header("location", v);
+                                    }
+                                    if let Some(u) = used {
+                                        r = r.header("x-vert-representation", u);
+                                    }
+                                    if let Some(b) = birthdate {
+                                        r = r.header("x-vert-birthdate", b);
+                                    }
+                                    Ok::<_, std::convert::Infallible>(
+                                        r.body(Full::new(Bytes::from_static(b"redirecting C0DE")))
+                                            .unwrap(),
+                                    )
+                                }
+                            });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        Scripted {
+            addr,
+            script,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, location: &str, used: Option<&str>, birthdate: Option<&str>) {
+        *self.script.lock().unwrap() = (
+            location.to_string(),
+            used.map(str::to_string),
+            birthdate.map(str::to_string),
+        );
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Log lines: one per decision with outcome, rule id and request ids; never a code, a state, a
+//! birth date or a query string, not even in the access log.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use support::*;
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+fn captured() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_span_list(true)
+            .with_env_filter("trace")
+            .with_writer(logs.clone())
+            .init();
+        logs
+    })
+}
+
+const REQUEST_ID: &str = "11111111-2222-4333-8444-555555555555";
+const CORRELATION_ID: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+
+#[tokio::test]
+async fn decisions_are_logged_without_secrets() {
+    let logs = captured();
+    let h = Harness::start("[log]\naccess = true\n");
+    let state = "st-secret-4711";
+    let ids = format!("&MedMij-Request-ID={REQUEST_ID}&X-Correlation-ID={CORRELATION_ID}");
+    let authorize = |extra: &str| {
+        format!(
+            "{}/oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state={state}{ids}{extra}",
+            h.base
+        )
+    };
+    let mut codes = Vec::new();
+    // Released, Vert 4, Vert 1, Vert 3, fail closed.
+    for (extra, who) in [
+        ("&scope=onbehalfof&MedMij_geboortedatum=19700901", "piet"),
+        ("&scope=onbehalfof&MedMij_geboortedatum=19700902", "piet"),
+        ("&scope=onbehalfof&MedMij_geboortedatum=19700901", "self"),
+        ("&scope=48", "piet"),
+    ] {
+        let page = get(&authorize(extra)).await;
+        let r = h.login(&page, &[("as", who)]).await;
+        codes.push(h.demo().last_code().unwrap());
+        assert!(r.status == 302 || r.status == 403, "{r:?}");
+    }
+    let r = get(&authorize(
+        "&scope=onbehalfof&MedMij_geboortedatum=20991231",
+    ))
+    .await;
+    assert_eq!(r.status, 302);
+    let page = get(&authorize("&scope=48")).await;
+    let r = h.login(&page, &[("as", "self"), ("signal", "omit")]).await;
+    assert_eq!(r.status, 502);
+    codes.push(h.demo().last_code().unwrap());
+    drop(h);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for secret in [
+        state,
+        "19700901",
+        "19700902",
+        "20991231",
+        "redirect_uri",
+        "scope=",
+        "MedMij_geboortedatum=",
+    ] {
+        assert!(!text.contains(secret), "{secret:?} in the logs:\n{text}");
+    }
+    for code in &codes {
+        assert!(!text.contains(code.as_str()), "a code in the logs:\n{text}");
+    }
+    let decisions: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"target\":\"medmij_vert_proxy::decision\""))
+        .collect();
+    let has = |outcome: &str, rule: &str| {
+        decisions.iter().any(|l| {
+            l.contains(&format!("\"outcome\":\"{outcome}\""))
+                && l.contains(&format!("\"rule\":\"{rule}\""))
+        })
+    };
+    assert!(has("forwarded", "ext.vert.authint.201"), "{text}");
+    assert!(has("released", "ext.vert.authint.202"));
+    assert!(has("withheld", "ext.vert.authint.202"));
+    assert!(has("error_redirect", "ext.vert.authint.200"));
+    assert!(
+        decisions
+            .iter()
+            .any(|l| l.contains("Authorization interface Vertegenwoordiging 4"))
+    );
+    assert!(
+        decisions
+            .iter()
+            .any(|l| l.contains("Authorization interface Vertegenwoordiging 1"))
+    );
+    // Authorization requests carry both ids; flow returns the flow's correlation id.
+    assert!(
+        decisions
+            .iter()
+            .any(|l| l.contains(REQUEST_ID) && l.contains(CORRELATION_ID))
+    );
+    assert!(
+        decisions
+            .iter()
+            .filter(|l| l.contains("\"outcome\":\"released\"")
+                || l.contains("\"outcome\":\"withheld\""))
+            .all(|l| l.contains(CORRELATION_ID)),
+        "{text}"
+    );
+    // The access log names the path, never the query.
+    assert!(text.contains("\"path\":\"/oauth2/authorize\""), "{text}");
+}
