@@ -279,9 +279,12 @@ pub fn raw_status(response: &str) -> u16 {
 
 /// An upstream that answers every request with a 302 to the Location the test set, with the
 /// signal headers the test set.
+/// Location, representation used, birth date.
+type Script = (String, Option<String>, Option<String>);
+
 pub struct Scripted {
     addr: SocketAddr,
-    script: std::sync::Arc<std::sync::Mutex<(String, Option<String>, Option<String>)>>,
+    script: std::sync::Arc<std::sync::Mutex<Script>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
