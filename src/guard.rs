@@ -112,7 +112,7 @@ where
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         // SPEC §3.1: only the proxy tells the AS that representation was asked for.
-        req.headers_mut().remove(&self.guard.request_header);
+        remove_if_present(req.headers_mut(), &self.guard.request_header);
         match self.guard.paths.route(req.uri().path()) {
             Route::Other => self.forward(req),
             Route::Authorize => self.authorize(req),
@@ -328,8 +328,8 @@ impl Guard {
     ) -> Response<Body> {
         let headers = response.headers_mut();
         // The signal is for the proxy only: it never reaches the browser.
-        let used = headers.remove(&self.used_header);
-        let birthdate = headers.remove(&self.birthdate_header);
+        let used = remove_if_present(headers, &self.used_header);
+        let birthdate = remove_if_present(headers, &self.birthdate_header);
         if !response.status().is_redirection() {
             return response;
         }
@@ -416,6 +416,16 @@ impl Guard {
                 )
             }
         }
+    }
+}
+
+/// `HeaderMap::remove`, after a scan of the names: on every request and response, and for
+/// the few headers a message has, comparing names is cheaper than hashing one.
+fn remove_if_present(headers: &mut http::HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    if headers.keys().any(|k| k == name) {
+        headers.remove(name)
+    } else {
+        None
     }
 }
 

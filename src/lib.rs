@@ -6,11 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod forwarded;
 pub mod guard;
 pub mod pages;
 pub mod paths;
+pub mod pool;
 pub mod proxy;
 pub mod resources;
 pub mod seal;

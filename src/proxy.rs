@@ -1,5 +1,5 @@
-//! The upstream side: a pooled HTTP/1.1 client to the legacy AS, header hygiene, and the 502 /
-//! 504 answers. Bodies stream through in both directions; nothing is buffered.
+//! The upstream side: requests to the legacy AS over the worker's [`Pool`], header hygiene, and
+//! the 502 / 504 answers. Bodies stream through in both directions; nothing is buffered.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,58 +9,45 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture as ClientFuture};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::time::Timeout;
+use tokio::time::error::Elapsed;
 use uuid::Uuid;
 
 use crate::config;
 use crate::forwarded::{Peer, strip_hop_by_hop};
 use crate::pages::{self, Details, Lang, Topic};
+use crate::pool::{Pool, PoolError, PooledBody};
 use crate::seal::random_uuid;
 
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
-pub type Body = Either<Incoming, Full<Bytes>>;
-
-/// Builds the pooled client to the upstream. One per worker: each pool lives on the runtime
-/// that uses it.
-pub fn client(cfg: &config::Upstream) -> Client<HttpConnector, Incoming> {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(cfg.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(cfg.pool_idle_timeout)
-        .pool_max_idle_per_host(cfg.pool_max_idle)
-        .build(connector)
-}
+pub type Body = Either<PooledBody, Full<Bytes>>;
 
 struct Shared {
-    authority: Authority,
+    /// `Host` for a request that came without one (HTTP/1.0).
+    host: HeaderValue,
     response_timeout: Duration,
 }
 
 /// The innermost service: sends a request to the upstream AS, for one client connection.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    pool: Pool,
     shared: Arc<Shared>,
     peer: Peer,
 }
 
 impl Upstream {
-    pub fn new(client: Client<HttpConnector, Incoming>, cfg: &config::Upstream) -> Self {
+    /// `pool` belongs to the worker that serves with this service.
+    pub fn new(pool: Pool, cfg: &config::Upstream) -> Self {
         Upstream {
-            client,
+            pool,
             shared: Arc::new(Shared {
-                authority: cfg.authority.clone(),
+                host: HeaderValue::from_str(cfg.authority.as_str())
+                    .expect("an authority is a header value"),
                 response_timeout: cfg.response_timeout,
             }),
             peer: Peer::new([127, 0, 0, 1].into(), false),
@@ -70,7 +57,7 @@ impl Upstream {
     /// The same upstream, for a connection from `peer`.
     pub fn for_peer(&self, peer: Peer) -> Self {
         Upstream {
-            client: self.client.clone(),
+            pool: self.pool.clone(),
             shared: self.shared.clone(),
             peer,
         }
@@ -88,44 +75,52 @@ impl tower::Service<Request<Incoming>> for Upstream {
 
     fn call(&mut self, mut req: Request<Incoming>) -> UpstreamFuture {
         // Only for the error page, which must be rendered after the request is gone.
-        let lang = Lang::from_accept_language(req.headers().get(http::header::ACCEPT_LANGUAGE));
+        let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
+        // An absolute-form target names the host itself (RFC 9112 §3.2.2); the upstream gets
+        // origin-form.
+        if let Some(host) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(header::HOST, host);
+        }
         let path_and_query = req
             .uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(self.shared.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        *req.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path are set");
+        *req.uri_mut() = Uri::from(path_and_query);
         // Keep-alive to the upstream whatever the client speaks (HTTP/1.0 included).
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
+        if !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, self.shared.host.clone());
+        }
         strip_hop_by_hop(headers);
         self.peer.set_forwarded(headers);
+        let pool = self.pool.clone();
+        let timeout = self.shared.response_timeout;
         UpstreamFuture {
-            inner: tokio::time::timeout(self.shared.response_timeout, self.client.request(req)),
+            inner: Box::pin(async move { tokio::time::timeout(timeout, pool.send(req)).await }),
             lang,
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The upstream's response with hop-by-hop headers removed, or a 502 / 504 page.
-    pub struct UpstreamFuture {
-        #[pin]
-        inner: Timeout<ClientFuture>,
-        lang: Lang,
-    }
+type Sent = Result<Result<Response<PooledBody>, PoolError>, Elapsed>;
+
+/// The upstream's response with hop-by-hop headers removed, or a 502 / 504 page.
+pub struct UpstreamFuture {
+    inner: Pin<Box<dyn Future<Output = Sent> + Send>>,
+    lang: Lang,
 }
 
 impl Future for UpstreamFuture {
     type Output = Result<Response<Body>, Infallible>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = match ready!(this.inner.poll(cx)) {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = match ready!(self.inner.as_mut().poll(cx)) {
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -135,14 +130,14 @@ impl Future for UpstreamFuture {
                 let trace_id = random_uuid();
                 tracing::warn!(
                     %trace_id,
-                    error = %error_chain(&error),
+                    %error,
                     connect = error.is_connect(),
                     "upstream request failed: 502"
                 );
                 error_page(
                     Topic::Unreachable,
                     StatusCode::BAD_GATEWAY,
-                    *this.lang,
+                    self.lang,
                     trace_id,
                 )
             }
@@ -155,24 +150,13 @@ impl Future for UpstreamFuture {
                 error_page(
                     Topic::TimedOut,
                     StatusCode::GATEWAY_TIMEOUT,
-                    *this.lang,
+                    self.lang,
                     trace_id,
                 )
             }
         };
         Poll::Ready(Ok(response))
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// A page for the proxy's own trouble (no flow, no client); `trace_id` is in the log line.

@@ -18,9 +18,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceBuilder;
 
 use crate::config::Config;
+use crate::conn::{Activity, Limits, TimedIo, Tracked};
 use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
-use crate::proxy::{self, Upstream};
+use crate::pool::Pool;
+use crate::proxy::Upstream;
 use crate::resources::Resources;
 use crate::telemetry;
 
@@ -142,15 +144,17 @@ fn run_worker(
     runtime.block_on(async move {
         let listen = &shared.config.listen;
         let listener = TcpListener::from_std(listener)?;
-        let upstream = Upstream::new(
-            proxy::client(&shared.config.upstream),
-            &shared.config.upstream,
-        );
+        let upstream = Upstream::new(Pool::new(&shared.config.upstream), &shared.config.upstream);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .keep_alive(true)
-            .header_read_timeout(listen.header_read_timeout)
+            // Kept by TimedIo per connection: hyper's own costs a timer per request.
+            .header_read_timeout(None)
             .max_header_size(listen.max_header_bytes);
+        let limits = Limits {
+            header_read: listen.header_read_timeout,
+            idle: listen.idle_timeout,
+        };
         // hyper keeps up to 100 headers on the stack; any other limit costs a heap allocation
         // per request, so it is only set when the operator asks for it.
         if listen.max_headers != 100 {
@@ -178,10 +182,12 @@ fn run_worker(
             };
             let _ = stream.set_nodelay(true);
             let trusted = shared.trusted.iter().any(|net| net.contains(&peer.ip()));
+            let activity = Arc::new(Activity::default());
             let service = ServiceBuilder::new()
                 .layer(shared.guard.clone())
                 .service(upstream.for_peer(Peer::new(peer.ip(), trusted)));
-            let io = TokioIo::new(stream);
+            let service = Tracked::new(service, activity.clone());
+            let io = TokioIo::new(TimedIo::new(stream, activity, limits));
             // Two branches, two service types: the access log costs nothing when it is off.
             if access_log {
                 let service = ServiceBuilder::new()

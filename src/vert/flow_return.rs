@@ -88,11 +88,14 @@ struct Target<'a> {
 
 impl<'a> Target<'a> {
     fn split(location: &'a str) -> Self {
-        let (rest, fragment) = match location.split_once('#') {
-            Some((rest, fragment)) => (rest, Some(fragment)),
+        let (rest, fragment) = match location.find('#') {
+            Some(i) => (&location[..i], Some(&location[i + 1..])),
             None => (location, None),
         };
-        let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (base, query) = match rest.find('?') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
         Target {
             base,
             query,
@@ -100,20 +103,24 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// Whether the target's host is on the client list.
+    fn is_client(&self, clients: &ClientList) -> bool {
+        self.host().is_some_and(|host| clients.get(&host).is_some())
+    }
+
     /// The host of an absolute or scheme-relative URL, lower-cased, without userinfo or port:
     /// generous on purpose, so that every way of naming a client's host counts as that host.
-    fn host(&self) -> Option<String> {
-        let after_scheme = match self.base.split_once("//") {
-            Some((scheme, rest))
-                if scheme.is_empty()
-                    || scheme.strip_suffix(':').is_some_and(|s| {
-                        !s.is_empty()
-                            && s.bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-                    }) =>
-            {
-                rest
-            }
+    fn host(&self) -> Option<Cow<'a, str>> {
+        // `scheme://` or `//`; anything else (a path) names no host.
+        let scheme_len = self
+            .base
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || b"+-.".contains(&b)))
+            .unwrap_or(self.base.len());
+        let rest = &self.base[scheme_len..];
+        let after_scheme = match rest.strip_prefix("://") {
+            Some(after) if scheme_len > 0 => after,
+            _ if scheme_len == 0 => rest.strip_prefix("//")?,
             _ => return None,
         };
         let authority = after_scheme
@@ -125,7 +132,12 @@ impl<'a> Target<'a> {
             Some(i) if !host_port[i..].contains(']') => &host_port[..i],
             _ => host_port,
         };
-        Some(host.trim_end_matches('.').to_ascii_lowercase())
+        let host = host.trim_end_matches('.');
+        Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(host)
+        })
     }
 }
 
@@ -142,7 +154,13 @@ impl<'a> Params<'a> {
     fn scan(query: &'a str) -> Option<Self> {
         let mut params = Params::default();
         for pair in query::pairs(query) {
-            match query::decode(pair.name).ok()?.as_ref() {
+            // Only a name that is, or may decode to, `state` or `code` needs reading.
+            let name = match pair.name {
+                "state" | "code" => Cow::Borrowed(pair.name),
+                raw if raw.contains(['%', '+']) => query::decode(raw).ok()?,
+                _ => continue,
+            };
+            match name.as_ref() {
                 "state" => {
                     if params.state.is_some() {
                         return None;
@@ -180,16 +198,18 @@ pub fn inspect(
         return fail_closed("unreadable Location");
     };
     let target = Target::split(location);
-    let to_client = target
-        .host()
-        .is_some_and(|host| settings.clients.get(&host).is_some());
     let Some(params) = Params::scan(target.query) else {
-        return if to_client {
+        return if target.is_client(settings.clients) {
             fail_closed("unreadable query in a redirect to a client")
         } else {
             Verdict::PassThrough
         };
     };
+    if params.state.is_none() && !params.code && target.fragment.is_none() {
+        // The common redirect (the AS's own pages, DigiD): nothing to protect or restore.
+        return Verdict::PassThrough;
+    }
+    let to_client = target.is_client(settings.clients);
     let opened = match &params.state {
         Some((_, state)) => open(state),
         None => Opened::Foreign,
@@ -601,7 +621,7 @@ mod tests {
 
     #[test]
     fn host_parsing_is_generous() {
-        let host = |l: &str| Target::split(l).host();
+        let host = |l: &str| Target::split(l).host().map(|h| h.into_owned());
         assert_eq!(host("https://A.b:8/x"), Some("a.b".into()));
         assert_eq!(host("//a.b/x"), Some("a.b".into()));
         assert_eq!(host("https://u:p@a.b/x"), Some("a.b".into()));
