@@ -88,13 +88,24 @@ struct Target<'a> {
 
 impl<'a> Target<'a> {
     fn split(location: &'a str) -> Self {
-        let (rest, fragment) = match location.find('#') {
-            Some(i) => (&location[..i], Some(&location[i + 1..])),
-            None => (location, None),
-        };
-        let (base, query) = match rest.find('?') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
+        // One pass: the first `?` before the first `#`.
+        let mut question = None;
+        let mut hash = None;
+        for (i, &b) in location.as_bytes().iter().enumerate() {
+            match b {
+                b'?' if question.is_none() => question = Some(i),
+                b'#' => {
+                    hash = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let end = hash.unwrap_or(location.len());
+        let fragment = hash.map(|i| &location[i + 1..]);
+        let (base, query) = match question {
+            Some(i) => (&location[..i], &location[i + 1..end]),
+            None => (&location[..end], ""),
         };
         Target {
             base,
@@ -617,6 +628,19 @@ mod tests {
                 "{loc}"
             );
         }
+    }
+
+    #[test]
+    fn location_split() {
+        let t = Target::split("https://h/p?a=1?b#f?g#h");
+        assert_eq!(
+            (t.base, t.query, t.fragment),
+            ("https://h/p", "a=1?b", Some("f?g#h"))
+        );
+        let t = Target::split("/p#f?x");
+        assert_eq!((t.base, t.query, t.fragment), ("/p", "", Some("f?x")));
+        let t = Target::split("/p");
+        assert_eq!((t.base, t.query, t.fragment), ("/p", "", None));
     }
 
     #[test]

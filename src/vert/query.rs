@@ -45,17 +45,43 @@ impl DecodeError {
 
 /// Splits a query into its pairs. Empty segments (`a=1&&b=2`) carry nothing and are skipped, as
 /// every form decoder does; a segment without `=` is a name with an empty value.
-pub fn pairs(query: &str) -> impl Iterator<Item = RawPair<'_>> {
-    query.split('&').filter(|s| !s.is_empty()).map(|segment| {
-        match segment.split_once('=') {
-            Some((name, value)) => RawPair { name, value },
-            // An empty subslice at the end keeps `as_sent` pointing inside the query.
-            None => RawPair {
-                name: segment,
-                value: &segment[segment.len()..],
-            },
+pub fn pairs(query: &str) -> Pairs<'_> {
+    Pairs { rest: query }
+}
+
+/// The iterator of [`pairs`]: one pass over the bytes (this runs on every upstream redirect).
+pub struct Pairs<'q> {
+    rest: &'q str,
+}
+
+impl<'q> Iterator for Pairs<'q> {
+    type Item = RawPair<'q>;
+
+    fn next(&mut self) -> Option<RawPair<'q>> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let bytes = self.rest.as_bytes();
+            let end = bytes.iter().position(|&b| b == b'&').unwrap_or(bytes.len());
+            let segment = &self.rest[..end];
+            self.rest = self.rest.get(end + 1..).unwrap_or("");
+            if segment.is_empty() {
+                continue;
+            }
+            return Some(match segment.as_bytes().iter().position(|&b| b == b'=') {
+                Some(i) => RawPair {
+                    name: &segment[..i],
+                    value: &segment[i + 1..],
+                },
+                // An empty subslice at the end keeps `as_sent` pointing inside the query.
+                None => RawPair {
+                    name: segment,
+                    value: &segment[segment.len()..],
+                },
+            });
         }
-    })
+    }
 }
 
 /// Decodes one name or value: `+` is a space, `%XX` a byte, the result must be UTF-8.
