@@ -214,3 +214,9 @@ Stop with Ctrl-C.
 "#
     );
 }
+
+// The proxy allocates a few small buffers per request (hyper's header maps and read buffers);
+// mimalloc's thread-local free lists serve a thread-per-worker server with about 5 % fewer
+// instructions per request than glibc's malloc (callgrind, bench/README).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
