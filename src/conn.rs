@@ -92,7 +92,9 @@ impl<T> TimedIo<T> {
         }
     }
 
-    fn on_progress(&mut self, read: bool) {
+    /// Bytes moved. The deadline that follows is armed here too: after writing a response,
+    /// hyper may wait for the next request without reading again first.
+    fn on_progress(&mut self, read: bool, cx: &mut Context<'_>) {
         let now = Instant::now();
         self.sync(now);
         match self.phase {
@@ -103,27 +105,22 @@ impl<T> TimedIo<T> {
             Phase::Idle => self.since = now,
             Phase::Head | Phase::Busy => {}
         }
+        if let Some(deadline) = self.deadline() {
+            self.arm(deadline, cx);
+        }
     }
 
-    /// Called when the socket has nothing for us: is a deadline past? Arms the timer so that
-    /// we are woken when it is.
-    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        let now = Instant::now();
-        self.sync(now);
-        let deadline = match self.phase {
-            Phase::Idle => self.since + self.limits.idle,
-            Phase::Head => self.since + self.limits.header_read,
-            Phase::Busy => return Ok(()),
-        };
-        if now >= deadline {
-            let what = match self.phase {
-                Phase::Head => "listen.header_read_timeout",
-                _ => "listen.idle_timeout",
-            };
-            return Err(io::Error::new(io::ErrorKind::TimedOut, what));
+    fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Idle => Some(self.since + self.limits.idle),
+            Phase::Head => Some(self.since + self.limits.header_read),
+            Phase::Busy => None,
         }
-        // Re-arm only when the timer would fire late, or has fired; a timer that fires early
-        // is re-armed then. Most requests never touch the timer.
+    }
+
+    /// Makes sure the timer wakes us by `deadline`. It is moved only when it would fire late,
+    /// or has fired; one that fires early is moved then. Most requests never touch it.
+    fn arm(&mut self, deadline: Instant, cx: &mut Context<'_>) {
         if deadline < self.armed || self.timer.is_elapsed() {
             self.timer.as_mut().reset(deadline);
             self.armed = deadline;
@@ -134,6 +131,23 @@ impl<T> TimedIo<T> {
             self.armed = deadline;
             let _ = self.timer.as_mut().poll(cx);
         }
+    }
+
+    /// Called when the socket has nothing for us: is a deadline past?
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let now = Instant::now();
+        self.sync(now);
+        let Some(deadline) = self.deadline() else {
+            return Ok(());
+        };
+        if now >= deadline {
+            let what = match self.phase {
+                Phase::Head => "listen.header_read_timeout",
+                _ => "listen.idle_timeout",
+            };
+            return Err(io::Error::new(io::ErrorKind::TimedOut, what));
+        }
+        self.arm(deadline, cx);
         Ok(())
     }
 }
@@ -148,7 +162,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    self.on_progress(true);
+                    self.on_progress(true, cx);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -170,7 +184,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         match Pin::new(&mut self.io).poll_write(cx, data) {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
-                    self.on_progress(false);
+                    self.on_progress(false, cx);
                 }
                 Poll::Ready(Ok(n))
             }
@@ -190,7 +204,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
-                    self.on_progress(false);
+                    self.on_progress(false, cx);
                 }
                 Poll::Ready(Ok(n))
             }
@@ -354,5 +368,29 @@ mod tests {
         let err = io.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(err.to_string(), "listen.idle_timeout");
         assert_eq!(idle_from.elapsed(), Duration::from_millis(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timer_is_armed_by_the_write_itself() {
+        // hyper may write a response and then wait without reading: the write must arm the
+        // idle deadline, or only the connection's earlier, later deadline would wake it.
+        let (mut client, server) = tokio::io::duplex(64);
+        let activity = Arc::new(Activity::default());
+        let mut io = TimedIo::new(
+            server,
+            activity.clone(),
+            Limits {
+                header_read: Duration::from_secs(30),
+                idle: Duration::from_millis(400),
+            },
+        );
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
+        activity.started.fetch_add(1, Ordering::AcqRel);
+        let written_at = Instant::now();
+        io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        // The task is woken by the timer at the idle deadline, not at the header deadline.
+        std::future::poll_fn(|cx| io.timer.as_mut().poll(cx)).await;
+        assert_eq!(written_at.elapsed(), Duration::from_millis(400));
     }
 }

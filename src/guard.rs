@@ -44,6 +44,7 @@ pub struct Guard {
     keys: KeyRing,
     flow_ttl: Duration,
     clock_skew: Duration,
+    max_uri_length: usize,
 }
 
 impl Guard {
@@ -64,6 +65,7 @@ impl Guard {
             keys: resources.keys,
             flow_ttl: config.state.flow_ttl,
             clock_skew: config.state.clock_skew,
+            max_uri_length: config.listen.max_uri_length,
         }
     }
 }
@@ -113,22 +115,25 @@ where
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         // SPEC §3.1: only the proxy tells the AS that representation was asked for.
         remove_if_present(req.headers_mut(), &self.guard.request_header);
+        let target_length = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+        if target_length > self.guard.max_uri_length {
+            // A sealed state grows with the client's; an AS has limits of its own.
+            return refuse(&req, Topic::UriTooLong, StatusCode::URI_TOO_LONG);
+        }
         match self.guard.paths.route(req.uri().path()) {
             Route::Other => self.forward(req),
             Route::Authorize => self.authorize(req),
-            Route::Unreadable => {
-                let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
-                let trace_id = random_uuid();
-                tracing::info!(%trace_id, "refused a path that does not decode one way: 400");
-                ResponseFuture::ready(error_page(
-                    Topic::BadRequest,
-                    StatusCode::BAD_REQUEST,
-                    lang,
-                    trace_id,
-                ))
-            }
+            Route::Unreadable => refuse(&req, Topic::BadRequest, StatusCode::BAD_REQUEST),
         }
     }
+}
+
+/// A request refused before any rule applies; the log line carries the page's trace id.
+fn refuse<F>(req: &Request<Incoming>, topic: Topic, status: StatusCode) -> ResponseFuture<F> {
+    let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
+    let trace_id = random_uuid();
+    tracing::info!(%trace_id, status = status.as_u16(), path_bytes = req.uri().path().len(), "request refused");
+    ResponseFuture::ready(error_page(topic, status, lang, trace_id))
 }
 
 impl<S> VertGuard<S>

@@ -66,6 +66,8 @@ pub enum Topic {
     MethodNotAllowed,
     /// 400: a request the proxy will not pass on (a path that cannot be read one way).
     BadRequest,
+    /// 414: a request target longer than `listen.max_uri_length`.
+    UriTooLong,
 }
 
 /// A page's words. `{pgo}` is replaced by the client's name, `{minutes}` by the flow's time
@@ -205,6 +207,16 @@ fn words(topic: Topic, lang: Lang) -> Words {
         (Topic::TimedOut, Lang::En) => Words {
             title: "This service did not answer in time",
             paragraphs: &["Please try again in a few minutes."],
+            link: "",
+        },
+        (Topic::UriTooLong, Lang::Nl) => Words {
+            title: "Deze aanvraag is te lang",
+            paragraphs: &["Het adres is langer dan wij aannemen. Er zijn geen gegevens gedeeld."],
+            link: "",
+        },
+        (Topic::UriTooLong, Lang::En) => Words {
+            title: "This request is too long",
+            paragraphs: &["The address is longer than we accept. No data has been shared."],
             link: "",
         },
         (Topic::MethodNotAllowed | Topic::BadRequest, Lang::Nl) => Words {

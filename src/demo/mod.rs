@@ -99,6 +99,8 @@ struct Store {
     issued: Vec<String>,
     /// Authorization requests received (tests: a refused request never arrives).
     authorize_requests: usize,
+    /// The code issued at each login, by login id (tests: a code reaches exactly its flow).
+    code_by_login: HashMap<String, String>,
 }
 
 struct Demo {
@@ -137,6 +139,17 @@ impl DemoAs {
             .lock()
             .expect("demo store")
             .authorize_requests
+    }
+
+    /// The code issued when the login with this id was posted.
+    pub fn code_for_login(&self, login_id: &str) -> Option<String> {
+        self.demo
+            .store
+            .lock()
+            .expect("demo store")
+            .code_by_login
+            .get(login_id)
+            .cloned()
     }
 
     /// How many codes the demo AS has issued.
@@ -381,6 +394,7 @@ impl Demo {
         {
             let mut store = self.store.lock().expect("demo store");
             store.issued.push(code.clone());
+            store.code_by_login.insert(id.to_owned(), code.clone());
             store.codes.insert(
                 code.clone(),
                 Grant {

@@ -199,13 +199,19 @@ impl Reply {
     }
 }
 
-fn client() -> Client<HttpConnector, Full<Bytes>> {
-    // A plain hyper client: it never follows redirects.
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A plain hyper client: it never follows redirects. Keep one per test to reuse connections.
+pub fn client() -> TestClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
 pub async fn send(req: Request<Full<Bytes>>) -> Reply {
-    let response = tokio::time::timeout(Duration::from_secs(20), client().request(req))
+    send_with(&client(), req).await
+}
+
+pub async fn send_with(client: &TestClient, req: Request<Full<Bytes>>) -> Reply {
+    let response = tokio::time::timeout(Duration::from_secs(20), client.request(req))
         .await
         .expect("the proxy answers within 20s")
         .expect("a response");
@@ -365,6 +371,79 @@ impl Drop for Scripted {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+    }
+}
+
+/// A raw upstream that misbehaves on purpose, by path:
+/// `/ok` 200; `/reset-mid` a 200 head and part of the body, then a TCP reset;
+/// `/reset-before` a reset before any byte; `/location-obs` a 302 whose Location holds bytes
+/// that are not ASCII; `/location-twice` two Location headers; `/location-relative-code` a
+/// relative 302 carrying a code; `/slow` the answer after a second.
+pub struct FaultUpstream {
+    pub addr: SocketAddr,
+}
+
+impl FaultUpstream {
+    pub fn start() -> FaultUpstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve_fault(stream));
+            }
+        });
+        FaultUpstream { addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn serve_fault(mut stream: TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let reset = |stream: TcpStream| {
+        let socket = socket2::Socket::from(stream);
+        let _ = socket.set_linger(Some(Duration::ZERO));
+        drop(socket);
+    };
+    match path.as_str() {
+        "/reset-mid" => {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789");
+            let _ = stream.flush();
+            std::thread::sleep(Duration::from_millis(100));
+            reset(stream);
+        }
+        "/reset-before" => reset(stream),
+        "/location-obs" => {
+            let _ = stream.write_all(b"HTTP/1.1 302 Found\r\nlocation: https://pgo.example.nl/cb?code=C0DE&state=x\xff\xfe\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+        "/location-twice" => {
+            let _ = stream.write_all(b"HTTP/1.1 302 Found\r\nlocation: /a\r\nlocation: https://pgo.example.nl/cb?code=C0DE\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+        "/location-relative-code" => {
+            let _ = stream.write_all(b"HTTP/1.1 302 Found\r\nlocation: /consent?code=internal&step=2\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+        "/slow" => {
+            std::thread::sleep(Duration::from_secs(1));
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nslow",
+            );
+        }
+        _ => {
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nfine",
+            );
         }
     }
 }

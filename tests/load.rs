@@ -1,0 +1,213 @@
+//! Correct under load: thousands of interleaved flows of every kind, 64 at a time, through two
+//! proxy workers against the demo AS; every single decision is checked. A released code must
+//! go to exactly its flow, with exactly that flow's state; a withheld code must appear nowhere.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use support::*;
+use tokio::sync::Semaphore;
+
+const FLOWS: usize = 5000;
+const CONCURRENCY: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    SelfReleased,
+    OnBehalfReleased,
+    ChildReleased,
+    Vert1,
+    Vert1OtherKind,
+    Vert2,
+    Vert3Missing,
+    Vert3Malformed,
+    Vert4,
+    NoSignal,
+    Denied,
+    UnknownClient,
+}
+
+const KINDS: [Kind; 12] = [
+    Kind::SelfReleased,
+    Kind::OnBehalfReleased,
+    Kind::ChildReleased,
+    Kind::Vert1,
+    Kind::Vert1OtherKind,
+    Kind::Vert2,
+    Kind::Vert3Missing,
+    Kind::Vert3Malformed,
+    Kind::Vert4,
+    Kind::NoSignal,
+    Kind::Denied,
+    Kind::UnknownClient,
+];
+
+impl Kind {
+    /// The extra authorize parameters and the login form.
+    fn plan(self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        const OB: &str = "&scope=48%20onbehalfof&MedMij_geboortedatum=19700901";
+        const CH: &str = "&scope=48%20onbehalfofchild&MedMij_geboortedatum=20200315";
+        match self {
+            Kind::SelfReleased => ("&scope=48", &[("as", "self")]),
+            Kind::OnBehalfReleased => (OB, &[("as", "piet")]),
+            Kind::ChildReleased => (CH, &[("as", "sanne")]),
+            Kind::Vert1 => (OB, &[("as", "self")]),
+            Kind::Vert1OtherKind => (OB, &[("as", "sanne")]),
+            Kind::Vert2 => ("&scope=48", &[("as", "piet")]),
+            Kind::Vert3Missing => ("&scope=onbehalfof", &[]),
+            Kind::Vert3Malformed => ("&scope=onbehalfof&MedMij_geboortedatum=19700231", &[]),
+            Kind::Vert4 => (
+                "&scope=onbehalfof&MedMij_geboortedatum=19700902",
+                &[("as", "piet")],
+            ),
+            Kind::NoSignal => (OB, &[("as", "piet"), ("signal", "omit")]),
+            Kind::Denied => (OB, &[("as", "deny")]),
+            Kind::UnknownClient => ("", &[]),
+        }
+    }
+}
+
+/// Runs one flow and checks its outcome; returns a description of any mismatch.
+async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Kind) -> Result<(), String> {
+    // Every flow has its own state; some need percent-encoding to stay exact.
+    let state = format!("flow-{i}-%2B{}", i * 7919 % 10007);
+    let (extra, login) = kind.plan();
+    let client_id = if matches!(kind, Kind::UnknownClient) {
+        "unknown.example.nl"
+    } else {
+        PGO
+    };
+    let url = format!(
+        "{}/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri={REDIRECT_ENC}&state={state}{extra}",
+        h.base
+    );
+    let get = |url: String| {
+        send_with(
+            client,
+            Request::get(url).body(Full::new(Bytes::new())).unwrap(),
+        )
+    };
+    let page = get(url).await;
+    let fail = |what: &str, r: &Reply| Err(format!("flow {i} {kind:?}: {what}: {r:?}"));
+    match kind {
+        Kind::UnknownClient => {
+            return if page.status == 400 && page.header("location").is_none() {
+                Ok(())
+            } else {
+                fail("expected the 1a page", &page)
+            };
+        }
+        Kind::Vert3Missing | Kind::Vert3Malformed => {
+            let ok = page.status == 302
+                && page.location().starts_with(&format!(
+                    "{REDIRECT}?error=invalid_request&error_description="
+                ))
+                && page.location().ends_with(&format!("&state={state}"));
+            return if ok {
+                Ok(())
+            } else {
+                fail("expected Vert 3", &page)
+            };
+        }
+        _ => {}
+    }
+    if page.status != 200 {
+        return fail("expected the login page", &page);
+    }
+    let path = login_path(&page.body);
+    let login_id = path.rsplit('/').next().unwrap().to_string();
+    let body = serde_urlencoded::to_string(login).unwrap();
+    let r = send_with(
+        client,
+        Request::post(format!("{}{path}", h.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await;
+    let code = h.demo().code_for_login(&login_id);
+    match (kind, code) {
+        (Kind::Denied, None) => {
+            let want = format!("{REDIRECT}?error=access_denied&state={state}");
+            if r.status == 302 && r.location() == want {
+                Ok(())
+            } else {
+                fail(
+                    "expected the AS's error redirect with the original state",
+                    &r,
+                )
+            }
+        }
+        (Kind::SelfReleased | Kind::OnBehalfReleased | Kind::ChildReleased, Some(code)) => {
+            let want = format!("{REDIRECT}?code={code}&state={state}");
+            if r.status == 302 && r.location() == want {
+                Ok(())
+            } else {
+                fail(&format!("expected exactly {want}"), &r)
+            }
+        }
+        (_, Some(code)) => {
+            let status = match kind {
+                Kind::NoSignal => 502,
+                _ => 403,
+            };
+            if r.status != status || r.header("location").is_some() {
+                return fail(&format!("expected a {status} page"), &r);
+            }
+            if r.everything().contains(&code) {
+                return fail("the withheld code leaked", &r);
+            }
+            Ok(())
+        }
+        (_, None) => fail("the AS issued no code", &r),
+    }
+}
+
+#[tokio::test]
+async fn every_decision_holds_under_load() {
+    let h = Arc::new(Harness::start("[listen]\nworkers = 2\n"));
+    let client = client();
+    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..FLOWS {
+        let permit = limit.clone().acquire_owned().await.unwrap();
+        let h = h.clone();
+        let client = client.clone();
+        tasks.spawn(async move {
+            let result = run_flow(&h, &client, i, KINDS[i % KINDS.len()]).await;
+            drop(permit);
+            result
+        });
+    }
+    let mut mismatches = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        if let Err(e) = result.unwrap() {
+            mismatches.push(e);
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "{FLOWS} flows, {} kinds, {CONCURRENCY} concurrent, {:.1}s, {} mismatches",
+        KINDS.len(),
+        took.as_secs_f64(),
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, first: {:?}",
+        mismatches.len(),
+        mismatches.first()
+    );
+    let issued = h.demo().codes_issued();
+    let expected = FLOWS / KINDS.len() * 8; // kinds that reach the login step with a code
+    assert!(
+        issued >= expected,
+        "{issued} codes issued, expected at least {expected}"
+    );
+}

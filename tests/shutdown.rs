@@ -1,0 +1,142 @@
+//! Graceful shutdown of the real binary: on SIGTERM new connections are refused, requests in
+//! flight finish, and the process exits within `listen.shutdown_grace`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Starts the binary with `listen.shutdown_grace = grace`, in front of `upstream`; returns the
+/// child and the address it listens on (read from its log).
+fn start_binary(upstream: &str, grace: &str) -> (Child, SocketAddr) {
+    let dir = temp_dir();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\nworkers = 2\nshutdown_grace = \"{grace}\"\n\
+             [upstream]\nurl = \"{upstream}\"\n\
+             [clients]\nstatic = [{{ hostname = \"pgo.example.nl\" }}]\n\
+             [log]\nlevel = \"info\"\nformat = \"text\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+        .arg("--config")
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the proxy logs that it listens")
+            .unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            if line.contains("listening") {
+                break rest.trim().parse().unwrap();
+            }
+        }
+    };
+    // Keep draining the log so that the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn terminate(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections() {
+    let upstream = FaultUpstream::start();
+    let (mut child, addr) = start_binary(&upstream.url(), "5s");
+    assert_eq!(
+        raw_status(&raw(
+            addr,
+            b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5)
+        )),
+        200
+    );
+    // A request the upstream answers after a second.
+    let in_flight = std::thread::spawn(move || {
+        raw(
+            addr,
+            b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(10),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    terminate(&child);
+    // New connections are refused soon after the signal.
+    let refused_by = Instant::now() + Duration::from_secs(2);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        assert!(Instant::now() < refused_by, "still accepting connections");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let response = in_flight.join().unwrap();
+    assert_eq!(raw_status(&response), 200, "{response}");
+    assert!(
+        response.ends_with("slow"),
+        "the request in flight finished: {response}"
+    );
+    let exited = wait_exit(&mut child, Duration::from_secs(5));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "exited {exited:?} after waiting, {:?} after the signal",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn the_grace_period_bounds_the_wait() {
+    let upstream = FaultUpstream::start();
+    let (mut child, addr) = start_binary(&upstream.url(), "300ms");
+    let in_flight = std::thread::spawn(move || {
+        raw(
+            addr,
+            b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(10),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    terminate(&child);
+    wait_exit(&mut child, Duration::from_secs(3));
+    let took = signalled.elapsed();
+    // The upstream needs a second; the grace period is 300 ms.
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(900),
+        "{took:?}"
+    );
+    let response = in_flight.join().unwrap();
+    assert!(
+        !response.ends_with("slow"),
+        "cut off at the end of the grace period"
+    );
+}
