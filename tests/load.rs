@@ -17,12 +17,12 @@ const FLOWS: usize = 5000;
 const CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+enum Outcome {
     SelfReleased,
     OnBehalfReleased,
     ChildReleased,
     Vert1,
-    Vert1OtherKind,
+    Vert1OtherRepresentation,
     Vert2,
     Vert3Missing,
     Vert3Malformed,
@@ -32,52 +32,52 @@ enum Kind {
     UnknownClient,
 }
 
-const KINDS: [Kind; 12] = [
-    Kind::SelfReleased,
-    Kind::OnBehalfReleased,
-    Kind::ChildReleased,
-    Kind::Vert1,
-    Kind::Vert1OtherKind,
-    Kind::Vert2,
-    Kind::Vert3Missing,
-    Kind::Vert3Malformed,
-    Kind::Vert4,
-    Kind::NoSignal,
-    Kind::Denied,
-    Kind::UnknownClient,
+const KINDS: [Outcome; 12] = [
+    Outcome::SelfReleased,
+    Outcome::OnBehalfReleased,
+    Outcome::ChildReleased,
+    Outcome::Vert1,
+    Outcome::Vert1OtherRepresentation,
+    Outcome::Vert2,
+    Outcome::Vert3Missing,
+    Outcome::Vert3Malformed,
+    Outcome::Vert4,
+    Outcome::NoSignal,
+    Outcome::Denied,
+    Outcome::UnknownClient,
 ];
 
-impl Kind {
+impl Outcome {
     /// The extra authorize parameters and the login form.
     fn plan(self) -> (&'static str, &'static [(&'static str, &'static str)]) {
         const OB: &str = "&scope=48%20onbehalfof&MedMij_geboortedatum=19700901";
         const CH: &str = "&scope=48%20onbehalfofchild&MedMij_geboortedatum=20200315";
         match self {
-            Kind::SelfReleased => ("&scope=48", &[("as", "self")]),
-            Kind::OnBehalfReleased => (OB, &[("as", "piet")]),
-            Kind::ChildReleased => (CH, &[("as", "sanne")]),
-            Kind::Vert1 => (OB, &[("as", "self")]),
-            Kind::Vert1OtherKind => (OB, &[("as", "sanne")]),
-            Kind::Vert2 => ("&scope=48", &[("as", "piet")]),
-            Kind::Vert3Missing => ("&scope=onbehalfof", &[]),
-            Kind::Vert3Malformed => ("&scope=onbehalfof&MedMij_geboortedatum=19700231", &[]),
-            Kind::Vert4 => (
+            Outcome::SelfReleased => ("&scope=48", &[("as", "self")]),
+            Outcome::OnBehalfReleased => (OB, &[("as", "piet")]),
+            Outcome::ChildReleased => (CH, &[("as", "sanne")]),
+            Outcome::Vert1 => (OB, &[("as", "self")]),
+            Outcome::Vert1OtherRepresentation => (OB, &[("as", "sanne")]),
+            Outcome::Vert2 => ("&scope=48", &[("as", "piet")]),
+            Outcome::Vert3Missing => ("&scope=onbehalfof", &[]),
+            Outcome::Vert3Malformed => ("&scope=onbehalfof&MedMij_geboortedatum=19700231", &[]),
+            Outcome::Vert4 => (
                 "&scope=onbehalfof&MedMij_geboortedatum=19700902",
                 &[("as", "piet")],
             ),
-            Kind::NoSignal => (OB, &[("as", "piet"), ("signal", "omit")]),
-            Kind::Denied => (OB, &[("as", "deny")]),
-            Kind::UnknownClient => ("", &[]),
+            Outcome::NoSignal => (OB, &[("as", "piet"), ("signal", "omit")]),
+            Outcome::Denied => (OB, &[("as", "deny")]),
+            Outcome::UnknownClient => ("", &[]),
         }
     }
 }
 
 /// Runs one flow and checks its outcome; returns a description of any mismatch.
-async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Kind) -> Result<(), String> {
+async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Outcome) -> Result<(), String> {
     // Every flow has its own state; some need percent-encoding to stay exact.
     let state = format!("flow-{i}-%2B{}", i * 7919 % 10007);
     let (extra, login) = kind.plan();
-    let client_id = if matches!(kind, Kind::UnknownClient) {
+    let client_id = if matches!(kind, Outcome::UnknownClient) {
         "unknown.example.nl"
     } else {
         PGO
@@ -95,14 +95,14 @@ async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Kind) -> Res
     let page = get(url).await;
     let fail = |what: &str, r: &Reply| Err(format!("flow {i} {kind:?}: {what}: {r:?}"));
     match kind {
-        Kind::UnknownClient => {
+        Outcome::UnknownClient => {
             return if page.status == 400 && page.header("location").is_none() {
                 Ok(())
             } else {
                 fail("expected the 1a page", &page)
             };
         }
-        Kind::Vert3Missing | Kind::Vert3Malformed => {
+        Outcome::Vert3Missing | Outcome::Vert3Malformed => {
             let ok = page.status == 302
                 && page.location().starts_with(&format!(
                     "{REDIRECT}?error=invalid_request&error_description="
@@ -132,7 +132,7 @@ async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Kind) -> Res
     .await;
     let code = h.demo().code_for_login(&login_id);
     match (kind, code) {
-        (Kind::Denied, None) => {
+        (Outcome::Denied, None) => {
             let want = format!("{REDIRECT}?error=access_denied&state={state}");
             if r.status == 302 && r.location() == want {
                 Ok(())
@@ -143,7 +143,7 @@ async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Kind) -> Res
                 )
             }
         }
-        (Kind::SelfReleased | Kind::OnBehalfReleased | Kind::ChildReleased, Some(code)) => {
+        (Outcome::SelfReleased | Outcome::OnBehalfReleased | Outcome::ChildReleased, Some(code)) => {
             let want = format!("{REDIRECT}?code={code}&state={state}");
             if r.status == 302 && r.location() == want {
                 Ok(())
@@ -153,7 +153,7 @@ async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Kind) -> Res
         }
         (_, Some(code)) => {
             let status = match kind {
-                Kind::NoSignal => 502,
+                Outcome::NoSignal => 502,
                 _ => 403,
             };
             if r.status != status || r.header("location").is_some() {
