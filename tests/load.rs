@@ -143,7 +143,10 @@ async fn run_flow(h: &Harness, client: &TestClient, i: usize, kind: Outcome) -> 
                 )
             }
         }
-        (Outcome::SelfReleased | Outcome::OnBehalfReleased | Outcome::ChildReleased, Some(code)) => {
+        (
+            Outcome::SelfReleased | Outcome::OnBehalfReleased | Outcome::ChildReleased,
+            Some(code),
+        ) => {
             let want = format!("{REDIRECT}?code={code}&state={state}");
             if r.status == 302 && r.location() == want {
                 Ok(())

@@ -38,10 +38,8 @@ fn start_binary(upstream: &str, grace: &str) -> (Child, SocketAddr) {
             .next()
             .expect("the proxy logs that it listens")
             .unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            if line.contains("listening") {
-                break rest.trim().parse().unwrap();
-            }
+        if let (true, Some(rest)) = (line.contains("listening"), line.split("addr=").nth(1)) {
+            break rest.trim().parse().unwrap();
         }
     };
     // Keep draining the log so that the child never blocks on a full pipe.
