@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use uuid::Uuid;
 
@@ -245,8 +245,11 @@ where
                 (path_and_query, kind)
             }
         };
-        // The query was checked character by character; it is a valid URI.
-        let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
+        // The query was checked character by character, so this is a valid URI. An
+        // absolute-form target keeps its authority: the upstream service turns it into `Host`.
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.path_and_query = PathAndQuery::try_from(path_and_query).ok();
+        let Ok(uri) = Uri::from_parts(parts) else {
             return ResponseFuture::ready(error_page(
                 Topic::BadRequest,
                 StatusCode::BAD_REQUEST,
@@ -254,7 +257,7 @@ where
                 correlation_id,
             ));
         };
-        *req.uri_mut() = path_and_query.into();
+        *req.uri_mut() = uri;
         if let Some(kind) = kind {
             req.headers_mut().insert(
                 guard.request_header.clone(),
@@ -358,69 +361,70 @@ impl Guard {
             birthdate: birthdate.as_ref().and_then(|v| v.to_str().ok()),
         };
         let verdict = flow_return::inspect(location, &settings, |s| self.keys.open(s), signal);
-        match verdict {
-            Verdict::PassThrough => response,
-            Verdict::Restore { location, flow } => {
-                log_flow(
-                    "restored",
-                    "ext.vert.authint.202",
-                    None,
-                    "error redirect",
-                    &flow,
-                );
-                set_location(response, &location)
-            }
-            Verdict::Release { location, flow } => {
-                log_flow(
-                    "released",
-                    "ext.vert.authint.202",
-                    None,
-                    "code released",
-                    &flow,
-                );
-                set_location(response, &location)
-            }
+        let (location, flow, outcome, detail) = match verdict {
+            Verdict::PassThrough => return response,
+            Verdict::Restore { location, flow } => (location, flow, "restored", "state restored"),
+            Verdict::Release { location, flow } => (location, flow, "released", "code released"),
             Verdict::Withhold {
                 exception,
                 detail,
                 flow,
             } => {
-                let lang = Lang::from_accept_language(accept_language);
-                let (trace_id, name) = match &flow {
-                    Some(flow) => {
-                        log_flow(
-                            "withheld",
-                            exception.row().rule,
-                            Some(exception),
-                            detail,
-                            flow,
-                        );
-                        let name = self.clients.get(flow.client_id()).map(|c| c.name.as_str());
-                        (flow.correlation_id, name)
-                    }
-                    None => {
-                        let trace_id = random_uuid();
-                        tracing::warn!(
-                            target: DECISION,
-                            outcome = "withheld",
-                            rule = exception.row().rule,
-                            exception = exception.row().id,
-                            detail,
-                            %trace_id,
-                        );
-                        (trace_id, None)
-                    }
-                };
                 // The upstream response, code and all, is dropped here.
-                self.answer(
-                    exception,
-                    lang,
-                    name,
-                    trace_id,
-                    flow.as_ref().map(Then::Flow),
-                )
+                let lang = Lang::from_accept_language(accept_language);
+                return self.withhold(exception, detail, flow.as_ref(), lang);
             }
-        }
+        };
+        // Built from a readable Location and a state that passed strict decoding, so it is a
+        // valid header value; were it not, nothing is released.
+        let Ok(value) = HeaderValue::from_str(&location) else {
+            let lang = Lang::from_accept_language(accept_language);
+            return self.withhold(
+                Exception::FailClosed,
+                "unusable Location",
+                Some(&flow),
+                lang,
+            );
+        };
+        log_flow(outcome, "ext.vert.authint.202", None, detail, &flow);
+        response.headers_mut().insert(header::LOCATION, value);
+        response
+    }
+
+    /// A withheld code: the log line, then the exception's answer.
+    fn withhold(
+        &self,
+        exception: Exception,
+        detail: &str,
+        flow: Option<&Flow>,
+        lang: Lang,
+    ) -> Response<Body> {
+        let (trace_id, name) = match flow {
+            Some(flow) => {
+                log_flow(
+                    "withheld",
+                    exception.row().rule,
+                    Some(exception),
+                    detail,
+                    flow,
+                );
+                let name = self.clients.get(flow.client_id()).map(|c| c.name.as_str());
+                (flow.correlation_id, name)
+            }
+            None => {
+                let trace_id = random_uuid();
+                tracing::warn!(
+                    target: DECISION,
+                    outcome = "withheld",
+                    rule = exception.row().rule,
+                    exception = exception.row().id,
+                    detail,
+                    %trace_id,
+                );
+                (trace_id, None)
+            }
+        };
+        self.answer(exception, lang, name, trace_id, flow.map(Then::Flow))
     }
 }
 
@@ -431,22 +435,6 @@ fn remove_if_present(headers: &mut http::HeaderMap, name: &HeaderName) -> Option
         headers.remove(name)
     } else {
         None
-    }
-}
-
-fn set_location(mut response: Response<Body>, location: &str) -> Response<Body> {
-    // Built from a readable Location and a state that passed strict decoding: visible ASCII.
-    match HeaderValue::from_str(location) {
-        Ok(value) => {
-            response.headers_mut().insert(header::LOCATION, value);
-            response
-        }
-        Err(_) => error_page(
-            Topic::Exception(Exception::FailClosed),
-            StatusCode::BAD_GATEWAY,
-            Lang::Nl,
-            random_uuid(),
-        ),
     }
 }
 

@@ -279,18 +279,24 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The length of the sealed state for a flow (README: some AS products cap `state`).
-pub fn sealed_len(redirect_uri_len: usize, state_len: usize, representation: bool) -> usize {
-    let plaintext =
-        4 + 16 + 1 + if representation { 4 } else { 0 } + 2 + redirect_uri_len + state_len;
-    let bytes = HEADER_LEN + plaintext + TAG_LEN;
-    (bytes * 4).div_ceil(3)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The length of the sealed state for a flow: the README's formula.
+    fn sealed_len(redirect_uri_len: usize, state_len: usize, representation: bool) -> usize {
+        let plaintext =
+            4 + 16 + 1 + if representation { 4 } else { 0 } + 2 + redirect_uri_len + state_len;
+        let bytes = HEADER_LEN + plaintext + TAG_LEN;
+        (bytes * 4).div_ceil(3)
+    }
+
+    #[test]
+    fn readme_length_formula() {
+        assert_eq!(sealed_len(31, 32, false), 171);
+        assert_eq!(sealed_len(31, 32, true), 176);
+    }
 
     fn flow(state: &str, requested: Option<Requested>) -> Flow {
         Flow {
