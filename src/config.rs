@@ -243,7 +243,9 @@ impl Config {
             authority: authority.unwrap_or_else(|| Authority::from_static("invalid")),
             connect_timeout: c.duration(&s, "connect_timeout", "2s"),
             response_timeout: c.duration(&s, "response_timeout", "30s"),
-            pool_idle_timeout: c.duration(&s, "pool_idle_timeout", "90s"),
+            // Below the keep-alive timeouts of common servers, so that the upstream seldom
+            // closes a connection just as the proxy sends on it.
+            pool_idle_timeout: c.duration(&s, "pool_idle_timeout", "30s"),
             pool_max_idle: c.integer(&s, "pool_max_idle", 256, 0, 100_000),
         };
 

@@ -227,10 +227,14 @@ where
 /// `listen.max_connections` reached: a short, deliberate answer instead of a silent wait.
 async fn refuse_over_capacity(mut stream: TcpStream) {
     tracing::warn!("listen.max_connections reached: 503");
-    let _ = stream
-        .write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
-        )
-        .await;
-    let _ = stream.shutdown().await;
+    let answer = async {
+        stream
+            .write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+            )
+            .await?;
+        stream.shutdown().await
+    };
+    // A peer that does not read cannot hold the task.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), answer).await;
 }
