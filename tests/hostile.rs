@@ -96,7 +96,10 @@ fn absolute_form_target_gets_the_authorize_checks() {
         &format!("http://as.example.nl/OAUTH2//authorize/?{UNKNOWN_CLIENT}"),
     );
     assert_eq!(raw_status(&r), 400, "{r}");
-    let r = get_raw(addr, &format!("http://as.example.nl/oauth2/authorize?{VALID}"));
+    let r = get_raw(
+        addr,
+        &format!("http://as.example.nl/oauth2/authorize?{VALID}"),
+    );
     assert_eq!(raw_status(&r), 200, "accepted, and forwarded: {r}");
     assert!(r.contains("/oauth2/login/"));
     // The AS sees origin-form and the target's host (RFC 9112 §3.2.2).
