@@ -214,7 +214,7 @@ mod tests {
     const PGO: &str = "pgo.example.nl";
 
     #[test]
-    fn core_authint_redirect_uri_accepts_https_on_client_host() {
+    fn core_authint_202_redirect_uri_accepts_https_on_client_host() {
         for ok in [
             "https://pgo.example.nl/callback",
             "https://pgo.example.nl",
@@ -226,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn core_authint_redirect_uri_tricks_are_refused() {
+    fn core_authint_202_redirect_uri_tricks_are_refused() {
         use RedirectUriError::*;
         let cases = [
             ("http://pgo.example.nl/cb", NotHttps),
