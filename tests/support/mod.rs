@@ -379,7 +379,7 @@ impl Drop for Scripted {
 /// `/ok` 200; `/reset-mid` a 200 head and part of the body, then a TCP reset;
 /// `/reset-before` a reset before any byte; `/location-obs` a 302 whose Location holds bytes
 /// that are not ASCII; `/location-twice` two Location headers; `/location-relative-code` a
-/// relative 302 carrying a code; `/slow` the answer after a second.
+/// relative 302 carrying a code; `/slow` and `/slower` the answer after one and three seconds.
 pub struct FaultUpstream {
     pub addr: SocketAddr,
 }
@@ -434,8 +434,9 @@ fn serve_fault(mut stream: TcpStream) {
         "/location-relative-code" => {
             let _ = stream.write_all(b"HTTP/1.1 302 Found\r\nlocation: /consent?code=internal&step=2\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
-        "/slow" => {
-            std::thread::sleep(Duration::from_secs(1));
+        "/slow" | "/slower" => {
+            let secs = if path == "/slow" { 1 } else { 3 };
+            std::thread::sleep(Duration::from_secs(secs));
             let _ = stream.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nslow",
             );
