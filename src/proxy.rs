@@ -32,36 +32,41 @@ struct Shared {
     response_timeout: Duration,
 }
 
-/// The innermost service: sends a request to the upstream AS, for one client connection.
-#[derive(Clone)]
-pub struct Upstream {
+/// One worker's way to the upstream, from which each client connection gets its [`Upstream`].
+pub struct UpstreamFactory {
     pool: Pool,
     shared: Arc<Shared>,
-    peer: Peer,
 }
 
-impl Upstream {
-    /// `pool` belongs to the worker that serves with this service.
+impl UpstreamFactory {
+    /// `pool` belongs to the worker that serves with the services made here.
     pub fn new(pool: Pool, cfg: &config::Upstream) -> Self {
-        Upstream {
+        UpstreamFactory {
             pool,
             shared: Arc::new(Shared {
                 host: HeaderValue::from_str(cfg.authority.as_str())
                     .expect("an authority is a header value"),
                 response_timeout: cfg.response_timeout,
             }),
-            peer: Peer::new([127, 0, 0, 1].into(), false),
         }
     }
 
-    /// The same upstream, for a connection from `peer`.
-    pub fn for_peer(&self, peer: Peer) -> Self {
+    /// The service for a connection from `peer`.
+    pub fn for_peer(&self, peer: Peer) -> Upstream {
         Upstream {
             pool: self.pool.clone(),
             shared: self.shared.clone(),
             peer,
         }
     }
+}
+
+/// The innermost service: sends a request to the upstream AS, for one client connection.
+#[derive(Clone)]
+pub struct Upstream {
+    pool: Pool,
+    shared: Arc<Shared>,
+    peer: Peer,
 }
 
 impl tower::Service<Request<Incoming>> for Upstream {

@@ -22,7 +22,7 @@ use crate::conn::{Activity, Limits, TimedIo, Tracked};
 use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
 use crate::pool::Pool;
-use crate::proxy::Upstream;
+use crate::proxy::UpstreamFactory;
 use crate::resources::Resources;
 use crate::telemetry;
 
@@ -144,7 +144,7 @@ fn run_worker(
     runtime.block_on(async move {
         let listen = &shared.config.listen;
         let listener = TcpListener::from_std(listener)?;
-        let upstream = Upstream::new(Pool::new(&shared.config.upstream), &shared.config.upstream);
+        let upstream = UpstreamFactory::new(Pool::new(&shared.config.upstream), &shared.config.upstream);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .keep_alive(true)
