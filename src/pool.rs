@@ -121,11 +121,6 @@ impl Pool {
         }
     }
 
-    /// Idle connections held right now.
-    pub fn idle(&self) -> usize {
-        self.inner.idle.lock().map_or(0, |i| i.len())
-    }
-
     /// Sends a request (origin-form URI, `Host` set) and returns the response head; the body
     /// streams, and gives the connection back when read to the end.
     pub async fn send(

@@ -224,3 +224,37 @@ async fn keep_alive_and_http10_clients() {
     let old = raw(addr, b"GET /echo HTTP/1.0\r\n\r\n", Duration::from_secs(5));
     assert_eq!(raw_status(&old), 200, "{old}");
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let upstream = Scripted::start();
+    upstream.set("/next", None, None);
+    let h = Harness::start_with_upstream(&upstream.url(), "");
+    for _ in 0..20 {
+        let r = get(&format!("{}/x", h.base)).await;
+        assert_eq!(r.status, 302);
+    }
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "one keep-alive connection for 20 requests"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_is_not_used_again() {
+    // The upstream drops keep-alive connections idle for 200 ms.
+    let upstream = Scripted::start_with_idle_close(Some(Duration::from_millis(200)));
+    upstream.set("/next", None, None);
+    let h = Harness::start_with_upstream(&upstream.url(), "");
+    for _ in 0..3 {
+        let r = get(&format!("{}/x", h.base)).await;
+        assert_eq!(r.status, 302, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        upstream.connections(),
+        3,
+        "a fresh connection after each close"
+    );
+}

@@ -291,11 +291,17 @@ type Script = (String, Option<String>, Option<String>);
 pub struct Scripted {
     addr: SocketAddr,
     script: std::sync::Arc<std::sync::Mutex<Script>>,
+    connections: std::sync::Arc<AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Scripted {
     pub fn start() -> Scripted {
+        Scripted::start_with_idle_close(None)
+    }
+
+    /// Like [`Scripted::start`], closing a keep-alive connection idle for `idle_close`.
+    pub fn start_with_idle_close(idle_close: Option<Duration>) -> Scripted {
         use hyper::server::conn::http1;
         use hyper::service::service_fn;
         use hyper_util::rt::TokioIo;
@@ -306,6 +312,8 @@ impl Scripted {
         let script = std::sync::Arc::new(std::sync::Mutex::new((String::new(), None, None)));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let shared = script.clone();
+        let connections = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -318,6 +326,7 @@ impl Scripted {
                         _ = &mut stopped => break,
                         s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
                     };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     let shared = shared.clone();
                     tokio::spawn(async move {
                         let service =
@@ -340,7 +349,11 @@ impl Scripted {
                                     )
                                 }
                             });
-                        let _ = http1::Builder::new()
+                        let mut builder = http1::Builder::new();
+                        builder
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(idle_close);
+                        let _ = builder
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
                     });
@@ -350,8 +363,14 @@ impl Scripted {
         Scripted {
             addr,
             script,
+            connections,
             stop: Some(stop),
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     pub fn url(&self) -> String {
