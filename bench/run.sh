@@ -31,6 +31,12 @@ if ! need wrk || ! need nginx || ! need taskset; then
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx util-linux >/dev/null
 fi
 
+for port in $UPSTREAM_PORT $VERT_PORT $NGINX_PORT; do
+  if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+    echo "port $port is in use: stop what listens there first" >&2; exit 1
+  fi
+done
+
 cargo build --release --locked -q
 BIN=$PWD/target/release/medmij-vert-proxy
 
