@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by valgrind's callgrind: steadier than
+# requests/s on a shared machine. Counts medmij-vert-proxy and nginx (as a proxy) in front of
+# the same upstream (nginx answering with a fixed 302).
+#
+#   bench/instructions.sh [seconds]
+#
+# The figure includes start-up and shutdown, so it is an upper bound; with tens of thousands of
+# requests that is well under 1 %.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_RUN=${1:-10}
+UPSTREAM_PORT=18091
+PROXY_PORT=18092
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx || ! need valgrind || ! need callgrind_annotate; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind >/dev/null
+fi
+cargo build --release --locked -q
+BIN=$PWD/target/release/medmij-vert-proxy
+
+WORK=$(mktemp -d)
+UPSTREAM_PID=
+cleanup() { [ -n "$UPSTREAM_PID" ] && kill "$UPSTREAM_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+nginx_conf() { # name master body
+  mkdir -p "$WORK/$1/logs"
+  cat > "$WORK/$1/nginx.conf" <<EOF
+worker_processes 1;
+master_process $2;
+daemon off;
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/logs/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; $3 }
+EOF
+}
+nginx_conf upstream on "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 302 /login?next=%2Fhome; } }"
+nginx_conf nginx off "upstream as { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
+  server { listen 127.0.0.1:$PROXY_PORT; location / { proxy_pass http://as; proxy_http_version 1.1;
+    proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$remote_addr; } }"
+cat > "$WORK/proxy.toml" <<EOF
+[listen]
+addr = "127.0.0.1:$PROXY_PORT"
+workers = 1
+[upstream]
+url = "http://127.0.0.1:$UPSTREAM_PORT"
+[clients]
+static = [ { hostname = "pgo.example.nl" } ]
+[log]
+level = "warn"
+EOF
+
+nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" &
+UPSTREAM_PID=$!
+sleep 0.5
+
+count() { # name command...
+  local name=$1; shift
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p.out" "$@" 2>/dev/null &
+  local pid=$!
+  sleep 4
+  local warm total requests
+  warm=$(wrk -t1 -c16 -d2s "http://127.0.0.1:$PROXY_PORT/" | awk '/requests in/ {print $1}')
+  requests=$(wrk -t1 -c16 -d"${SECONDS_RUN}s" "http://127.0.0.1:$PROXY_PORT/" | awk '/requests in/ {print $1}')
+  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  total=$(for f in "$WORK/$name".*.out; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done | paste -sd+ | bc)
+  requests=$((requests + warm))
+  printf '%-18s %8d requests  %6d instructions per request\n' "$name" "$requests" $((total / requests))
+}
+
+count medmij-vert-proxy "$BIN" --config "$WORK/proxy.toml"
+count nginx nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
