@@ -161,14 +161,21 @@ where
         let correlation_id = correlation_id
             .and_then(|id| Uuid::try_parse(&id).ok())
             .unwrap_or_else(random_uuid);
-        let ids = Ids {
+        let mut subject = Subject {
             request_id,
             correlation_id,
+            ..Subject::default()
         };
 
         if req.method() != Method::GET {
             // core.authint.200: the authorization request is a GET.
-            ids.log("refused", "core.authint.200", "method not allowed", None);
+            decision(
+                "refused",
+                "core.authint.200",
+                None,
+                "method not allowed",
+                &subject,
+            );
             let mut response = error_page(
                 Topic::MethodNotAllowed,
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -191,13 +198,15 @@ where
         };
         let (path_and_query, kind) = match authorize::decide(query, &settings) {
             Decision::Refuse(refusal) => {
-                ids.log(
+                let name = refusal.client.as_ref().map(|c| c.name.as_str());
+                subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());
+                decision(
                     "refused",
                     Exception::Auth1a.row().rule,
-                    refusal.reason,
                     Some(Exception::Auth1a),
+                    refusal.reason,
+                    &subject,
                 );
-                let name = refusal.client.as_ref().map(|c| c.name.as_str());
                 return ResponseFuture::ready(guard.answer(
                     Exception::Auth1a,
                     lang,
@@ -207,11 +216,12 @@ where
                 ));
             }
             Decision::Redirect(redirect) => {
-                ids.log(
+                decision(
                     "error_redirect",
                     redirect.exception.row().rule,
-                    redirect.description,
                     Some(redirect.exception),
+                    redirect.description,
+                    &subject,
                 );
                 return ResponseFuture::ready(guard.answer(
                     redirect.exception,
@@ -232,14 +242,14 @@ where
                     Some(Kind::OnBehalfOf) => "ext.vert.authint.201",
                     Some(Kind::OnBehalfOfChild) => "ext.vert.authint.204",
                 };
-                tracing::info!(
-                    target: DECISION,
-                    outcome = "forwarded",
+                subject.client_id = Some(accepted.client.hostname.as_str());
+                subject.representation = Some(kind.map_or("none", Kind::token));
+                decision(
+                    "forwarded",
                     rule,
-                    client_id = accepted.client.hostname.as_str(),
-                    representation = kind.map_or("none", Kind::token),
-                    request_id = ids.request_id.map(tracing::field::display),
-                    correlation_id = %ids.correlation_id,
+                    None,
+                    "state sealed, forwarded upstream",
+                    &subject,
                 );
                 let path_and_query = format!("{}?{query}", guard.authorize_path);
                 (path_and_query, kind)
@@ -386,7 +396,13 @@ impl Guard {
                 lang,
             );
         };
-        log_flow(outcome, "ext.vert.authint.202", None, detail, &flow);
+        decision(
+            outcome,
+            "ext.vert.authint.202",
+            None,
+            detail,
+            &Subject::flow(&flow),
+        );
         response.headers_mut().insert(header::LOCATION, value);
         response
     }
@@ -399,29 +415,27 @@ impl Guard {
         flow: Option<&Flow>,
         lang: Lang,
     ) -> Response<Body> {
+        let rule = exception.row().rule;
         let (trace_id, name) = match flow {
             Some(flow) => {
-                log_flow(
+                decision(
                     "withheld",
-                    exception.row().rule,
+                    rule,
                     Some(exception),
                     detail,
-                    flow,
+                    &Subject::flow(flow),
                 );
                 let name = self.clients.get(flow.client_id()).map(|c| c.name.as_str());
                 (flow.correlation_id, name)
             }
             None => {
-                let trace_id = random_uuid();
-                tracing::warn!(
-                    target: DECISION,
-                    outcome = "withheld",
-                    rule = exception.row().rule,
-                    exception = exception.row().id,
-                    detail,
-                    %trace_id,
-                );
-                (trace_id, None)
+                // No flow to name: the page's trace id finds this line.
+                let subject = Subject {
+                    correlation_id: random_uuid(),
+                    ..Subject::default()
+                };
+                decision("withheld", rule, Some(exception), detail, &subject);
+                (subject.correlation_id, None)
             }
         };
         self.answer(exception, lang, name, trace_id, flow.map(Then::Flow))
@@ -438,36 +452,47 @@ fn remove_if_present(headers: &mut http::HeaderMap, name: &HeaderName) -> Option
     }
 }
 
-/// The ids an authorization request is logged under.
-struct Ids {
+/// Who a decision is about, as its log line names it. Never a code, a state, a birth date.
+#[derive(Default)]
+struct Subject<'a> {
+    /// `MedMij-Request-ID` of the authorization request (flow returns have none).
     request_id: Option<Uuid>,
+    /// The flow's `X-Correlation-ID`, or the trace id of a page about no flow.
     correlation_id: Uuid,
+    client_id: Option<&'a str>,
+    /// The representation kind asked for (`none` when none).
+    representation: Option<&'a str>,
 }
 
-impl Ids {
-    fn log(&self, outcome: &str, rule: &str, detail: &str, exception: Option<Exception>) {
-        tracing::info!(
-            target: DECISION,
-            outcome,
-            rule,
-            exception = exception.map(|e| e.row().id),
-            detail,
-            request_id = self.request_id.map(tracing::field::display),
-            correlation_id = %self.correlation_id,
-        );
+impl<'a> Subject<'a> {
+    fn flow(flow: &'a Flow) -> Self {
+        Subject {
+            request_id: None,
+            correlation_id: flow.correlation_id,
+            client_id: Some(flow.client_id()),
+            representation: Some(flow.requested.map_or("none", |r| r.kind.token())),
+        }
     }
 }
 
-fn log_flow(outcome: &str, rule: &str, exception: Option<Exception>, detail: &str, flow: &Flow) {
+/// The one log line of a decision (target `medmij_vert_proxy::decision`).
+fn decision(
+    outcome: &str,
+    rule: &str,
+    exception: Option<Exception>,
+    detail: &str,
+    subject: &Subject<'_>,
+) {
     tracing::info!(
         target: DECISION,
         outcome,
         rule,
         exception = exception.map(|e| e.row().id),
         detail,
-        client_id = flow.client_id(),
-        representation = flow.requested.map_or("none", |r| r.kind.token()),
-        correlation_id = %flow.correlation_id,
+        client_id = subject.client_id,
+        representation = subject.representation,
+        request_id = subject.request_id.map(tracing::field::display),
+        correlation_id = %subject.correlation_id,
     );
 }
 
