@@ -160,7 +160,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "Er zijn geen gegevens gedeeld.",
                 "Ga terug naar {pgo} en probeer het opnieuw.",
             ],
-            link: "Terug naar {pgo}",
+            link: "",
         },
         (Topic::Exception(Expired), Lang::En) => Words {
             title: "This took too long",
@@ -169,7 +169,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "No data has been shared.",
                 "Go back to {pgo} and try again.",
             ],
-            link: "Back to {pgo}",
+            link: "",
         },
         (Topic::Exception(FailClosed | Auth1b | Vert3), Lang::Nl) => Words {
             title: "Er ging iets mis",

@@ -131,13 +131,11 @@ pub const TABLE: [Row; 8] = [
         id: "flow expired",
         rule: "ext.vert.authint.202",
         situation: "the flow returned after state.flow_ttl",
-        medmij_action: "withhold the code; back to the PGO with access_denied",
+        medmij_action: "withhold the code; inform the Persoon",
+        // No link back: it would put the client's state on a page, which only Vert 4 needs.
         answer: Answer::Page {
             status: 403,
-            link_back: Some(LinkBack {
-                error: "access_denied",
-                description: "authorization flow expired",
-            }),
+            link_back: None,
         },
     },
     Row {
