@@ -163,6 +163,8 @@ impl Pool {
             .map_err(PoolError::Connect)?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::Builder::new()
+            // As on the client side (server.rs): small messages, one write.
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(PoolError::Http)?;

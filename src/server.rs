@@ -148,6 +148,9 @@ fn run_worker(
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .keep_alive(true)
+            // Messages to and from an AS are small: one buffer and one write() cost fewer
+            // instructions than a vectored write of head and body (callgrind).
+            .writev(false)
             // Kept by TimedIo per connection: hyper's own costs a timer per request.
             .header_read_timeout(None)
             .max_header_size(listen.max_header_bytes);
