@@ -326,7 +326,7 @@ pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Respon
 
 /// Headers for every answer the proxy makes itself: never cached, never framed, never
 /// referred from (a Referer would carry the URL).
-pub fn protect(h: &mut http::HeaderMap) {
+fn protect(h: &mut http::HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::REFERRER_POLICY,
@@ -363,11 +363,11 @@ mod tests {
         let Either::Right(full) = r.into_body() else {
             panic!("a page has a full body")
         };
-        let bytes = futures_executor(full.collect()).unwrap().to_bytes();
+        let bytes = block_on(full.collect()).unwrap().to_bytes();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()

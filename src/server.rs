@@ -43,28 +43,9 @@ impl Running {
     /// `listen.shutdown_grace`, then returns.
     pub fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        self.join();
-    }
-
-    /// Waits for the workers to end (after [`Running::shutdown`] from elsewhere, or never).
-    pub fn join(self) {
         for worker in self.workers {
             let _ = worker.join();
         }
-    }
-
-    /// A handle that can start the shutdown from another thread (a signal handler).
-    pub fn trigger(&self) -> ShutdownTrigger {
-        ShutdownTrigger(self.shutdown.clone())
-    }
-}
-
-#[derive(Clone)]
-pub struct ShutdownTrigger(watch::Sender<bool>);
-
-impl ShutdownTrigger {
-    pub fn shutdown(&self) {
-        let _ = self.0.send(true);
     }
 }
 
