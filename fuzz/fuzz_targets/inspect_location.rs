@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
         name: "PGO".into(),
     }]);
     let requested = (mode & 1 != 0).then(|| Requested {
-        kind: if mode & 2 != 0 { Kind::OnBehalfOfChild } else { Kind::OnBehalfOf },
+        kind: if mode & 2 != 0 {
+            Kind::OnBehalfOfChild
+        } else {
+            Kind::OnBehalfOf
+        },
         birthdate: Birthdate::parse_format("19700901").unwrap(),
     });
     let flow = Flow {
@@ -50,18 +54,32 @@ fuzz_target!(|data: &[u8]| {
         Signal { used, birthdate },
     );
     match verdict {
-        Verdict::Release { location: released, flow: f } => {
+        Verdict::Release {
+            location: released,
+            flow: f,
+        } => {
             assert_eq!(f, flow);
-            assert!(released.starts_with("https://pgo.example.nl/cb?"), "{released}");
+            assert!(
+                released.starts_with("https://pgo.example.nl/cb?"),
+                "{released}"
+            );
             assert!(!released.contains('#'));
             assert!(released.contains("state=orig%2Bstate"));
-            assert_eq!(used, Some(flow.requested.map_or("none", |r| r.kind.token())));
+            assert_eq!(
+                used,
+                Some(flow.requested.map_or("none", |r| r.kind.token()))
+            );
             if let Some(r) = flow.requested {
                 assert_eq!(birthdate, Some(r.birthdate.to_string().as_str()));
             }
         }
-        Verdict::Restore { location: restored, .. } => {
-            assert!(restored.starts_with("https://pgo.example.nl/cb"), "{restored}");
+        Verdict::Restore {
+            location: restored, ..
+        } => {
+            assert!(
+                restored.starts_with("https://pgo.example.nl/cb"),
+                "{restored}"
+            );
         }
         Verdict::PassThrough | Verdict::Withhold { .. } => {}
     }

@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or(0);
         let (state, uri) = text.split_at(mid);
         let requested = (mode & 2 != 0).then(|| Requested {
-            kind: if mode & 4 != 0 { Kind::OnBehalfOfChild } else { Kind::OnBehalfOf },
+            kind: if mode & 4 != 0 {
+                Kind::OnBehalfOfChild
+            } else {
+                Kind::OnBehalfOf
+            },
             birthdate: Birthdate::parse_format("19700901").unwrap(),
         });
         let flow = Flow {
@@ -39,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
             correlation_id: uuid::Uuid::from_u128(u128::from(mode)),
         };
         let sealed = KEYS.seal(&flow);
-        assert!(sealed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            sealed
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(KEYS.open(&sealed), Opened::Flow(flow));
     }
 });
