@@ -8,6 +8,20 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
 }
 
+/// `--check --config path`: the exit code and what went to stderr.
+fn check(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = bin()
+        .arg("--check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn write_config(text: &str) -> std::path::PathBuf {
     let dir = support::temp_dir();
     let path = dir.join("proxy.toml");
@@ -49,14 +63,8 @@ fn check_lists_every_error_by_key() {
         [typo]
         "#,
     );
-    let out = bin()
-        .arg("--check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check(&path);
+    assert_eq!(code, Some(2));
     for key in [
         "typo: unknown section",
         "listen.addr: \"localhost\" is not an address",
@@ -74,14 +82,8 @@ fn check_reports_unreadable_files_by_key() {
     let path = write_config(
         "[upstream]\nurl = \"http://127.0.0.1:9\"\n[clients]\nocl_file = \"missing-ocl.xml\"\n[state]\nkey_file = \"missing.key\"\n",
     );
-    let out = bin()
-        .arg("--check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check(&path);
+    assert_eq!(code, Some(2));
     assert!(stderr.contains("clients.ocl_file: cannot read"), "{stderr}");
     assert!(stderr.contains("state.key_file: cannot read"), "{stderr}");
 }
