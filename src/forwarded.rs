@@ -8,68 +8,86 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1, plus the
 /// non-standard ones proxies have always dropped).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    is_hop_by_hop_lowercase(name.as_str().as_bytes())
+}
+
+fn is_hop_by_hop_lowercase(name: &[u8]) -> bool {
     // A match on the text compiles to a length switch and one comparison: cheaper than
     // hashing each of the nine names into the map, on every request and every response.
     matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
+        name,
+        b"connection"
+            | b"keep-alive"
+            | b"proxy-connection"
+            | b"proxy-authenticate"
+            | b"proxy-authorization"
+            | b"te"
+            | b"trailer"
+            | b"transfer-encoding"
+            | b"upgrade"
     )
+}
+
+/// [`is_hop_by_hop`] for a name as written in a `Connection` token, in any case.
+fn is_hop_by_hop_token(token: &[u8]) -> bool {
+    let mut lower = [0u8; 19]; // the longest name
+    let Some(lower) = lower.get_mut(..token.len()) else {
+        return false;
+    };
+    lower.copy_from_slice(token);
+    lower.make_ascii_lowercase();
+    is_hop_by_hop_lowercase(lower)
 }
 
 /// Removes the hop-by-hop headers and every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names; most requests have none of these and pay nothing more. (Most
-    // upstream responses carry `Connection: keep-alive`, which costs two removals.)
+    // One pass over the names; most requests have none of these and pay nothing more.
     let mut found = 0usize;
+    let mut connection = false;
     for name in headers.keys() {
         if is_hop_by_hop(name) {
             found += 1;
+            connection |= name == header::CONNECTION;
         }
     }
     if found == 0 {
         return;
     }
-    let mut lines = headers.get_all(header::CONNECTION).iter();
-    if let Some(first) = lines.next().cloned() {
-        // A second `Connection` line is rare; collecting none does not allocate.
-        let more: Vec<HeaderValue> = lines.cloned().collect();
-        headers.remove(header::CONNECTION);
-        found -= 1;
-        for value in std::iter::once(&first).chain(&more) {
-            for token in value.to_str().unwrap_or("").split(',') {
-                let token = token.trim();
-                // Find the named header among the present ones: no name is built (and
-                // allocated) for a token that names nothing here, like `keep-alive` usually.
-                let named = headers
+    if connection {
+        // The headers the `Connection` lines name, other than hop-by-hop ones (removed below
+        // anyway; `keep-alive` is the usual token): found among the present names, so that no
+        // name is built for a token that names nothing here.
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.is_empty() || is_hop_by_hop_token(token) {
+                    continue;
+                }
+                if let Some(name) = headers
                     .keys()
-                    .find(|k| k.as_str().eq_ignore_ascii_case(token))
-                    .cloned();
-                if let Some(name) = named {
-                    headers.remove(&name);
-                    if is_hop_by_hop(&name) {
-                        found -= 1;
-                    }
+                    .find(|k| k.as_str().as_bytes().eq_ignore_ascii_case(token))
+                {
+                    named.push(name.clone());
                 }
             }
         }
-    }
-    if found > 0 {
-        let doomed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| is_hop_by_hop(n))
-            .cloned()
-            .collect();
-        for name in doomed {
+        for name in named {
             headers.remove(name);
         }
+    }
+    if found == 1 && connection {
+        // The usual upstream response: `Connection: keep-alive` and nothing else.
+        headers.remove(header::CONNECTION);
+        return;
+    }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
     }
 }
 
@@ -194,6 +212,21 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["x-c"]);
+    }
+
+    #[test]
+    fn connection_tokens_in_any_case() {
+        let mut h = map(&[
+            ("connection", "Keep-Alive,  X-Secret,,Upgrade"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("x-kept", "3"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
+        assert!(is_hop_by_hop_token(b"TRANSFER-Encoding"));
+        assert!(!is_hop_by_hop_token(b"proxy-authorization-and-more"));
     }
 
     #[test]
