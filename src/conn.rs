@@ -1,154 +1,303 @@
-//! Client connection timeouts, kept per connection rather than per request:
+//! Connection timeouts, kept per connection rather than per request, on both sides.
 //!
+//! Client connections ([`Limits::client`]):
 //! - `listen.header_read_timeout`: a request head must be complete this long after its first
 //!   byte (or after the connection opened): a client that trickles its head (slowloris) is cut
 //!   off;
 //! - `listen.idle_timeout`: a connection with no request in progress and no byte moving either
 //!   way for this long is closed: idle keep-alive connections, and clients that stop reading a
-//!   response.
+//!   response. A request waiting for the upstream is not idle.
 //!
-//! A request waiting for the upstream is not idle: `upstream.response_timeout` governs it.
+//! Upstream connections ([`Limits::upstream`]):
+//! - `upstream.response_timeout`: the response head must arrive this long after the request
+//!   started to go out;
+//! - `upstream.pool_idle_timeout`: a pooled connection with nothing in flight and no byte
+//!   moving for this long is closed (the pool skips closed ones).
 //!
-//! [`TimedIo`] wraps the socket and learns from [`Tracked`], which wraps the service, when a
-//! request starts and when its response is ready. One timer per connection, moved only when it
-//! fires early: nothing is allocated or registered per request.
+//! [`TimedIo`] wraps the socket and learns from an [`InFlight`] guard per request, held by
+//! whoever waits for the response head, when requests start and end. One timer per
+//! connection, moved only when it would fire late or has fired, and polled only when moved:
+//! nothing is allocated, registered or polled per request.
 
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// What the service side tells the socket side of one connection.
+/// What the request side tells the socket side of one connection.
 #[derive(Default, Debug)]
 pub struct Activity {
-    /// Requests handed to the service so far.
+    /// Requests started so far.
     started: AtomicU64,
-    /// Requests whose response head is not ready yet.
+    /// Requests whose response head is not there yet.
     in_flight: AtomicU32,
 }
 
+impl Activity {
+    /// Marks a request started; it is in flight until the guard is finished or dropped.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.started.fetch_add(1, Ordering::AcqRel);
+        InFlight(Some(self.clone()))
+    }
+}
+
+/// One request in flight; over when its response head is there, or when it is dropped.
+#[derive(Debug)]
+pub struct InFlight(Option<Arc<Activity>>);
+
+impl InFlight {
+    /// A guard for no request.
+    pub fn none() -> Self {
+        InFlight(None)
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(activity) = self.0.take() {
+            activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// One timeout: how long, and the config key named when it fires.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub after: Duration,
+    pub key: &'static str,
+}
+
+/// The timeouts of one kind of connection, per phase; `None`: the phase may last.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    pub header_read: Duration,
-    pub idle: Duration,
+    /// The peer started a message head (or owes one from the start): complete it in time.
+    head: Option<Limit>,
+    /// Nothing in flight and no byte moving.
+    idle: Option<Limit>,
+    /// A request in flight, from its first byte out.
+    busy: Option<Limit>,
 }
+
+impl Limits {
+    pub fn client(header_read: Duration, idle: Duration) -> Self {
+        Limits {
+            head: Some(Limit {
+                after: header_read,
+                key: "listen.header_read_timeout",
+            }),
+            idle: Some(Limit {
+                after: idle,
+                key: "listen.idle_timeout",
+            }),
+            busy: None,
+        }
+    }
+
+    pub fn upstream(response: Duration, pool_idle: Duration) -> Self {
+        Limits {
+            // Bytes with nothing in flight are the rest of a body, or the upstream closing.
+            head: None,
+            idle: Some(Limit {
+                after: pool_idle,
+                key: "upstream.pool_idle_timeout",
+            }),
+            busy: Some(Limit {
+                after: response,
+                key: "upstream.response_timeout",
+            }),
+        }
+    }
+
+    fn of(&self, phase: Phase) -> Option<Limit> {
+        match phase {
+            Phase::Idle => self.idle,
+            Phase::Head => self.head,
+            Phase::Busy => self.busy,
+        }
+    }
+}
+
+/// The error a [`TimedIo`] read or write ends with when a limit is over (kind `TimedOut`).
+#[derive(Debug)]
+pub struct Elapsed {
+    pub key: &'static str,
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key)
+    }
+}
+
+impl std::error::Error for Elapsed {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for the first byte of a request head since `since`.
+    /// Nothing in flight, and no byte moving.
     Idle,
-    /// A request head is arriving, since `since`.
+    /// The peer is sending a message head.
     Head,
-    /// A request is in the service, or its response is being written.
+    /// A request is in flight; or, on the client side, its response is being written.
     Busy,
 }
 
-/// A client socket with the connection's timeouts.
+/// A socket with its connection's timeouts.
 pub struct TimedIo<T> {
     io: T,
     activity: Arc<Activity>,
     limits: Limits,
     phase: Phase,
-    since: Instant,
+    /// When the phase's limit is over; `None` when it has none.
+    deadline: Option<Instant>,
     seen: u64,
-    /// The connection's one timer, and the deadline it is set for.
-    timer: Pin<Box<Sleep>>,
-    armed: Instant,
+    timer: Timer,
 }
 
 impl<T> TimedIo<T> {
     pub fn new(io: T, activity: Arc<Activity>, limits: Limits) -> Self {
         let now = Instant::now();
-        // A new connection owes us a request head: the header timeout runs from the start.
-        let deadline = now + limits.header_read;
+        // A new client connection owes us a request head: that timeout runs from the start.
+        let phase = if limits.head.is_some() {
+            Phase::Head
+        } else {
+            Phase::Idle
+        };
+        let deadline = limits.of(phase).map(|limit| now + limit.after);
         TimedIo {
             io,
             activity,
             limits,
-            phase: Phase::Head,
-            since: now,
+            phase,
+            deadline,
             seen: 0,
-            timer: Box::pin(tokio::time::sleep_until(deadline)),
-            armed: deadline,
+            timer: Timer::new(deadline.unwrap_or(now)),
         }
     }
 
-    /// Catches up with the service side.
-    fn sync(&mut self, now: Instant) {
+    /// Starts `phase` (again). The clock is read, into `now`, only for a phase with a limit:
+    /// this runs on many reads and writes.
+    fn enter(&mut self, phase: Phase, now: &mut Option<Instant>) {
+        self.phase = phase;
+        self.deadline = self
+            .limits
+            .of(phase)
+            .map(|limit| *now.get_or_insert_with(Instant::now) + limit.after);
+    }
+
+    /// Catches up with the request side.
+    fn sync(&mut self, now: &mut Option<Instant>) {
         let started = self.activity.started.load(Ordering::Acquire);
         if started != self.seen {
             self.seen = started;
-            self.phase = Phase::Busy;
+            self.enter(Phase::Busy, now);
         }
         if self.phase == Phase::Busy && self.activity.in_flight.load(Ordering::Acquire) == 0 {
-            // The response is being written, or has been: from here, silence counts as idle.
-            self.phase = Phase::Idle;
-            self.since = now;
+            // Nothing awaited any more (a response is being written, or has been): from here,
+            // silence counts as idle.
+            self.enter(Phase::Idle, now);
         }
     }
 
     /// Bytes moved. The deadline that follows is armed here too: after writing a response,
     /// hyper may wait for the next request without reading again first.
     fn on_progress(&mut self, read: bool, cx: &mut Context<'_>) {
-        let now = Instant::now();
-        self.sync(now);
-        match self.phase {
-            Phase::Idle if read => {
-                self.phase = Phase::Head;
-                self.since = now;
-            }
-            Phase::Idle => self.since = now,
-            Phase::Head | Phase::Busy => {}
+        let mut now = None;
+        self.sync(&mut now);
+        if self.phase == Phase::Idle {
+            let next = if read && self.limits.head.is_some() {
+                Phase::Head
+            } else {
+                Phase::Idle
+            };
+            self.enter(next, &mut now);
         }
-        if let Some(deadline) = self.deadline() {
-            self.arm(deadline, cx);
-        }
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Idle => Some(self.since + self.limits.idle),
-            Phase::Head => Some(self.since + self.limits.header_read),
-            Phase::Busy => None,
-        }
-    }
-
-    /// Makes sure the timer wakes us by `deadline`. It is moved only when it would fire late,
-    /// or has fired; one that fires early is moved then. Most requests never touch it.
-    fn arm(&mut self, deadline: Instant, cx: &mut Context<'_>) {
-        if deadline < self.armed || self.timer.is_elapsed() {
-            self.timer.as_mut().reset(deadline);
-            self.armed = deadline;
-        }
-        if self.timer.as_mut().poll(cx).is_ready() {
-            // Fired for an earlier deadline that activity has since pushed back.
-            self.timer.as_mut().reset(deadline);
-            self.armed = deadline;
-            let _ = self.timer.as_mut().poll(cx);
+        if let Some(deadline) = self.deadline {
+            self.timer.arm(deadline, cx);
         }
     }
 
     /// Called when the socket has nothing for us: is a deadline past?
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        let now = Instant::now();
-        self.sync(now);
-        let Some(deadline) = self.deadline() else {
+        let mut now = None;
+        self.sync(&mut now);
+        let Some(deadline) = self.deadline else {
             return Ok(());
         };
-        if now >= deadline {
-            let what = match self.phase {
-                Phase::Head => "listen.header_read_timeout",
-                _ => "listen.idle_timeout",
-            };
-            return Err(io::Error::new(io::ErrorKind::TimedOut, what));
+        if self.timer.wakes_by(deadline, cx) {
+            // If the deadline is past, the timer has not fired yet: it will wake us to say so.
+            return Ok(());
         }
-        self.arm(deadline, cx);
+        if *now.get_or_insert_with(Instant::now) >= deadline {
+            let key = self.limits.of(self.phase).map_or("timeout", |l| l.key);
+            return Err(io::Error::new(io::ErrorKind::TimedOut, Elapsed { key }));
+        }
+        self.timer.arm(deadline, cx);
         Ok(())
+    }
+}
+
+/// A connection's one timer.
+struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    /// The deadline it is set for.
+    armed: Instant,
+    /// The task it wakes, once polled.
+    waker: Option<Waker>,
+}
+
+impl Timer {
+    fn new(deadline: Instant) -> Self {
+        Timer {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            armed: deadline,
+            waker: None,
+        }
+    }
+
+    /// Will this task be woken by `deadline` (or earlier) without anything more being done?
+    fn wakes_by(&self, deadline: Instant, cx: &Context<'_>) -> bool {
+        self.armed <= deadline && !self.sleep.is_elapsed() && self.registered(cx)
+    }
+
+    fn registered(&self, cx: &Context<'_>) -> bool {
+        self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+    }
+
+    /// Makes sure the task is woken by `deadline`. The timer is moved only when it would fire
+    /// late, or has fired; one that fires early is moved then. Most requests never touch it.
+    fn arm(&mut self, deadline: Instant, cx: &mut Context<'_>) {
+        let moved = deadline < self.armed || self.sleep.is_elapsed();
+        if moved {
+            self.sleep.as_mut().reset(deadline);
+            self.armed = deadline;
+        }
+        let registered = self.registered(cx);
+        if !moved && registered {
+            return;
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            // Past an earlier deadline that activity has since pushed back, not yet fired.
+            self.sleep.as_mut().reset(deadline);
+            self.armed = deadline;
+            if self.sleep.as_mut().poll(cx).is_ready() {
+                // `deadline` itself is past: the next check will say so.
+                cx.waker().wake_by_ref();
+            }
+        }
+        if !registered {
+            self.waker = Some(cx.waker().clone());
+        }
     }
 }
 
@@ -223,8 +372,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     }
 }
 
-/// The service of one connection, telling [`TimedIo`] when requests start and when their
-/// responses are ready.
+/// The service of one client connection, marking each request in flight until its response
+/// head is ready.
 #[derive(Clone)]
 pub struct Tracked<S> {
     inner: S,
@@ -250,29 +399,10 @@ where
     }
 
     fn call(&mut self, req: R) -> Self::Future {
-        self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.activity.started.fetch_add(1, Ordering::AcqRel);
         TrackedFuture {
+            in_flight: self.activity.start(),
             inner: self.inner.call(req),
-            done: Done(Some(self.activity.clone())),
         }
-    }
-}
-
-/// Marks the request done when its response is ready, or when it is dropped unfinished.
-struct Done(Option<Arc<Activity>>);
-
-impl Done {
-    fn finish(&mut self) {
-        if let Some(activity) = self.0.take() {
-            activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        self.finish();
     }
 }
 
@@ -280,7 +410,7 @@ pin_project_lite::pin_project! {
     pub struct TrackedFuture<F> {
         #[pin]
         inner: F,
-        done: Done,
+        in_flight: InFlight,
     }
 }
 
@@ -290,7 +420,7 @@ impl<F: Future> Future for TrackedFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
-        this.done.finish();
+        this.in_flight.finish();
         Poll::Ready(output)
     }
 }
@@ -301,10 +431,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn limits() -> Limits {
-        Limits {
-            header_read: Duration::from_millis(200),
-            idle: Duration::from_millis(400),
-        }
+        Limits::client(Duration::from_millis(200), Duration::from_millis(400))
     }
 
     #[tokio::test(start_paused = true)]
@@ -351,17 +478,81 @@ mod tests {
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
         // The request is in the service for longer than both limits: no timeout.
-        activity.started.fetch_add(1, Ordering::AcqRel);
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        let mut in_flight = activity.start();
         let pending = tokio::time::timeout(Duration::from_secs(2), io.read(&mut [0u8; 8])).await;
         assert!(pending.is_err(), "a request in flight is not idle");
         // The response is ready and written; then silence.
-        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        in_flight.finish();
         io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
         let idle_from = Instant::now();
         let err = io.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(err.to_string(), "listen.idle_timeout");
         assert_eq!(idle_from.elapsed(), Duration::from_millis(400));
+    }
+
+    fn upstream() -> Limits {
+        Limits::upstream(Duration::from_millis(300), Duration::from_millis(1000))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_response_timeout_runs_from_the_request_going_out() {
+        let (_peer, socket) = tokio::io::duplex(256);
+        let activity = Arc::new(Activity::default());
+        let mut io = TimedIo::new(socket, activity.clone(), upstream());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _in_flight = activity.start();
+        io.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let sent = Instant::now();
+        let err = io.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "upstream.response_timeout");
+        assert!(err.get_ref().is_some_and(|e| e.is::<Elapsed>()));
+        assert_eq!(sent.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_request_gets_its_own_response_deadline() {
+        // The timer armed for the first request fires early for the second: it is moved, and
+        // the second request is timed from its own start.
+        let (mut peer, socket) = tokio::io::duplex(256);
+        let activity = Arc::new(Activity::default());
+        let mut io = TimedIo::new(socket, activity.clone(), upstream());
+        let mut first = activity.start();
+        io.write_all(b"GET /1 HTTP/1.1\r\n\r\n").await.unwrap();
+        peer.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
+        first.finish();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _second = activity.start();
+        io.write_all(b"GET /2 HTTP/1.1\r\n\r\n").await.unwrap();
+        let sent = Instant::now();
+        let err = io.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(err.to_string(), "upstream.response_timeout");
+        assert_eq!(sent.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_upstream_connection_closes_at_the_pool_idle_timeout() {
+        let (mut peer, socket) = tokio::io::duplex(256);
+        let activity = Arc::new(Activity::default());
+        let mut io = TimedIo::new(socket, activity.clone(), upstream());
+        let mut request = activity.start();
+        io.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        peer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
+        request.finish();
+        // Body bytes after the head are progress, not idleness.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        peer.write_all(b"body").await.unwrap();
+        assert_eq!(io.read(&mut [0u8; 64]).await.unwrap(), 4);
+        let last_byte = Instant::now();
+        let err = io.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(err.to_string(), "upstream.pool_idle_timeout");
+        assert_eq!(last_byte.elapsed(), Duration::from_millis(1000));
     }
 
     #[tokio::test(start_paused = true)]
@@ -373,18 +564,15 @@ mod tests {
         let mut io = TimedIo::new(
             server,
             activity.clone(),
-            Limits {
-                header_read: Duration::from_secs(30),
-                idle: Duration::from_millis(400),
-            },
+            Limits::client(Duration::from_secs(30), Duration::from_millis(400)),
         );
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
-        activity.started.fetch_add(1, Ordering::AcqRel);
+        drop(activity.start());
         let written_at = Instant::now();
         io.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
         // The task is woken by the timer at the idle deadline, not at the header deadline.
-        std::future::poll_fn(|cx| io.timer.as_mut().poll(cx)).await;
+        std::future::poll_fn(|cx| io.timer.sleep.as_mut().poll(cx)).await;
         assert_eq!(written_at.elapsed(), Duration::from_millis(400));
     }
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::pages::{self, Details, Lang, Topic};
 use crate::paths::{GuardedPaths, Route};
-use crate::proxy::{Body, error_page};
+use crate::proxy::{Body, UpstreamError, error_page};
 use crate::resources::Resources;
 use crate::seal::{KeyRing, random_uuid};
 use crate::vert::authorize::{self, Decision};
@@ -102,14 +102,16 @@ pub struct VertGuard<S> {
 
 impl<S> tower::Service<Request<Incoming>> for VertGuard<S>
 where
-    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = UpstreamError>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        // An inner service that failed here fails the call too, which gets its error page.
+        let _ = ready!(self.inner.poll_ready(cx));
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
@@ -138,7 +140,7 @@ fn refuse<F>(req: &Request<Incoming>, topic: Topic, status: StatusCode) -> Respo
 
 impl<S> VertGuard<S>
 where
-    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = UpstreamError>,
 {
     fn forward(&mut self, req: Request<Incoming>) -> ResponseFuture<S::Future> {
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
@@ -344,10 +346,8 @@ impl Guard {
         mut response: Response<Body>,
         accept_language: Option<&HeaderValue>,
     ) -> Response<Body> {
-        let headers = response.headers_mut();
         // The signal is for the proxy only: it never reaches the browser.
-        let used = remove_if_present(headers, &self.used_header);
-        let birthdate = remove_if_present(headers, &self.birthdate_header);
+        let (used, birthdate, repeated) = self.take_signal(response.headers_mut());
         if !response.status().is_redirection() {
             return response;
         }
@@ -369,6 +369,7 @@ impl Guard {
         let signal = Signal {
             used: used.as_ref().and_then(|v| v.to_str().ok()),
             birthdate: birthdate.as_ref().and_then(|v| v.to_str().ok()),
+            repeated,
         };
         let verdict = flow_return::inspect(location, &settings, |s| self.keys.open(s), signal);
         let (location, flow, outcome, detail) = match verdict {
@@ -405,6 +406,29 @@ impl Guard {
         );
         response.headers_mut().insert(header::LOCATION, value);
         response
+    }
+
+    /// Removes the signal headers, and says whether one came more than once. One scan of the
+    /// names first: on every response, and for the few headers a response has, comparing
+    /// names is cheaper than hashing them.
+    fn take_signal(
+        &self,
+        headers: &mut http::HeaderMap,
+    ) -> (Option<HeaderValue>, Option<HeaderValue>, bool) {
+        let (mut used, mut birthdate) = (0usize, 0usize);
+        for (name, _) in headers.iter() {
+            used += usize::from(name == self.used_header);
+            birthdate += usize::from(name == self.birthdate_header);
+        }
+        let mut take = |name: &HeaderName, count: usize| match count {
+            0 => None,
+            _ => headers.remove(name),
+        };
+        (
+            take(&self.used_header, used),
+            take(&self.birthdate_header, birthdate),
+            used > 1 || birthdate > 1,
+        )
     }
 
     /// A withheld code: the log line, then the exception's answer.
@@ -537,7 +561,7 @@ impl<F> ResponseFuture<F> {
 
 impl<F> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response<Body>, Infallible>>,
+    F: Future<Output = Result<Response<Body>, UpstreamError>>,
 {
     type Output = Result<Response<Body>, Infallible>;
 
@@ -548,8 +572,11 @@ where
                 guard,
                 accept_language,
             } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(guard.inspect(response, accept_language.as_ref())))
+                let accept_language = accept_language.as_ref();
+                Poll::Ready(Ok(match ready!(future.poll(cx)) {
+                    Ok(response) => guard.inspect(response, accept_language),
+                    Err(error) => error.page(Lang::from_accept_language(accept_language)),
+                }))
             }
             StageProj::Ready { response } => {
                 Poll::Ready(Ok(response.take().expect("polled after completion")))

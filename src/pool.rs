@@ -9,29 +9,37 @@
 //! A connection taken from the pool may have been closed by the upstream a moment ago (its
 //! keep-alive timeout): when hyper hands the request back unsent, it is sent again on another
 //! connection. A request that may have reached the upstream is never sent twice.
+//!
+//! `upstream.response_timeout` and `upstream.pool_idle_timeout` are kept by each connection's
+//! [`TimedIo`]: one timer per connection, none per request, and no clock read by the pool.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config;
+use crate::conn::{Activity, Elapsed, InFlight, Limits, TimedIo};
 
 /// Why the upstream gave no response.
 #[derive(Debug)]
 pub enum PoolError {
     Connect(io::Error),
     ConnectTimeout,
+    /// No response head within `upstream.response_timeout`.
+    ResponseTimeout,
     /// The HTTP exchange failed (the upstream closed the connection, sent garbage, …).
     Http(hyper::Error),
 }
@@ -41,6 +49,7 @@ impl std::fmt::Display for PoolError {
         match self {
             PoolError::Connect(e) => write!(f, "connect: {e}"),
             PoolError::ConnectTimeout => write!(f, "connect: upstream.connect_timeout elapsed"),
+            PoolError::ResponseTimeout => write!(f, "upstream.response_timeout elapsed"),
             PoolError::Http(e) => {
                 write!(f, "{e}")?;
                 let mut source = std::error::Error::source(e);
@@ -58,47 +67,61 @@ impl PoolError {
     pub fn is_connect(&self) -> bool {
         matches!(self, PoolError::Connect(_) | PoolError::ConnectTimeout)
     }
+
+    /// A failed exchange, told apart from one the connection's timer ended.
+    fn http(error: hyper::Error) -> Self {
+        let mut source = std::error::Error::source(&error);
+        while let Some(s) = source {
+            if s.downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<Elapsed>())
+            {
+                return PoolError::ResponseTimeout;
+            }
+            source = s.source();
+        }
+        PoolError::Http(error)
+    }
 }
 
-struct Idle {
+/// A connection: the handle to send on, and what its timer learns from.
+struct Conn {
     sender: SendRequest<Incoming>,
-    since: Instant,
+    activity: Arc<Activity>,
 }
 
 struct Inner {
     authority: String,
     connect_timeout: Duration,
-    idle_timeout: Duration,
+    limits: Limits,
     max_idle: usize,
-    /// Most recently used at the back.
-    idle: Mutex<VecDeque<Idle>>,
+    /// Most recently used at the back. A connection idle for `upstream.pool_idle_timeout`
+    /// closes itself ([`TimedIo`]).
+    idle: Mutex<VecDeque<Conn>>,
 }
 
 impl Inner {
-    fn take(&self) -> Option<SendRequest<Incoming>> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(entry) = idle.pop_back() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
-                return Some(entry.sender);
+        while let Some(conn) = idle.pop_back() {
+            if !conn.sender.is_closed() {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn give_back(&self, sender: SendRequest<Incoming>) {
-        if sender.is_closed() {
+    fn give_back(&self, conn: Conn) {
+        if conn.sender.is_closed() {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        // The oldest sit at the front: drop the ones past their time while we are here.
-        while idle.front().is_some_and(|e| {
-            now.duration_since(e.since) >= self.idle_timeout || e.sender.is_closed()
-        }) {
+        // The oldest sit at the front: drop the closed ones while we are here.
+        while idle.front().is_some_and(|c| c.sender.is_closed()) {
             idle.pop_front();
         }
         if idle.len() < self.max_idle {
-            idle.push_back(Idle { sender, since: now });
+            idle.push_back(conn);
         }
     }
 }
@@ -114,7 +137,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 authority: cfg.authority.to_string(),
                 connect_timeout: cfg.connect_timeout,
-                idle_timeout: cfg.pool_idle_timeout,
+                limits: Limits::upstream(cfg.response_timeout, cfg.pool_idle_timeout),
                 max_idle: cfg.pool_max_idle,
                 idle: Mutex::new(VecDeque::new()),
             }),
@@ -123,57 +146,123 @@ impl Pool {
 
     /// Sends a request (origin-form URI, `Host` set) and returns the response head; the body
     /// streams, and gives the connection back when read to the end.
-    pub async fn send(
-        &self,
-        mut req: Request<Incoming>,
-    ) -> Result<Response<PooledBody>, PoolError> {
-        loop {
-            let (mut sender, reused) = match self.inner.take() {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
-            };
-            if let Err(e) = std::future::poll_fn(|cx| sender.poll_ready(cx)).await {
-                if reused {
-                    continue; // closed while idle
-                }
-                return Err(PoolError::Http(e));
-            }
-            match sender.try_send_request(req).await {
-                Ok(response) => {
-                    let pool = self.inner.clone();
-                    return Ok(response.map(|body| PooledBody {
-                        body,
-                        lease: Some((sender, pool)),
-                    }));
-                }
-                Err(mut e) => match e.take_message() {
-                    // Not sent: the pooled connection was going away. Try another.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(PoolError::Http(e.into_error())),
-                },
-            }
+    pub fn send(&self, req: Request<Incoming>) -> Sending {
+        let mut sending = Sending {
+            pool: self.inner.clone(),
+            req: Some(req),
+            conn: None,
+            reused: false,
+            connect: None,
+            exchange: None,
+            in_flight: InFlight::none(),
+        };
+        sending.next_connection();
+        sending
+    }
+}
+
+async fn connect(pool: Arc<Inner>) -> Result<Conn, PoolError> {
+    let connect = TcpStream::connect(pool.authority.as_str());
+    let stream = tokio::time::timeout(pool.connect_timeout, connect)
+        .await
+        .map_err(|_| PoolError::ConnectTimeout)?
+        .map_err(PoolError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::default());
+    let io = TimedIo::new(stream, activity.clone(), pool.limits);
+    let (sender, connection) = http1::Builder::new()
+        // As on the client side (server.rs): small messages, one write.
+        .writev(false)
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(PoolError::http)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(Conn { sender, activity })
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send>>;
+
+type Exchange = Pin<
+    Box<dyn Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>> + Send>,
+>;
+
+/// One request's way through the pool: [`Pool::send`]'s future. Written out rather than an
+/// `async fn`, whose state would move the request (a few hundred bytes) at every step: here
+/// it stays put until hyper takes it, and the common path (an idle connection that takes the
+/// request at once) costs one small allocation.
+pub struct Sending {
+    pool: Arc<Inner>,
+    /// Until a connection takes it.
+    req: Option<Request<Incoming>>,
+    conn: Option<Conn>,
+    /// `conn` came from the pool: it may have been closed while idle.
+    reused: bool,
+    /// No idle connection: making one (rare, so boxed).
+    connect: Option<Connecting>,
+    /// Sent, until the response head is there.
+    exchange: Option<Exchange>,
+    in_flight: InFlight,
+}
+
+impl Sending {
+    fn next_connection(&mut self) {
+        self.conn = self.pool.take();
+        self.reused = self.conn.is_some();
+        if self.conn.is_none() {
+            self.connect = Some(Box::pin(connect(self.pool.clone())));
         }
     }
+}
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, PoolError> {
-        let connect = TcpStream::connect(self.inner.authority.as_str());
-        let stream = tokio::time::timeout(self.inner.connect_timeout, connect)
-            .await
-            .map_err(|_| PoolError::ConnectTimeout)?
-            .map_err(PoolError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            // As on the client side (server.rs): small messages, one write.
-            .writev(false)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(PoolError::Http)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
+impl Future for Sending {
+    type Output = Result<Response<PooledBody>, PoolError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            if let Some(exchange) = &mut this.exchange {
+                let result = ready!(exchange.as_mut().poll(cx));
+                this.exchange = None;
+                match result {
+                    Ok(response) => {
+                        this.in_flight.finish();
+                        let lease = this.conn.take().map(|conn| (conn, this.pool.clone()));
+                        return Poll::Ready(Ok(response.map(|body| PooledBody { body, lease })));
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // Not sent: the pooled connection was going away. Another.
+                        Some(unsent) if this.reused => {
+                            this.req = Some(unsent);
+                            this.next_connection();
+                        }
+                        _ => return Poll::Ready(Err(PoolError::http(e.into_error()))),
+                    },
+                }
+                continue;
             }
-        });
-        Ok(sender)
+            if let Some(connect) = &mut this.connect {
+                let connected = ready!(connect.as_mut().poll(cx));
+                this.connect = None;
+                this.conn = Some(connected?);
+            }
+            let Some(conn) = &mut this.conn else {
+                unreachable!("a connection, or one being made")
+            };
+            match ready!(conn.sender.poll_ready(cx)) {
+                Ok(()) => {
+                    let req = this.req.take().expect("a request not yet sent");
+                    this.in_flight = conn.activity.start();
+                    this.exchange = Some(Box::pin(conn.sender.try_send_request(req)));
+                }
+                // Closed while idle: another.
+                Err(_) if this.reused => this.next_connection(),
+                Err(e) => return Poll::Ready(Err(PoolError::http(e))),
+            }
+        }
     }
 }
 
@@ -181,13 +270,13 @@ impl Pool {
 /// Dropped before the end, the connection goes with it (HTTP/1.1 cannot skip the rest).
 pub struct PooledBody {
     body: Incoming,
-    lease: Option<(SendRequest<Incoming>, Arc<Inner>)>,
+    lease: Option<(Conn, Arc<Inner>)>,
 }
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some((sender, pool)) = self.lease.take() {
-            pool.give_back(sender);
+        if let Some((conn, pool)) = self.lease.take() {
+            pool.give_back(conn);
         }
     }
 }

@@ -1,12 +1,10 @@
 //! The upstream side: requests to the legacy AS over the worker's [`Pool`], header hygiene, and
 //! the 502 / 504 answers. Bodies stream through in both directions; nothing is buffered.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -14,13 +12,12 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use tokio::time::error::Elapsed;
 use uuid::Uuid;
 
 use crate::config;
 use crate::forwarded::{Peer, strip_hop_by_hop};
 use crate::pages::{self, Details, Lang, Topic};
-use crate::pool::{Pool, PoolError, PooledBody};
+use crate::pool::{Pool, PoolError, PooledBody, Sending};
 use crate::seal::random_uuid;
 
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
@@ -29,7 +26,6 @@ pub type Body = Either<PooledBody, Full<Bytes>>;
 struct Shared {
     /// `Host` for a request that came without one (HTTP/1.0).
     host: HeaderValue,
-    response_timeout: Duration,
 }
 
 /// One worker's way to the upstream, from which each client connection gets its [`Upstream`].
@@ -46,7 +42,6 @@ impl UpstreamFactory {
             shared: Arc::new(Shared {
                 host: HeaderValue::from_str(cfg.authority.as_str())
                     .expect("an authority is a header value"),
-                response_timeout: cfg.response_timeout,
             }),
         }
     }
@@ -71,31 +66,17 @@ pub struct Upstream {
 
 impl tower::Service<Request<Incoming>> for Upstream {
     type Response = Response<Body>;
-    type Error = Infallible;
+    type Error = UpstreamError;
     type Future = UpstreamFuture;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut req: Request<Incoming>) -> UpstreamFuture {
-        // Only for the error page, which must be rendered after the request is gone.
-        let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
-        // An absolute-form target names the host itself (RFC 9112 §3.2.2); the upstream gets
-        // origin-form.
-        if let Some(host) = req
-            .uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            req.headers_mut().insert(header::HOST, host);
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+            origin_form(&mut req);
         }
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(path_and_query);
         // Keep-alive to the upstream whatever the client speaks (HTTP/1.0 included).
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
@@ -104,63 +85,100 @@ impl tower::Service<Request<Incoming>> for Upstream {
         }
         strip_hop_by_hop(headers);
         self.peer.set_forwarded(headers);
-        let pool = self.pool.clone();
-        let timeout = self.shared.response_timeout;
         UpstreamFuture {
-            inner: Box::pin(async move { tokio::time::timeout(timeout, pool.send(req)).await }),
-            lang,
+            sending: self.pool.send(req),
         }
     }
 }
 
-type Sent = Result<Result<Response<PooledBody>, PoolError>, Elapsed>;
+/// An absolute-form target names the host itself (RFC 9112 §3.2.2): that becomes `Host`, and
+/// the upstream gets origin-form.
+fn origin_form(req: &mut Request<Incoming>) {
+    if let Some(host) = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::from(path_and_query);
+}
 
-/// The upstream's response with hop-by-hop headers removed, or a 502 / 504 page.
+/// The upstream gave no response. Logged where it happened; the page is the caller's, who
+/// knows the language of the person.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamError {
+    timed_out: bool,
+    /// In the log line and on the page.
+    trace_id: Uuid,
+}
+
+impl UpstreamError {
+    /// 504 for a timeout, else 502.
+    pub fn page(&self, lang: Lang) -> Response<Body> {
+        let (topic, status) = if self.timed_out {
+            (Topic::TimedOut, StatusCode::GATEWAY_TIMEOUT)
+        } else {
+            (Topic::Unreachable, StatusCode::BAD_GATEWAY)
+        };
+        error_page(topic, status, lang, self.trace_id)
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.timed_out {
+            "upstream timed out"
+        } else {
+            "upstream unreachable"
+        };
+        write!(f, "{what} (trace id {})", self.trace_id)
+    }
+}
+
+impl std::error::Error for UpstreamError {}
+
+/// The upstream's response with hop-by-hop headers removed.
 pub struct UpstreamFuture {
-    inner: Pin<Box<dyn Future<Output = Sent> + Send>>,
-    lang: Lang,
+    sending: Sending,
 }
 
 impl Future for UpstreamFuture {
-    type Output = Result<Response<Body>, Infallible>;
+    type Output = Result<Response<Body>, UpstreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let response = match ready!(self.inner.as_mut().poll(cx)) {
-            Ok(Ok(response)) => {
+        let error = match ready!(Pin::new(&mut self.sending).poll(cx)) {
+            Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, Either::Left(body))
+                return Poll::Ready(Ok(Response::from_parts(parts, Either::Left(body))));
             }
-            Ok(Err(error)) => {
-                let trace_id = random_uuid();
-                tracing::warn!(
-                    %trace_id,
-                    %error,
-                    connect = error.is_connect(),
-                    "upstream request failed: 502"
-                );
-                error_page(
-                    Topic::Unreachable,
-                    StatusCode::BAD_GATEWAY,
-                    self.lang,
-                    trace_id,
-                )
-            }
-            Err(_elapsed) => {
-                let trace_id = random_uuid();
-                tracing::warn!(
-                    %trace_id,
-                    "upstream did not answer within upstream.response_timeout: 504"
-                );
-                error_page(
-                    Topic::TimedOut,
-                    StatusCode::GATEWAY_TIMEOUT,
-                    self.lang,
-                    trace_id,
-                )
-            }
+            Err(error) => error,
         };
-        Poll::Ready(Ok(response))
+        let trace_id = random_uuid();
+        let timed_out = matches!(error, PoolError::ResponseTimeout);
+        if timed_out {
+            tracing::warn!(
+                %trace_id,
+                "upstream did not answer within upstream.response_timeout: 504"
+            );
+        } else {
+            tracing::warn!(
+                %trace_id,
+                %error,
+                connect = error.is_connect(),
+                "upstream request failed: 502"
+            );
+        }
+        Poll::Ready(Err(UpstreamError {
+            timed_out,
+            trace_id,
+        }))
     }
 }
 

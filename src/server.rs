@@ -135,10 +135,7 @@ fn run_worker(
             // Kept by TimedIo per connection: hyper's own costs a timer per request.
             .header_read_timeout(None)
             .max_header_size(listen.max_header_bytes);
-        let limits = Limits {
-            header_read: listen.header_read_timeout,
-            idle: listen.idle_timeout,
-        };
+        let limits = Limits::client(listen.header_read_timeout, listen.idle_timeout);
         // hyper keeps up to 100 headers on the stack; any other limit costs a heap allocation
         // per request, so it is only set when the operator asks for it.
         if listen.max_headers != 100 {

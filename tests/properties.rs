@@ -256,7 +256,11 @@ proptest! {
                 "TAMPERED" => Opened::Invalid("tampered"),
                 _ => Opened::Foreign,
             },
-            Signal { used, birthdate },
+            Signal {
+                used,
+                birthdate,
+                repeated: false,
+            },
         );
         match &verdict {
             Verdict::Release { location: released, flow: f } => {

@@ -368,6 +368,17 @@ async fn fail_closed_when_the_as_sends_no_signal() {
 }
 
 #[tokio::test]
+async fn fail_closed_when_the_as_repeats_its_signal() {
+    // Two `used` lines that contradict each other: whichever came first, nothing is released.
+    let h = Harness::start("");
+    for (extra, who) in [("&scope=48", "self"), (ON_BEHALF, "piet")] {
+        let before = h.demo().codes_issued();
+        let r = h.flow(extra, &[("as", who), ("signal", "twice")]).await;
+        assert_withheld(&h, before, &r, 502, "Er ging iets mis");
+    }
+}
+
+#[tokio::test]
 async fn as_error_redirect_passes_with_the_original_state() {
     let h = Harness::start("");
     let r = h.flow(ON_BEHALF, &[("as", "deny")]).await;

@@ -51,7 +51,11 @@ fuzz_target!(|data: &[u8]| {
             "BAD" => Opened::Invalid("tampered"),
             _ => Opened::Foreign,
         },
-        Signal { used, birthdate },
+        Signal {
+            used,
+            birthdate,
+            repeated: false,
+        },
     );
     match verdict {
         Verdict::Release {

@@ -406,13 +406,25 @@ impl Demo {
         }
         let uri = UriBuilder::new(&pending.redirect_uri).text("code", &code);
         let mut response = redirect(&with_state(uri).finish());
-        // The signal (SPEC §3.3); `signal=omit` plays an AS that forgets it.
-        if fields.get("signal").map(String::as_str) != Some("omit") {
+        // The signal (SPEC §3.3); `signal=omit` plays an AS that forgets it, `signal=twice`
+        // one that sends it twice, contradicting itself.
+        let signal = fields.get("signal").map(String::as_str);
+        if signal != Some("omit") {
             let h = response.headers_mut();
             h.insert(
                 self.headers.used.clone(),
                 HeaderValue::from_static(person.representation.unwrap_or("none")),
             );
+            if signal == Some("twice") {
+                h.append(
+                    self.headers.used.clone(),
+                    HeaderValue::from_static(if person.representation.is_some() {
+                        "none"
+                    } else {
+                        "onbehalfof"
+                    }),
+                );
+            }
             if person.representation.is_some() {
                 h.insert(
                     self.headers.birthdate.clone(),

@@ -26,6 +26,8 @@ pub struct Signal<'a> {
     pub used: Option<&'a str>,
     /// `JJJJMMDD`: the birth date on record of the person the code was issued for.
     pub birthdate: Option<&'a str>,
+    /// A signal header came more than once: ambiguous, so nothing is released.
+    pub repeated: bool,
 }
 
 /// How the `Location` header of a 3xx response reads.
@@ -88,24 +90,16 @@ struct Target<'a> {
 
 impl<'a> Target<'a> {
     fn split(location: &'a str) -> Self {
-        // One pass: the first `?` before the first `#`.
-        let mut question = None;
-        let mut hash = None;
-        for (i, &b) in location.as_bytes().iter().enumerate() {
-            match b {
-                b'?' if question.is_none() => question = Some(i),
-                b'#' => {
-                    hash = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let end = hash.unwrap_or(location.len());
-        let fragment = hash.map(|i| &location[i + 1..]);
-        let (base, query) = match question {
-            Some(i) => (&location[..i], &location[i + 1..end]),
-            None => (&location[..end], ""),
+        // The first `?` before the first `#`. (A byte scan: `str::find` costs more on URLs
+        // this short.)
+        let at = |text: &str, byte: u8| text.bytes().position(|b| b == byte);
+        let (rest, fragment) = match at(location, b'#') {
+            Some(i) => (&location[..i], Some(&location[i + 1..])),
+            None => (location, None),
+        };
+        let (base, query) = match at(rest, b'?') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
         };
         Target {
             base,
@@ -265,6 +259,13 @@ fn flow_return(
         );
     }
     // ext.vert.authint.202: the AS states whether representation was used, and for whom.
+    if signal.repeated {
+        return withhold(
+            Exception::FailClosed,
+            "repeated representation signal",
+            Some(flow),
+        );
+    }
     let used = match signal.used {
         None => {
             return withhold(
@@ -368,6 +369,16 @@ mod tests {
         used: Option<&str>,
         date: Option<&str>,
     ) -> Verdict {
+        check_signal(location, flow_, used, date, false)
+    }
+
+    fn check_signal(
+        location: &str,
+        flow_: Option<Flow>,
+        used: Option<&str>,
+        date: Option<&str>,
+        repeated: bool,
+    ) -> Verdict {
         let clients = clients();
         let settings = Settings {
             clients: &clients,
@@ -386,6 +397,7 @@ mod tests {
             Signal {
                 used,
                 birthdate: date,
+                repeated,
             },
         )
     }
@@ -437,6 +449,19 @@ mod tests {
         let f = flow(Some((Kind::OnBehalfOf, "19700901")));
         let v = check(CODE, Some(f), Some("onbehalfofchild"), Some("19700901"));
         assert_eq!(exception(&v), Some(Exception::Vert1));
+    }
+
+    #[test]
+    fn fail_closed_on_a_repeated_signal() {
+        // The same values that release once (the tests above) withhold when repeated.
+        let f = flow(Some((Kind::OnBehalfOf, "19700901")));
+        for (flow_, used, date) in [
+            (flow(None), "none", None),
+            (f, "onbehalfof", Some("19700901")),
+        ] {
+            let v = check_signal(CODE, Some(flow_), Some(used), date, true);
+            assert_eq!(exception(&v), Some(Exception::FailClosed), "{v:?}");
+        }
     }
 
     #[test]
