@@ -8,6 +8,7 @@
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod drain;
 pub mod forwarded;
 pub mod guard;
 pub mod pages;

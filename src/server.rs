@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
@@ -19,6 +18,7 @@ use tower::ServiceBuilder;
 
 use crate::config::Config;
 use crate::conn::{Activity, Limits, TimedIo, Tracked};
+use crate::drain::Drain;
 use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
 use crate::pool::Pool;
@@ -141,7 +141,7 @@ fn run_worker(
         if listen.max_headers != 100 {
             http.max_headers(listen.max_headers);
         }
-        let graceful = GracefulShutdown::new();
+        let drain = Drain::default();
         let access_log = shared.config.log.access;
         loop {
             let (stream, peer) = tokio::select! {
@@ -175,17 +175,17 @@ fn run_worker(
                     .layer(telemetry::access_log())
                     .service(service);
                 let conn = http.serve_connection(io, TowerToHyperService::new(service));
-                tokio::spawn(serve(graceful.watch(conn), permit));
+                tokio::spawn(serve(drain.watch(conn), permit));
             } else {
                 let conn = http.serve_connection(io, TowerToHyperService::new(service));
-                tokio::spawn(serve(graceful.watch(conn), permit));
+                tokio::spawn(serve(drain.watch(conn), permit));
             }
         }
         // New connections are refused from here on.
         drop(listener);
-        let open = graceful.count();
+        let open = drain.count();
         tokio::select! {
-            _ = graceful.shutdown() => {}
+            _ = drain.shutdown() => {}
             _ = tokio::time::sleep(listen.shutdown_grace) => {
                 tracing::warn!(connections = open, "listen.shutdown_grace over; closing connections still open");
             }

@@ -112,6 +112,36 @@ fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections() {
 }
 
 #[test]
+fn idle_keep_alive_connections_do_not_hold_up_the_exit() {
+    use std::io::{Read, Write};
+    let upstream = FaultUpstream::start();
+    let (mut child, addr) = start_binary(&upstream.url(), "5s");
+    // Keep-alive connections that each had a request and now sit idle, on both workers.
+    let mut idle: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            s
+        })
+        .collect();
+    let signalled = Instant::now();
+    terminate(&child);
+    wait_exit(&mut child, Duration::from_secs(5));
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "waited {took:?} for idle connections"
+    );
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(s.read(&mut [0u8; 64]).unwrap_or(0), 0, "closed");
+    }
+}
+
+#[test]
 fn the_grace_period_bounds_the_wait() {
     let upstream = FaultUpstream::start();
     let (mut child, addr) = start_binary(&upstream.url(), "300ms");
