@@ -195,7 +195,9 @@ impl<T> TimedIo<T> {
             .map(|limit| *now.get_or_insert_with(Instant::now) + limit.after);
     }
 
-    /// Catches up with the request side.
+    /// Catches up with the request side. (This and `check` are inlined: they run on most
+    /// reads, writes and pending polls of both sides.)
+    #[inline]
     fn sync(&mut self, now: &mut Option<Instant>) {
         let started = self.activity.started.load(Ordering::Acquire);
         if started != self.seen {
@@ -228,6 +230,7 @@ impl<T> TimedIo<T> {
     }
 
     /// Called when the socket has nothing for us: is a deadline past?
+    #[inline]
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         let mut now = None;
         self.sync(&mut now);
@@ -266,10 +269,12 @@ impl Timer {
     }
 
     /// Will this task be woken by `deadline` (or earlier) without anything more being done?
+    #[inline]
     fn wakes_by(&self, deadline: Instant, cx: &Context<'_>) -> bool {
         self.armed <= deadline && !self.sleep.is_elapsed() && self.registered(cx)
     }
 
+    #[inline]
     fn registered(&self, cx: &Context<'_>) -> bool {
         self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
     }
