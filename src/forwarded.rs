@@ -111,10 +111,10 @@ impl Peer {
         }
     }
 
-    /// Sets `X-Forwarded-For`, `-Proto` and `-Host`. From an untrusted peer every
-    /// `X-Forwarded-*`, `Forwarded` and `X-Real-IP` header is dropped first: the AS must not
-    /// log or trust what a client claims about itself.
-    pub fn set_forwarded(&self, headers: &mut HeaderMap) {
+    /// Sets `X-Forwarded-For`, `-Proto` and `-Host` (`host`: the request's `Host`). From an
+    /// untrusted peer every `X-Forwarded-*`, `Forwarded` and `X-Real-IP` header is dropped
+    /// first: the AS must not log or trust what a client claims about itself.
+    pub fn set_forwarded(&self, headers: &mut HeaderMap, host: HeaderValue) {
         // Room for the three, at most one growth of the map instead of one per insert.
         headers.reserve(3);
         if self.trusted {
@@ -137,7 +137,7 @@ impl Peer {
                 headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
             }
             if !headers.contains_key(&X_FORWARDED_HOST) {
-                self.forward_host(headers);
+                headers.insert(X_FORWARDED_HOST.clone(), host);
             }
             return;
         }
@@ -153,13 +153,7 @@ impl Peer {
         }
         headers.insert(X_FORWARDED_FOR.clone(), self.ip.clone());
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-        self.forward_host(headers);
-    }
-
-    fn forward_host(&self, headers: &mut HeaderMap) {
-        if let Some(host) = headers.get(header::HOST).cloned() {
-            headers.insert(X_FORWARDED_HOST.clone(), host);
-        }
+        headers.insert(X_FORWARDED_HOST.clone(), host);
     }
 }
 
@@ -260,7 +254,8 @@ mod tests {
             ("forwarded", "for=1.2.3.4"),
             ("x-real-ip", "1.2.3.4"),
         ]);
-        Peer::new("10.1.2.3".parse().unwrap(), false).set_forwarded(&mut h);
+        let host = h["host"].clone();
+        Peer::new("10.1.2.3".parse().unwrap(), false).set_forwarded(&mut h, host);
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "as.example.nl");
@@ -278,7 +273,8 @@ mod tests {
             ("x-forwarded-for", "5.6.7.8"),
             ("x-forwarded-proto", "https"),
         ]);
-        Peer::new("10.0.0.1".parse().unwrap(), true).set_forwarded(&mut h);
+        let host = h["host"].clone();
+        Peer::new("10.0.0.1".parse().unwrap(), true).set_forwarded(&mut h, host);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "as.example.nl");

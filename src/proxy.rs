@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -23,15 +22,10 @@ use crate::seal::random_uuid;
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
 pub type Body = Either<PooledBody, Full<Bytes>>;
 
-struct Shared {
-    /// `Host` for a request that came without one (HTTP/1.0).
-    host: HeaderValue,
-}
-
 /// One worker's way to the upstream, from which each client connection gets its [`Upstream`].
 pub struct UpstreamFactory {
     pool: Pool,
-    shared: Arc<Shared>,
+    default_host: HeaderValue,
 }
 
 impl UpstreamFactory {
@@ -39,10 +33,8 @@ impl UpstreamFactory {
     pub fn new(pool: Pool, cfg: &config::Upstream) -> Self {
         UpstreamFactory {
             pool,
-            shared: Arc::new(Shared {
-                host: HeaderValue::from_str(cfg.authority.as_str())
-                    .expect("an authority is a header value"),
-            }),
+            default_host: HeaderValue::from_str(cfg.authority.as_str())
+                .expect("an authority is a header value"),
         }
     }
 
@@ -50,7 +42,7 @@ impl UpstreamFactory {
     pub fn for_peer(&self, peer: Peer) -> Upstream {
         Upstream {
             pool: self.pool.clone(),
-            shared: self.shared.clone(),
+            default_host: self.default_host.clone(),
             peer,
         }
     }
@@ -60,7 +52,8 @@ impl UpstreamFactory {
 #[derive(Clone)]
 pub struct Upstream {
     pool: Pool,
-    shared: Arc<Shared>,
+    /// `Host` for a request that came without one (HTTP/1.0).
+    default_host: HeaderValue,
     peer: Peer,
 }
 
@@ -80,11 +73,15 @@ impl tower::Service<Request<Incoming>> for Upstream {
         // Keep-alive to the upstream whatever the client speaks (HTTP/1.0 included).
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, self.shared.host.clone());
-        }
+        let host = match headers.get(header::HOST) {
+            Some(host) => host.clone(),
+            None => {
+                headers.insert(header::HOST, self.default_host.clone());
+                self.default_host.clone()
+            }
+        };
         strip_hop_by_hop(headers);
-        self.peer.set_forwarded(headers);
+        self.peer.set_forwarded(headers, host);
         UpstreamFuture {
             sending: self.pool.send(req),
         }
