@@ -433,7 +433,14 @@ impl<F: Future> Future for TrackedFuture<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    /// A timed end of a pipe, the other end, and the activity it learns from.
+    fn timed(limits: Limits) -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
+        let (io, peer) = tokio::io::duplex(256);
+        let activity = Arc::new(Activity::default());
+        (TimedIo::new(io, activity.clone(), limits), peer, activity)
+    }
 
     fn limits() -> Limits {
         Limits::client(Duration::from_millis(200), Duration::from_millis(400))
@@ -441,8 +448,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_new_connection_gets_the_header_timeout() {
-        let (_client, server) = tokio::io::duplex(64);
-        let mut io = TimedIo::new(server, Arc::default(), limits());
+        let (mut io, _client, _) = timed(limits());
         let started = Instant::now();
         let err = io.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -452,8 +458,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_trickled_head_is_cut_at_the_header_timeout() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let mut io = TimedIo::new(server, Arc::default(), limits());
+        let (mut io, mut client, _) = timed(limits());
         let started = Instant::now();
         let trickle = tokio::spawn(async move {
             for _ in 0..10 {
@@ -477,9 +482,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_after_a_response_gets_the_idle_timeout_not_during_a_request() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let activity = Arc::new(Activity::default());
-        let mut io = TimedIo::new(server, activity.clone(), limits());
+        let (mut io, mut client, activity) = timed(limits());
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
         // The request is in the service for longer than both limits: no timeout.
@@ -501,9 +504,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_response_timeout_runs_from_the_request_going_out() {
-        let (_peer, socket) = tokio::io::duplex(256);
-        let activity = Arc::new(Activity::default());
-        let mut io = TimedIo::new(socket, activity.clone(), upstream());
+        let (mut io, _peer, activity) = timed(upstream());
         tokio::time::sleep(Duration::from_millis(500)).await;
         let _in_flight = activity.start();
         io.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
@@ -515,20 +516,32 @@ mod tests {
         assert_eq!(sent.elapsed(), Duration::from_millis(300));
     }
 
+    /// One request out and its answer's head in, as the pool and hyper would do it.
+    async fn exchange(
+        io: &mut TimedIo<DuplexStream>,
+        peer: &mut DuplexStream,
+        activity: &Arc<Activity>,
+        answer: &[u8],
+    ) {
+        let mut request = activity.start();
+        io.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        peer.write_all(answer).await.unwrap();
+        assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
+        request.finish();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn each_request_gets_its_own_response_deadline() {
         // The timer armed for the first request fires early for the second: it is moved, and
         // the second request is timed from its own start.
-        let (mut peer, socket) = tokio::io::duplex(256);
-        let activity = Arc::new(Activity::default());
-        let mut io = TimedIo::new(socket, activity.clone(), upstream());
-        let mut first = activity.start();
-        io.write_all(b"GET /1 HTTP/1.1\r\n\r\n").await.unwrap();
-        peer.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
-        first.finish();
+        let (mut io, mut peer, activity) = timed(upstream());
+        exchange(
+            &mut io,
+            &mut peer,
+            &activity,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _second = activity.start();
         io.write_all(b"GET /2 HTTP/1.1\r\n\r\n").await.unwrap();
@@ -540,16 +553,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_upstream_connection_closes_at_the_pool_idle_timeout() {
-        let (mut peer, socket) = tokio::io::duplex(256);
-        let activity = Arc::new(Activity::default());
-        let mut io = TimedIo::new(socket, activity.clone(), upstream());
-        let mut request = activity.start();
-        io.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        peer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
-        request.finish();
+        let (mut io, mut peer, activity) = timed(upstream());
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n";
+        exchange(&mut io, &mut peer, &activity, head).await;
         // Body bytes after the head are progress, not idleness.
         tokio::time::sleep(Duration::from_millis(700)).await;
         peer.write_all(b"body").await.unwrap();
@@ -564,13 +570,10 @@ mod tests {
     async fn the_idle_timer_is_armed_by_the_write_itself() {
         // hyper may write a response and then wait without reading: the write must arm the
         // idle deadline, or only the connection's earlier, later deadline would wake it.
-        let (mut client, server) = tokio::io::duplex(64);
-        let activity = Arc::new(Activity::default());
-        let mut io = TimedIo::new(
-            server,
-            activity.clone(),
-            Limits::client(Duration::from_secs(30), Duration::from_millis(400)),
-        );
+        let (mut io, mut client, activity) = timed(Limits::client(
+            Duration::from_secs(30),
+            Duration::from_millis(400),
+        ));
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
         drop(activity.start());
