@@ -8,8 +8,8 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
 }
 
-/// `--check --config path`: the exit code and what went to stderr.
-fn check(path: &std::path::Path) -> (Option<i32>, String) {
+/// `--check --config path`: the exit code, and what went to stdout and to stderr.
+fn check(path: &std::path::Path) -> (Option<i32>, String, String) {
     let out = bin()
         .arg("--check")
         .arg("--config")
@@ -18,6 +18,7 @@ fn check(path: &std::path::Path) -> (Option<i32>, String) {
         .unwrap();
     (
         out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -31,17 +32,9 @@ fn write_config(text: &str) -> std::path::PathBuf {
 
 #[test]
 fn check_accepts_the_shipped_config() {
-    let out = bin()
-        .args(["--check", "--config"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml");
+    let (code, stdout, stderr) = check(std::path::Path::new(shipped));
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("valid (3 clients"), "{stdout}");
 }
 
@@ -63,7 +56,7 @@ fn check_lists_every_error_by_key() {
         [typo]
         "#,
     );
-    let (code, stderr) = check(&path);
+    let (code, _, stderr) = check(&path);
     assert_eq!(code, Some(2));
     for key in [
         "typo: unknown section",
@@ -82,7 +75,7 @@ fn check_reports_unreadable_files_by_key() {
     let path = write_config(
         "[upstream]\nurl = \"http://127.0.0.1:9\"\n[clients]\nocl_file = \"missing-ocl.xml\"\n[state]\nkey_file = \"missing.key\"\n",
     );
-    let (code, stderr) = check(&path);
+    let (code, _, stderr) = check(&path);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("clients.ocl_file: cannot read"), "{stderr}");
     assert!(stderr.contains("state.key_file: cannot read"), "{stderr}");
@@ -118,16 +111,10 @@ fn genkey_makes_a_usable_key_file() {
         "[upstream]\nurl = \"http://127.0.0.1:9\"\n[clients]\nstatic = [{ hostname = \"a.nl\" }]\n[state]\nkey_file = \"state.key\"\n",
     )
     .unwrap();
-    let out = bin()
-        .arg("--check")
-        .arg("--config")
-        .arg(dir.join("proxy.toml"))
-        .output()
-        .unwrap();
+    let (code, stdout, stderr) = check(&dir.join("proxy.toml"));
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stdout.contains("state keys from state.key_file"),
+        "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("state keys from state.key_file"));
 }
