@@ -39,6 +39,10 @@ pub struct Listen {
     pub max_uri_length: usize,
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    /// Request bodies are buffered before the upstream exchange opens; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// A body not read within this gets 408, and nothing goes upstream.
+    pub body_read_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -146,6 +150,8 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "max_uri_length",
             "max_headers",
             "max_header_bytes",
+            "max_body_bytes",
+            "body_read_timeout",
             "shutdown_grace",
         ],
     ),
@@ -213,6 +219,8 @@ impl Config {
             max_uri_length: c.integer(&s, "max_uri_length", 8 * 1024, 256, 64 * 1024),
             max_headers: c.integer(&s, "max_headers", 100, 8, 1000),
             max_header_bytes: c.integer(&s, "max_header_bytes", 16 * 1024, 1024, 1024 * 1024),
+            max_body_bytes: c.integer(&s, "max_body_bytes", 1024 * 1024, 0, 64 * 1024 * 1024),
+            body_read_timeout: c.duration(&s, "body_read_timeout", "10s"),
             shutdown_grace: c.duration(&s, "shutdown_grace", "10s"),
         };
         if listen.max_uri_length > listen.max_header_bytes {
@@ -324,7 +332,7 @@ impl Config {
             }
         };
         let level = c.string(&s, "level").unwrap_or("info").to_owned();
-        if let Err(e) = crate::telemetry::check_level(&level) {
+        if let Err(e) = check_level(&level) {
             c.error("log.level", format!("not a log filter: {e}"));
         }
         let log = Log {
@@ -607,6 +615,14 @@ impl Check {
         }
         out
     }
+}
+
+/// Checks a `log.level` directive without installing anything (the subscriber is
+/// [`crate::telemetry`]'s; the config only asks whether the text parses).
+fn check_level(level: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -61,7 +61,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         for value in headers.get_all(header::CONNECTION) {
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
-                if token.is_empty() || is_hop_by_hop_token(token) {
+                // `Connection: Host` would leave an HTTP/1.1 request without its target host.
+                if token.is_empty()
+                    || is_hop_by_hop_token(token)
+                    || token.eq_ignore_ascii_case(b"host")
+                {
                     continue;
                 }
                 if let Some(name) = headers
@@ -222,6 +226,16 @@ mod tests {
         assert_eq!(left, ["x-kept"]);
         assert!(is_hop_by_hop_token(b"TRANSFER-Encoding"));
         assert!(!is_hop_by_hop_token(b"proxy-authorization-and-more"));
+    }
+
+    #[test]
+    fn a_connection_token_never_removes_host() {
+        let left = stripped(&[
+            ("host", "as.example.nl"),
+            ("connection", "Host, x-a"),
+            ("x-a", "1"),
+        ]);
+        assert_eq!(left, ["host"]);
     }
 
     #[test]

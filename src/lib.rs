@@ -5,17 +5,21 @@
 //! [`guard`] (asks [`vert`]) → client. [`vert`] knows nothing of HTTP.
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod config;
 pub mod conn;
 pub mod demo;
 pub mod drain;
+pub mod error_pages;
 pub mod forwarded;
 pub mod guard;
+pub mod limits;
 pub mod pages;
 pub mod paths;
 pub mod pool;
 pub mod proxy;
 pub mod resources;
+pub mod sanitize;
 pub mod seal;
 pub mod server;
 pub mod telemetry;

@@ -12,8 +12,26 @@ use http_body_util::{Either, Full};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::proxy::Body;
 use crate::vert::Exception;
+
+/// The body of every answer the proxy writes itself.
+pub type PageBody = Full<Bytes>;
+
+/// A response body type that can also carry the proxy's own answers: what every layer that
+/// answers by itself asks of the body type of the service it wraps.
+pub trait WithPages: Sized {
+    fn page(body: PageBody) -> Self;
+
+    fn response(response: Response<PageBody>) -> Response<Self> {
+        response.map(Self::page)
+    }
+}
+
+impl<B> WithPages for Either<B, PageBody> {
+    fn page(body: PageBody) -> Self {
+        Either::Right(body)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -68,6 +86,10 @@ pub enum Topic {
     BadRequest,
     /// 414: a request target longer than `listen.max_uri_length`.
     UriTooLong,
+    /// 413: a body larger than `listen.max_body_bytes`.
+    TooLarge,
+    /// 408: a body not read within `listen.body_read_timeout`.
+    BodyTimedOut,
 }
 
 /// A page's words. `{pgo}` is replaced by the client's name, `{minutes}` by the flow's time
@@ -219,6 +241,28 @@ fn words(topic: Topic, lang: Lang) -> Words {
             paragraphs: &["The address is longer than we accept. No data has been shared."],
             link: "",
         },
+        (Topic::TooLarge, Lang::Nl) => Words {
+            title: "Deze aanvraag is te groot",
+            paragraphs: &[
+                "U stuurde meer gegevens dan wij aannemen. Er zijn geen gegevens gedeeld.",
+            ],
+            link: "",
+        },
+        (Topic::TooLarge, Lang::En) => Words {
+            title: "This request is too large",
+            paragraphs: &["You sent more data than we accept. No data has been shared."],
+            link: "",
+        },
+        (Topic::BodyTimedOut, Lang::Nl) => Words {
+            title: "Deze aanvraag duurde te lang",
+            paragraphs: &["Uw gegevens kwamen niet op tijd aan. Probeer het opnieuw."],
+            link: "",
+        },
+        (Topic::BodyTimedOut, Lang::En) => Words {
+            title: "This request took too long",
+            paragraphs: &["Your data did not arrive in time. Please try again."],
+            link: "",
+        },
         (Topic::MethodNotAllowed | Topic::BadRequest, Lang::Nl) => Words {
             title: "Deze aanvraag kunnen we niet verwerken",
             paragraphs: &["De aanvraag is niet goed opgebouwd. Er zijn geen gegevens gedeeld."],
@@ -274,7 +318,7 @@ pub struct Details<'a> {
 }
 
 /// Renders a page with its security headers.
-pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Response<Body> {
+pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Response<PageBody> {
     let words = words(topic, details.lang);
     let fallback = match details.lang {
         Lang::Nl => "uw app",
@@ -305,7 +349,7 @@ pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Respon
     let html = page
         .render()
         .unwrap_or_else(|_| String::from("<!DOCTYPE html><title>Error</title>"));
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(html))));
+    let mut response = Response::new(Full::new(Bytes::from(html)));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(
@@ -340,8 +384,8 @@ fn protect(h: &mut http::HeaderMap) {
 }
 
 /// A redirect the proxy makes itself (1b, Vert 3), to a `redirect_uri` it has validated.
-pub fn redirect(location: &str) -> Response<Body> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+pub fn redirect(location: &str) -> Response<PageBody> {
+    let mut response = Response::new(Full::new(Bytes::new()));
     // The location is built from validated URI characters only.
     match HeaderValue::from_str(location) {
         Ok(v) => {
@@ -354,16 +398,34 @@ pub fn redirect(location: &str) -> Response<Body> {
     response
 }
 
+/// A page for the proxy's own trouble or a refused request (no flow, no client); `trace_id` is
+/// in the log line.
+pub fn error_page(
+    topic: Topic,
+    status: StatusCode,
+    lang: Lang,
+    trace_id: Uuid,
+) -> Response<PageBody> {
+    render(
+        topic,
+        status,
+        &Details {
+            lang,
+            client_name: None,
+            link_back: None,
+            trace_id,
+            ttl_minutes: 0,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    fn body(r: Response<Body>) -> String {
-        let Either::Right(full) = r.into_body() else {
-            panic!("a page has a full body")
-        };
-        let bytes = block_on(full.collect()).unwrap().to_bytes();
+    fn body(r: Response<PageBody>) -> String {
+        let bytes = block_on(r.into_body().collect()).unwrap().to_bytes();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
@@ -476,6 +538,9 @@ mod tests {
             Topic::TimedOut,
             Topic::MethodNotAllowed,
             Topic::BadRequest,
+            Topic::UriTooLong,
+            Topic::TooLarge,
+            Topic::BodyTimedOut,
         ]);
         for t in topics {
             for lang in [Lang::Nl, Lang::En] {

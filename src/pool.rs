@@ -32,6 +32,7 @@ use tokio::net::TcpStream;
 
 use crate::config;
 use crate::conn::{Activity, Elapsed, InFlight, Limits, TimedIo};
+use crate::limits::Buffered;
 
 /// Why the upstream gave no response.
 #[derive(Debug)]
@@ -86,7 +87,7 @@ impl PoolError {
 
 /// A connection: the handle to send on, and what its timer learns from.
 struct Conn {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<Buffered>,
     activity: Arc<Activity>,
 }
 
@@ -146,7 +147,7 @@ impl Pool {
 
     /// Sends a request (origin-form URI, `Host` set) and returns the response head; the body
     /// streams, and gives the connection back when read to the end.
-    pub fn send(&self, req: Request<Incoming>) -> Sending {
+    pub fn send(&self, req: Request<Buffered>) -> Sending {
         let mut sending = Sending {
             pool: self.inner.clone(),
             req: Some(req),
@@ -187,7 +188,7 @@ async fn connect(pool: Arc<Inner>) -> Result<Conn, PoolError> {
 type Connecting = Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send>>;
 
 type Exchange = Pin<
-    Box<dyn Future<Output = Result<Response<Incoming>, TrySendError<Request<Incoming>>>> + Send>,
+    Box<dyn Future<Output = Result<Response<Incoming>, TrySendError<Request<Buffered>>>> + Send>,
 >;
 
 /// One request's way through the pool: [`Pool::send`]'s future. Written out rather than an
@@ -197,7 +198,7 @@ type Exchange = Pin<
 pub struct Sending {
     pool: Arc<Inner>,
     /// Until a connection takes it.
-    req: Option<Request<Incoming>>,
+    req: Option<Request<Buffered>>,
     conn: Option<Conn>,
     /// `conn` came from the pool: it may have been closed while idle.
     reused: bool,

@@ -1,5 +1,8 @@
-//! The upstream side: requests to the legacy AS over the worker's [`Pool`], header hygiene, and
-//! the 502 / 504 answers. Bodies stream through in both directions; nothing is buffered.
+//! The innermost service: requests to the legacy AS over the worker's [`Pool`], with the
+//! headers the proxy owns (`X-Forwarded-*`, `Host` for HTTP/1.0). The request arrives clean
+//! ([`crate::sanitize`]) and buffered ([`crate::limits`]); the response body streams back with
+//! its hop-by-hop headers removed. A failed exchange is an [`UpstreamError`], which
+//! [`crate::error_pages`] turns into a page.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,15 +10,13 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, Version};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use uuid::Uuid;
 
 use crate::config;
 use crate::forwarded::{Peer, strip_hop_by_hop};
-use crate::pages::{self, Details, Lang, Topic};
+use crate::limits::Buffered;
 use crate::pool::{Pool, PoolError, PooledBody, Sending};
 use crate::seal::random_uuid;
 
@@ -48,16 +49,17 @@ impl UpstreamFactory {
     }
 }
 
-/// The innermost service: sends a request to the upstream AS, for one client connection.
+/// Sends a request to the upstream AS, for one client connection.
 #[derive(Clone)]
 pub struct Upstream {
     pool: Pool,
-    /// `Host` for a request that came without one (HTTP/1.0).
+    /// `Host` for a request that came without one (HTTP/1.0; HTTP/1.1 without one is refused
+    /// by [`crate::sanitize`]).
     default_host: HeaderValue,
     peer: Peer,
 }
 
-impl tower::Service<Request<Incoming>> for Upstream {
+impl tower::Service<Request<Buffered>> for Upstream {
     type Response = Response<Body>;
     type Error = UpstreamError;
     type Future = UpstreamFuture;
@@ -66,10 +68,7 @@ impl tower::Service<Request<Incoming>> for Upstream {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: Request<Incoming>) -> UpstreamFuture {
-        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
-            origin_form(&mut req);
-        }
+    fn call(&mut self, mut req: Request<Buffered>) -> UpstreamFuture {
         // Keep-alive to the upstream whatever the client speaks (HTTP/1.0 included).
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
@@ -80,7 +79,6 @@ impl tower::Service<Request<Incoming>> for Upstream {
                 self.default_host.clone()
             }
         };
-        strip_hop_by_hop(headers);
         self.peer.set_forwarded(headers, host);
         UpstreamFuture {
             sending: self.pool.send(req),
@@ -88,43 +86,12 @@ impl tower::Service<Request<Incoming>> for Upstream {
     }
 }
 
-/// An absolute-form target names the host itself (RFC 9112 §3.2.2): that becomes `Host`, and
-/// the upstream gets origin-form.
-fn origin_form(req: &mut Request<Incoming>) {
-    if let Some(host) = req
-        .uri()
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        req.headers_mut().insert(header::HOST, host);
-    }
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *req.uri_mut() = Uri::from(path_and_query);
-}
-
-/// The upstream gave no response. Logged where it happened; the page is the caller's, who
-/// knows the language of the person.
+/// The upstream gave no response. Logged where it happened, with the trace id the page shows.
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamError {
-    timed_out: bool,
+    pub timed_out: bool,
     /// In the log line and on the page.
-    trace_id: Uuid,
-}
-
-impl UpstreamError {
-    /// 504 for a timeout, else 502.
-    pub fn page(&self, lang: Lang) -> Response<Body> {
-        let (topic, status) = if self.timed_out {
-            (Topic::TimedOut, StatusCode::GATEWAY_TIMEOUT)
-        } else {
-            (Topic::Unreachable, StatusCode::BAD_GATEWAY)
-        };
-        error_page(topic, status, lang, self.trace_id)
-    }
+    pub trace_id: Uuid,
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -177,19 +144,4 @@ impl Future for UpstreamFuture {
             trace_id,
         }))
     }
-}
-
-/// A page for the proxy's own trouble (no flow, no client); `trace_id` is in the log line.
-pub fn error_page(topic: Topic, status: StatusCode, lang: Lang, trace_id: Uuid) -> Response<Body> {
-    pages::render(
-        topic,
-        status,
-        &Details {
-            lang,
-            client_name: None,
-            link_back: None,
-            trace_id,
-            ttl_minutes: 0,
-        },
-    )
 }

@@ -19,11 +19,14 @@ use tower::ServiceBuilder;
 use crate::config::Config;
 use crate::conn::{Activity, Limits, TimedIo, Tracked};
 use crate::drain::Drain;
+use crate::error_pages::ErrorPagesLayer;
 use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
+use crate::limits::LimitsLayer;
 use crate::pool::Pool;
 use crate::proxy::UpstreamFactory;
 use crate::resources::Resources;
+use crate::sanitize::SanitizeLayer;
 use crate::telemetry;
 
 /// A running proxy.
@@ -53,6 +56,7 @@ impl Running {
 struct Shared {
     config: Config,
     guard: VertGuardLayer,
+    limits: LimitsLayer,
     trusted: Vec<IpNet>,
     connections: Arc<Semaphore>,
 }
@@ -67,6 +71,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
     let addr = listeners[0].local_addr()?;
     let shared = Arc::new(Shared {
         guard: VertGuardLayer::new(Guard::new(&config, resources)),
+        limits: LimitsLayer::new(&config.listen),
         trusted: config.listen.trusted_proxies.clone(),
         connections: Arc::new(Semaphore::new(config.listen.max_connections)),
         config,
@@ -164,8 +169,13 @@ fn run_worker(
             let _ = stream.set_nodelay(true);
             let trusted = shared.trusted.iter().any(|net| net.contains(&peer.ip()));
             let activity = Arc::new(Activity::default());
+            // The whole stack, outermost first: what the client sent is cleaned before any
+            // layer decides or adds anything.
             let service = ServiceBuilder::new()
-                .layer(shared.guard.clone())
+                .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
+                .layer(shared.limits) // target length; body buffered, bounded, timed
+                .layer(shared.guard.clone()) // MedMij: authorize decisions in, verdicts out
+                .layer(ErrorPagesLayer) // no upstream answer: 502 / 504 page
                 .service(upstream.for_peer(Peer::new(peer.ip(), trusted)));
             let service = Tracked::new(service, activity.clone());
             let io = TokioIo::new(TimedIo::new(stream, activity, limits));

@@ -28,13 +28,6 @@ pub fn init(log: &Log) {
     };
 }
 
-/// Checks a `log.level` directive without installing anything.
-pub fn check_level(level: &str) -> Result<(), String> {
-    EnvFilter::try_new(level)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 /// The access-log span: method and path. Not the query: on this proxy it holds states, codes
 /// and birth dates. (tower-http's default span records the whole URI.)
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,66 @@
+//! What the layers that may answer by themselves share: the future that is either the inner
+//! service's or the layer's own answer, and the refusal of a request before any rule applies.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+
+use crate::pages::{Lang, PageBody, Topic, WithPages, error_page};
+use crate::seal::random_uuid;
+
+pin_project_lite::pin_project! {
+    /// The inner service's response future, or an answer the layer made itself.
+    #[project = AnswerProj]
+    pub enum Answer<F> {
+        Inner { #[pin] future: F },
+        Own { response: Option<Response<PageBody>> },
+    }
+}
+
+impl<F> Answer<F> {
+    pub fn own(response: Response<PageBody>) -> Self {
+        Answer::Own {
+            response: Some(response),
+        }
+    }
+}
+
+impl<F, ResB, E> Future for Answer<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+    ResB: WithPages,
+{
+    type Output = Result<Response<ResB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AnswerProj::Inner { future } => future.poll(cx),
+            AnswerProj::Own { response } => Poll::Ready(Ok(ResB::response(
+                response.take().expect("polled after completion"),
+            ))),
+        }
+    }
+}
+
+/// A request refused at the seam, before any MedMij rule applies: a page in the person's
+/// language, and a log line with the page's trace id and the reason (never the request
+/// target: it may hold a state or a code). The connection closes after it: what the client
+/// sent next on it, or the rest of a body, is not read as a request.
+pub fn refuse(
+    request_headers: &HeaderMap,
+    topic: Topic,
+    status: StatusCode,
+    reason: &'static str,
+) -> Response<PageBody> {
+    let lang = Lang::from_accept_language(request_headers.get(header::ACCEPT_LANGUAGE));
+    let trace_id = random_uuid();
+    tracing::info!(%trace_id, status = status.as_u16(), reason, "request refused");
+    let mut response = error_page(topic, status, lang, trace_id);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}

@@ -1,0 +1,151 @@
+//! The exception table as HTTP, and the one log line of every decision.
+
+use http::{Response, StatusCode};
+use uuid::Uuid;
+
+use super::Guard;
+use crate::pages::{self, Details, Lang, PageBody, Topic};
+use crate::seal::random_uuid;
+use crate::vert::exceptions::{Answer, error_redirect};
+use crate::vert::{Exception, Flow};
+
+/// Log lines of decisions go to this target (`RUST_LOG=medmij_vert_proxy::decision=info`).
+const DECISION: &str = "medmij_vert_proxy::decision";
+
+/// What follows an exception besides the page: the error redirect of 1b / Vert 3, or the flow
+/// whose `redirect_uri` a page may link back to.
+pub(super) enum Then<'a> {
+    Redirect(&'a str),
+    Flow(&'a Flow),
+}
+
+impl Guard {
+    /// The exception table's answer, as HTTP. The only place that turns an [`Exception`] into
+    /// a response.
+    pub(super) fn answer(
+        &self,
+        exception: Exception,
+        lang: Lang,
+        client_name: Option<&str>,
+        trace_id: Uuid,
+        then: Option<Then<'_>>,
+    ) -> Response<PageBody> {
+        match (exception.row().answer, then) {
+            (Answer::ErrorRedirect, Some(Then::Redirect(location))) => pages::redirect(location),
+            (Answer::Page { status, link_back }, then) => {
+                let link = match (link_back, then) {
+                    (Some(link), Some(Then::Flow(flow))) => Some(error_redirect(
+                        &flow.redirect_uri,
+                        link.error,
+                        link.description,
+                        Some(&flow.state),
+                    )),
+                    _ => None,
+                };
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                pages::render(
+                    Topic::Exception(exception),
+                    status,
+                    &Details {
+                        lang,
+                        client_name,
+                        link_back: link.as_deref(),
+                        trace_id,
+                        ttl_minutes: self.flow_ttl.as_secs() / 60,
+                    },
+                )
+            }
+            // An error redirect without its location cannot happen; answer with a page rather
+            // than redirect anywhere unvalidated.
+            (Answer::ErrorRedirect, _) => pages::render(
+                Topic::Exception(Exception::FailClosed),
+                StatusCode::BAD_REQUEST,
+                &Details {
+                    lang,
+                    client_name,
+                    link_back: None,
+                    trace_id,
+                    ttl_minutes: 0,
+                },
+            ),
+        }
+    }
+
+    /// A withheld code: the log line, then the exception's answer.
+    pub(super) fn withhold(
+        &self,
+        exception: Exception,
+        detail: &str,
+        flow: Option<&Flow>,
+        lang: Lang,
+    ) -> Response<PageBody> {
+        let rule = exception.row().rule;
+        let (trace_id, name) = match flow {
+            Some(flow) => {
+                decision(
+                    "withheld",
+                    rule,
+                    Some(exception),
+                    detail,
+                    &Subject::flow(flow),
+                );
+                let name = self.clients.get(flow.client_id()).map(|c| c.name.as_str());
+                (flow.correlation_id, name)
+            }
+            None => {
+                // No flow to name: the page's trace id finds this line.
+                let subject = Subject {
+                    correlation_id: random_uuid(),
+                    ..Subject::default()
+                };
+                decision("withheld", rule, Some(exception), detail, &subject);
+                (subject.correlation_id, None)
+            }
+        };
+        self.answer(exception, lang, name, trace_id, flow.map(Then::Flow))
+    }
+}
+
+/// Who a decision is about, as its log line names it. Never a code, a state, a birth date.
+#[derive(Default)]
+pub(super) struct Subject<'a> {
+    /// `MedMij-Request-ID` of the authorization request (flow returns have none).
+    pub request_id: Option<Uuid>,
+    /// The flow's `X-Correlation-ID`, or the trace id of a page about no flow.
+    pub correlation_id: Uuid,
+    pub client_id: Option<&'a str>,
+    /// The representation kind asked for (`none` when none).
+    pub representation: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    pub(super) fn flow(flow: &'a Flow) -> Self {
+        Subject {
+            request_id: None,
+            correlation_id: flow.correlation_id,
+            client_id: Some(flow.client_id()),
+            representation: Some(flow.requested.map_or("none", |r| r.kind.token())),
+        }
+    }
+}
+
+/// The one log line of a decision (target `medmij_vert_proxy::decision`).
+pub(super) fn decision(
+    outcome: &str,
+    rule: &str,
+    exception: Option<Exception>,
+    detail: &str,
+    subject: &Subject<'_>,
+) {
+    tracing::info!(
+        target: DECISION,
+        outcome,
+        rule,
+        exception = exception.map(|e| e.row().id),
+        detail,
+        client_id = subject.client_id,
+        representation = subject.representation,
+        request_id = subject.request_id.map(tracing::field::display),
+        correlation_id = %subject.correlation_id,
+    );
+}

@@ -1,0 +1,180 @@
+//! The tower middleware that applies [`crate::vert`] to HTTP, along tower-http's lines:
+//! [`VertGuardLayer`] ([`layer`]), [`VertGuard`] ([`service`]: authorization requests decided
+//! before they go upstream), [`ResponseFuture`] ([`future`]: the one place that looks at
+//! upstream responses, where flow returns are released or withheld) and [`answers`] (the one
+//! place that maps the exception table to HTTP, and the decision log line).
+//!
+//! Generic over the inner service's body and error types: it sits between the sanitizing
+//! front and the error-page layer (see [`crate::server`]), and its tests use
+//! `tower::service_fn` inner services, no sockets.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::Response;
+use http::header::{self, HeaderName, HeaderValue};
+
+use crate::config::Config;
+use crate::pages::{Lang, WithPages};
+use crate::paths::GuardedPaths;
+use crate::resources::Resources;
+use crate::seal::KeyRing;
+use crate::vert::flow_return::{self, Location, Signal, Verdict};
+use crate::vert::{ClientList, Exception, Kind};
+
+mod answers;
+mod future;
+mod layer;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::VertGuardLayer;
+pub use service::VertGuard;
+
+use answers::{Subject, decision};
+
+/// Everything the guard needs, shared by all connections.
+pub struct Guard {
+    paths: GuardedPaths,
+    authorize_path: String,
+    clients: ClientList,
+    enabled: Vec<Kind>,
+    strip_scope_token: bool,
+    request_header: HeaderName,
+    used_header: HeaderName,
+    birthdate_header: HeaderName,
+    keys: KeyRing,
+    flow_ttl: Duration,
+    clock_skew: Duration,
+}
+
+impl Guard {
+    pub fn new(config: &Config, resources: Resources) -> Self {
+        let r = &config.representation;
+        Guard {
+            paths: GuardedPaths::new(
+                &config.oauth.authorize_path,
+                config.oauth.case_insensitive_paths,
+            ),
+            authorize_path: config.oauth.authorize_path.clone(),
+            clients: resources.clients,
+            enabled: r.scopes.clone(),
+            strip_scope_token: r.strip_scope_token,
+            request_header: r.request_header.clone(),
+            used_header: r.used_header.clone(),
+            birthdate_header: r.birthdate_header.clone(),
+            keys: resources.keys,
+            flow_ttl: config.state.flow_ttl,
+            clock_skew: config.state.clock_skew,
+        }
+    }
+}
+
+impl Guard {
+    /// Every upstream response: signal headers removed; a 3xx inspected by
+    /// [`flow_return::inspect`].
+    fn inspect<ResB: WithPages>(
+        &self,
+        mut response: Response<ResB>,
+        accept_language: Option<&HeaderValue>,
+    ) -> Response<ResB> {
+        // The signal is for the proxy only: it never reaches the browser.
+        let (used, birthdate, repeated) = self.take_signal(response.headers_mut());
+        if !response.status().is_redirection() {
+            return response;
+        }
+        let mut values = response.headers().get_all(header::LOCATION).iter();
+        let location = match (values.next(), values.next()) {
+            (None, _) => return response,
+            (Some(value), None) => match value.to_str() {
+                Ok(text) => Location::Text(text),
+                Err(_) => Location::Unreadable,
+            },
+            (Some(_), Some(_)) => Location::Unreadable,
+        };
+        let settings = flow_return::Settings {
+            clients: &self.clients,
+            now: unix_now(),
+            ttl: self.flow_ttl.as_secs(),
+            skew: self.clock_skew.as_secs(),
+        };
+        let signal = Signal {
+            used: used.as_ref().and_then(|v| v.to_str().ok()),
+            birthdate: birthdate.as_ref().and_then(|v| v.to_str().ok()),
+            repeated,
+        };
+        let verdict = flow_return::inspect(location, &settings, |s| self.keys.open(s), signal);
+        let (location, flow, outcome, detail) = match verdict {
+            Verdict::PassThrough => return response,
+            Verdict::Restore { location, flow } => (location, flow, "restored", "state restored"),
+            Verdict::Release { location, flow } => (location, flow, "released", "code released"),
+            Verdict::Withhold {
+                exception,
+                detail,
+                flow,
+            } => {
+                // The upstream response, code and all, is dropped here.
+                let lang = Lang::from_accept_language(accept_language);
+                return ResB::response(self.withhold(exception, detail, flow.as_ref(), lang));
+            }
+        };
+        // Built from a readable Location and a state that passed strict decoding, so it is a
+        // valid header value; were it not, nothing is released.
+        let Ok(value) = HeaderValue::from_str(&location) else {
+            let lang = Lang::from_accept_language(accept_language);
+            return ResB::response(self.withhold(
+                Exception::FailClosed,
+                "unusable Location",
+                Some(&flow),
+                lang,
+            ));
+        };
+        decision(
+            outcome,
+            "ext.vert.authint.202",
+            None,
+            detail,
+            &Subject::flow(&flow),
+        );
+        response.headers_mut().insert(header::LOCATION, value);
+        response
+    }
+
+    /// Removes the signal headers, and says whether one came more than once. One scan of the
+    /// names first: on every response, and for the few headers a response has, comparing
+    /// names is cheaper than hashing them.
+    fn take_signal(
+        &self,
+        headers: &mut http::HeaderMap,
+    ) -> (Option<HeaderValue>, Option<HeaderValue>, bool) {
+        let (mut used, mut birthdate) = (0usize, 0usize);
+        for (name, _) in headers.iter() {
+            used += usize::from(name == self.used_header);
+            birthdate += usize::from(name == self.birthdate_header);
+        }
+        let mut take = |name: &HeaderName, count: usize| match count {
+            0 => None,
+            _ => headers.remove(name),
+        };
+        (
+            take(&self.used_header, used),
+            take(&self.birthdate_header, birthdate),
+            used > 1 || birthdate > 1,
+        )
+    }
+}
+
+/// `HeaderMap::remove`, after a scan of the names: on every request and response, and for
+/// the few headers a message has, comparing names is cheaper than hashing one.
+fn remove_if_present(headers: &mut http::HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    if headers.keys().any(|k| k == name) {
+        headers.remove(name)
+    } else {
+        None
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,200 @@
+//! [`VertGuard`]: requests to the authorize endpoint are decided before they go upstream;
+//! every other request goes on as it is. Every response comes back through
+//! [`ResponseFuture`].
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Uri};
+use uuid::Uuid;
+
+use super::answers::{Subject, Then, decision};
+use super::future::ResponseFuture;
+use super::{Guard, remove_if_present, unix_now};
+use crate::answer::refuse;
+use crate::pages::{Lang, Topic, WithPages, error_page};
+use crate::paths::Route;
+use crate::seal::random_uuid;
+use crate::vert::authorize::{self, Decision};
+use crate::vert::{Exception, Kind};
+
+#[derive(Clone)]
+pub struct VertGuard<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+impl<S> VertGuard<S> {
+    pub(super) fn new(inner: S, guard: Arc<Guard>) -> Self {
+        VertGuard { inner, guard }
+    }
+}
+
+impl<S, B, ResB> tower::Service<Request<B>> for VertGuard<S>
+where
+    S: tower::Service<Request<B>, Response = Response<ResB>>,
+    ResB: WithPages,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // SPEC §3.1: only the proxy tells the AS that representation was asked for.
+        remove_if_present(req.headers_mut(), &self.guard.request_header);
+        match self.guard.paths.route(req.uri().path()) {
+            Route::Other => self.forward(req),
+            Route::Authorize => self.authorize(req),
+            Route::Unreadable => ResponseFuture::ready(refuse(
+                req.headers(),
+                Topic::BadRequest,
+                StatusCode::BAD_REQUEST,
+                "path that does not read one way",
+            )),
+        }
+    }
+}
+
+impl<S> VertGuard<S> {
+    fn forward<B>(&mut self, req: Request<B>) -> ResponseFuture<S::Future>
+    where
+        S: tower::Service<Request<B>>,
+    {
+        let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+        ResponseFuture::inspect(self.inner.call(req), self.guard.clone(), accept_language)
+    }
+
+    /// An authorization request: decided here, forwarded only when accepted.
+    fn authorize<B>(&mut self, mut req: Request<B>) -> ResponseFuture<S::Future>
+    where
+        S: tower::Service<Request<B>>,
+    {
+        let guard = &*self.guard;
+        let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
+        let query = req.uri().query().unwrap_or("");
+        let (request_id, correlation_id) = authorize::request_ids(query);
+        let request_id = request_id.and_then(|id| Uuid::try_parse(&id).ok());
+        let correlation_id = correlation_id
+            .and_then(|id| Uuid::try_parse(&id).ok())
+            .unwrap_or_else(random_uuid);
+        let mut subject = Subject {
+            request_id,
+            correlation_id,
+            ..Subject::default()
+        };
+
+        if req.method() != Method::GET {
+            // core.authint.200: the authorization request is a GET.
+            decision(
+                "refused",
+                "core.authint.200",
+                None,
+                "method not allowed",
+                &subject,
+            );
+            let mut response = error_page(
+                Topic::MethodNotAllowed,
+                StatusCode::METHOD_NOT_ALLOWED,
+                lang,
+                correlation_id,
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return ResponseFuture::ready(response);
+        }
+
+        // Birth dates may be "today" anywhere on Earth: a child born just after midnight in
+        // the Netherlands is born "tomorrow" in UTC.
+        let today = (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
+        let settings = authorize::Settings {
+            clients: &guard.clients,
+            enabled: &guard.enabled,
+            today,
+        };
+        let (path_and_query, kind) = match authorize::decide(query, &settings) {
+            Decision::Refuse(refusal) => {
+                let name = refusal.client.as_ref().map(|c| c.name.as_str());
+                subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());
+                decision(
+                    "refused",
+                    Exception::Auth1a.row().rule,
+                    Some(Exception::Auth1a),
+                    refusal.reason,
+                    &subject,
+                );
+                return ResponseFuture::ready(guard.answer(
+                    Exception::Auth1a,
+                    lang,
+                    name,
+                    correlation_id,
+                    None,
+                ));
+            }
+            Decision::Redirect(redirect) => {
+                decision(
+                    "error_redirect",
+                    redirect.exception.row().rule,
+                    Some(redirect.exception),
+                    redirect.description,
+                    &subject,
+                );
+                return ResponseFuture::ready(guard.answer(
+                    redirect.exception,
+                    lang,
+                    None,
+                    correlation_id,
+                    Some(Then::Redirect(&redirect.location)),
+                ));
+            }
+            Decision::Forward(accepted) => {
+                let flow = accepted.flow(unix_now(), correlation_id);
+                let sealed = guard.keys.seal(&flow);
+                let query = accepted.forward_query(&sealed, guard.strip_scope_token);
+                let kind = accepted.requested.map(|r| r.kind);
+                // ext.vert.authint.201/.204: the AS is told to ask DigiD for representation.
+                let rule = match kind {
+                    None => "core.authint.200",
+                    Some(Kind::OnBehalfOf) => "ext.vert.authint.201",
+                    Some(Kind::OnBehalfOfChild) => "ext.vert.authint.204",
+                };
+                subject.client_id = Some(accepted.client.hostname.as_str());
+                subject.representation = Some(kind.map_or("none", Kind::token));
+                decision(
+                    "forwarded",
+                    rule,
+                    None,
+                    "state sealed, forwarded upstream",
+                    &subject,
+                );
+                // Whatever spelling of the path reached here, the AS gets the canonical one.
+                let path_and_query = format!("{}?{query}", guard.authorize_path);
+                (path_and_query, kind)
+            }
+        };
+        // The query was checked character by character, so this is a valid target; the
+        // sanitizing front made it origin-form.
+        let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
+            return ResponseFuture::ready(error_page(
+                Topic::BadRequest,
+                StatusCode::BAD_REQUEST,
+                lang,
+                correlation_id,
+            ));
+        };
+        *req.uri_mut() = Uri::from(path_and_query);
+        if let Some(kind) = kind {
+            req.headers_mut().insert(
+                guard.request_header.clone(),
+                HeaderValue::from_static(kind.token()),
+            );
+        }
+        self.forward(req)
+    }
+}

@@ -1,0 +1,327 @@
+//! [`SanitizeLayer`]: the front of the stack. Every request passes here before any layer adds
+//! or decides anything, so that what the client sent is cleaned first and what the proxy adds
+//! afterwards cannot be removed, doubled or shadowed by it:
+//!
+//! - a body on `GET`, `HEAD`, `OPTIONS` or `TRACE`: 400 (an AS that ignores such bodies would
+//!   read one as its next request: CL.0 desync);
+//! - `Host` repeated, not a host, with userinfo, disagreeing with an absolute-form target, or
+//!   missing on HTTP/1.1: 400 (RFC 9112 §3.2); an absolute-form target becomes origin-form
+//!   with its authority as the one `Host`;
+//! - hop-by-hop headers and every header `Connection` names removed (never `Host`);
+//! - header names with `_` dropped (nginx's default): CGI, WSGI and PHP stacks merge
+//!   `X_Vert_Requested` with `X-Vert-Requested`;
+//! - path- and method-override headers dropped: routers that obey them would send a request
+//!   checked as one path to another.
+
+use std::task::{Context, Poll};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body;
+
+use crate::answer::{Answer, refuse};
+use crate::forwarded::strip_hop_by_hop;
+use crate::pages::{Topic, WithPages};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SanitizeLayer;
+
+impl<S> tower::Layer<S> for SanitizeLayer {
+    type Service = Sanitize<S>;
+
+    fn layer(&self, inner: S) -> Sanitize<S> {
+        Sanitize { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Sanitize<S> {
+    inner: S,
+}
+
+impl<S, B, ResB> tower::Service<Request<B>> for Sanitize<S>
+where
+    S: tower::Service<Request<B>, Response = Response<ResB>>,
+    B: Body,
+    ResB: WithPages,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = Answer<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        match clean(&mut req) {
+            Ok(()) => Answer::Inner {
+                future: self.inner.call(req),
+            },
+            Err(reason) => Answer::own(refuse(
+                req.headers(),
+                Topic::BadRequest,
+                StatusCode::BAD_REQUEST,
+                reason,
+            )),
+        }
+    }
+}
+
+/// Cleans a request in place, or says why it is refused.
+pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), &'static str> {
+    // Before hop-by-hop stripping: `Transfer-Encoding` is one of those headers.
+    if !carries_body(req.method())
+        && (!req.body().is_end_stream() || req.headers().contains_key(header::TRANSFER_ENCODING))
+    {
+        return Err("a body on a method that has none");
+    }
+    one_host(req)?;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    // Collecting nothing allocates nothing: the usual request pays one scan of its names.
+    let doomed: Vec<HeaderName> = headers.keys().filter(|n| is_dropped(n)).cloned().collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+    Ok(())
+}
+
+/// Methods whose requests may carry a body (RFC 9110 §9.3: for the others it has no meaning).
+fn carries_body(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// Headers a client never gets past the seam: names with `_`, and overrides of the path or
+/// method that some routers obey.
+fn is_dropped(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.contains('_')
+        || matches!(
+            name,
+            "x-original-url"
+                | "x-rewrite-url"
+                | "x-override-url"
+                | "x-http-method-override"
+                | "x-http-method"
+                | "x-method-override"
+        )
+}
+
+/// Exactly one `Host` that names a host, agreeing with an absolute-form target, which becomes
+/// origin-form. HTTP/1.0 may come without one (the upstream service supplies it).
+fn one_host<B>(req: &mut Request<B>) -> Result<(), &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next().cloned();
+    if hosts.next().is_some() {
+        return Err("repeated Host");
+    }
+    if let Some(host) = &host
+        && !is_host(host.as_bytes())
+    {
+        return Err("Host is not a host");
+    }
+    let Some(authority) = req.uri().authority() else {
+        if host.is_none() && req.version() == Version::HTTP_11 {
+            return Err("HTTP/1.1 without Host");
+        }
+        return Ok(());
+    };
+    if !is_host(authority.as_str().as_bytes()) {
+        return Err("userinfo or no host in the request target");
+    }
+    match &host {
+        Some(host)
+            if !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+        {
+            return Err("Host disagrees with the request target");
+        }
+        Some(_) => {}
+        None => {
+            let value = HeaderValue::from_str(authority.as_str()).map_err(|_| "unusable target")?;
+            req.headers_mut().insert(header::HOST, value);
+        }
+    }
+    // RFC 9112 §3.2.2: the target names the host; the upstream gets origin-form.
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::from(path_and_query);
+    Ok(())
+}
+
+/// `host[:port]`, without userinfo.
+fn is_host(value: &[u8]) -> bool {
+    !value.is_empty()
+        && !value.contains(&b'@')
+        && Authority::try_from(value).is_ok_and(|a| !a.host().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{Empty, Full};
+
+    fn request(
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &'static [u8],
+    ) -> Request<Full<Bytes>> {
+        let mut builder = Request::builder().method(method).uri(target);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Full::new(Bytes::from_static(body))).unwrap()
+    }
+
+    fn names<B>(req: &Request<B>) -> Vec<&str> {
+        let mut names: Vec<&str> = req.headers().keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn cl0_desync_a_body_on_get_head_options_trace_is_refused() {
+        for method in ["GET", "HEAD", "OPTIONS", "TRACE"] {
+            let mut req = request(
+                method,
+                "/x",
+                &[("host", "as")],
+                b"GET /oauth2/authorize HTTP/1.1\r\n\r\n",
+            );
+            assert_eq!(
+                clean(&mut req),
+                Err("a body on a method that has none"),
+                "{method}"
+            );
+            let mut req = request(
+                method,
+                "/x",
+                &[("host", "as"), ("transfer-encoding", "chunked")],
+                b"",
+            );
+            assert!(clean(&mut req).is_err(), "{method} chunked");
+            let mut req = request(method, "/x", &[("host", "as")], b"");
+            assert_eq!(clean(&mut req), Ok(()), "{method} without a body");
+        }
+        let mut req = request("POST", "/x", &[("host", "as")], b"a=1");
+        assert_eq!(clean(&mut req), Ok(()));
+    }
+
+    #[test]
+    fn connection_named_headers_go_but_never_host() {
+        let mut req = request(
+            "GET",
+            "/x",
+            &[
+                ("host", "as"),
+                ("connection", "Host, X-Vert-Requested, keep-alive"),
+                ("x-vert-requested", "onbehalfof"),
+                ("keep-alive", "1"),
+            ],
+            b"",
+        );
+        clean(&mut req).unwrap();
+        assert_eq!(names(&req), ["host"]);
+    }
+
+    #[test]
+    fn two_hosts_are_refused() {
+        let mut req = request(
+            "GET",
+            "/x",
+            &[("host", "as"), ("host", "evil.example")],
+            b"",
+        );
+        assert_eq!(clean(&mut req), Err("repeated Host"));
+    }
+
+    #[test]
+    fn userinfo_in_the_target_or_host_is_refused() {
+        let mut req = request("GET", "http://u:p@evil.example/oauth2/authorize", &[], b"");
+        assert_eq!(
+            clean(&mut req),
+            Err("userinfo or no host in the request target")
+        );
+        let mut req = request("GET", "/x", &[("host", "u:p@as")], b"");
+        assert_eq!(clean(&mut req), Err("Host is not a host"));
+    }
+
+    #[test]
+    fn host_disagreeing_with_an_absolute_target_is_refused() {
+        let mut req = request(
+            "GET",
+            "http://as.example/x",
+            &[("host", "evil.example")],
+            b"",
+        );
+        assert_eq!(
+            clean(&mut req),
+            Err("Host disagrees with the request target")
+        );
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form_with_one_host() {
+        let mut req = request(
+            "GET",
+            "http://AS.example:9000/a?b=c",
+            &[("host", "as.example:9000")],
+            b"",
+        );
+        clean(&mut req).unwrap();
+        assert_eq!(req.uri(), "/a?b=c");
+        assert_eq!(req.headers().get_all("host").iter().count(), 1);
+        let mut req = request("GET", "http://as.example/a", &[], b"");
+        clean(&mut req).unwrap();
+        assert_eq!(req.headers()["host"], "as.example");
+    }
+
+    #[test]
+    fn http11_without_host_is_refused_http10_is_not() {
+        let mut req = Request::builder()
+            .uri("/x")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        assert_eq!(clean(&mut req), Err("HTTP/1.1 without Host"));
+        let mut req = Request::builder()
+            .uri("/x")
+            .version(Version::HTTP_10)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        assert_eq!(clean(&mut req), Ok(()));
+    }
+
+    #[test]
+    fn underscore_names_and_overrides_are_dropped() {
+        let mut req = request(
+            "GET",
+            "/x",
+            &[
+                ("host", "as"),
+                ("x_vert_requested", "onbehalfof"),
+                ("x_forwarded_for", "1.2.3.4"),
+                ("x_real_ip", "1.2.3.4"),
+                ("x-original-url", "/oauth2/authorize"),
+                ("x-rewrite-url", "/oauth2/authorize"),
+                ("x-override-url", "/oauth2/authorize"),
+                ("x-http-method-override", "GET"),
+                ("x-method-override", "GET"),
+                ("x-kept", "1"),
+            ],
+            b"",
+        );
+        clean(&mut req).unwrap();
+        assert_eq!(names(&req), ["host", "x-kept"]);
+    }
+}
