@@ -8,7 +8,17 @@
 //! 3. `;parameters` removed from each segment;
 //! 4. empty and `.` segments removed, `..` resolved;
 //! 5. trailing dots and spaces removed from each segment (Windows servers ignore them);
-//! 6. lower-cased when `oauth.case_insensitive_paths` is true.
+//! 6. beyond ASCII: NFKC, and each character that Unicode case mapping takes to ASCII read as
+//!    that ([`crate::vert::fold::loose`]: `ı`, `İ`, `K`, `ſ`, fullwidth `／` and letters); such a
+//!    path is compared ignoring letter case whatever the setting, since Java's
+//!    `equalsIgnoreCase` and .NET's `OrdinalIgnoreCase` are what make these spellings work;
+//! 7. lower-cased when `oauth.case_insensitive_paths` is true.
+//!
+//! The path counts as the authorize path when this form is it, or when it is it after
+//! - a `.suffix` on the last segment is removed (`/oauth2/authorize.json`: Spring MVC's suffix
+//!   pattern matching), or
+//! - a leading `//host` is removed (`//x/oauth2/authorize`: stacks that read the target as a
+//!   scheme-relative URL).
 //!
 //! A path that cannot be decoded, or decodes to control characters, is refused.
 
@@ -48,22 +58,52 @@ impl GuardedPaths {
     pub fn route(&self, path: &str) -> Route {
         if is_plain(path) {
             // The common case: no spelling tricks possible, no allocation.
-            return self.compare(path);
+            return self.route_canonical(path, self.case_insensitive);
         }
-        match canonical(path) {
-            Some(canonical) => self.compare(&canonical),
-            None => Route::Unreadable,
+        let Some(canonical) = canonical(path) else {
+            return Route::Unreadable;
+        };
+        let fold_case = self.case_insensitive || canonical.lookalike;
+        match self.route_canonical(&canonical.path, fold_case) {
+            Route::Other => match &canonical.without_host {
+                Some(rest) => self.route_canonical(rest, fold_case),
+                None => Route::Other,
+            },
+            route => route,
         }
     }
 
-    fn compare(&self, canonical: &str) -> Route {
-        let same = if self.case_insensitive {
-            canonical.eq_ignore_ascii_case(&self.authorize)
-        } else {
-            canonical == self.authorize
+    fn route_canonical(&self, path: &str, fold_case: bool) -> Route {
+        let is_authorize = |p: &str| {
+            if fold_case {
+                p.eq_ignore_ascii_case(&self.authorize)
+            } else {
+                p == self.authorize
+            }
         };
-        if same { Route::Authorize } else { Route::Other }
+        // Spring MVC's suffix pattern matching routes `/authorize.json` (and `.a.b`) to
+        // `/authorize`.
+        let last = path.rfind('/').map_or(0, |i| i + 1);
+        let without_suffix = match path[last..].find('.') {
+            Some(dot) if dot > 0 => Some(&path[..last + dot]),
+            _ => None,
+        };
+        if is_authorize(path) || without_suffix.is_some_and(is_authorize) {
+            Route::Authorize
+        } else {
+            Route::Other
+        }
     }
+}
+
+/// A path in canonical form (see the module documentation).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Canonical {
+    pub path: String,
+    /// The path began with `//host`: the canonical form of the rest.
+    pub without_host: Option<String>,
+    /// Characters beyond ASCII were read as ASCII.
+    pub lookalike: bool,
 }
 
 /// A path that is already canonical (apart from letter case).
@@ -85,7 +125,7 @@ fn is_plain(path: &str) -> bool {
 
 /// The canonical form of a path (see the module documentation), or `None` when it cannot be
 /// read one way.
-pub fn canonical(path: &str) -> Option<String> {
+pub fn canonical(path: &str) -> Option<Canonical> {
     let mut decoded = percent_decode(path)?;
     for _ in 0..2 {
         match percent_decode(&decoded) {
@@ -93,10 +133,25 @@ pub fn canonical(path: &str) -> Option<String> {
             _ => break,
         }
     }
-    if decoded.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    if decoded.chars().any(char::is_control) {
         return None;
     }
-    let decoded = decoded.replace('\\', "/");
+    let lookalike = !decoded.is_ascii();
+    let read = crate::vert::fold::loose(&decoded).replace('\\', "/");
+    let segments = segments(&read);
+    let without_host = read
+        .starts_with("//")
+        .then(|| join(segments.get(1..).unwrap_or_default()));
+    Some(Canonical {
+        path: join(&segments),
+        without_host,
+        lookalike,
+    })
+}
+
+/// The segments of a decoded path: `;parameters`, empty and `.` segments gone, `..` resolved,
+/// trailing dots and spaces trimmed.
+fn segments(decoded: &str) -> Vec<&str> {
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {
         let segment = segment.split(';').next().unwrap_or("");
@@ -113,15 +168,19 @@ pub fn canonical(path: &str) -> Option<String> {
             }
         }
     }
-    let mut out = String::with_capacity(decoded.len() + 1);
+    segments
+}
+
+fn join(segments: &[&str]) -> String {
+    if segments.is_empty() {
+        return String::from("/");
+    }
+    let mut out = String::new();
     for segment in segments {
         out.push('/');
         out.push_str(segment);
     }
-    if out.is_empty() {
-        out.push('/');
-    }
-    Some(out)
+    out
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -216,9 +275,69 @@ mod tests {
 
     #[test]
     fn canonical_forms() {
-        assert_eq!(canonical("/a/./b/../c/").as_deref(), Some("/a/c"));
-        assert_eq!(canonical("/..").as_deref(), Some("/"));
-        assert_eq!(canonical("/a;b/c;d").as_deref(), Some("/a/c"));
+        let path = |p: &str| canonical(p).map(|c| c.path);
+        assert_eq!(path("/a/./b/../c/").as_deref(), Some("/a/c"));
+        assert_eq!(path("/..").as_deref(), Some("/"));
+        assert_eq!(path("/a;b/c;d").as_deref(), Some("/a/c"));
+        assert_eq!(
+            canonical("//x/a").unwrap(),
+            Canonical {
+                path: "/x/a".into(),
+                without_host: Some("/a".into()),
+                lookalike: false
+            }
+        );
+    }
+
+    #[test]
+    fn authorize_path_beyond_ascii_gets_the_checks() {
+        // Case-sensitive on purpose: lookalikes fold case whatever the setting.
+        for p in [paths(true), paths(false)] {
+            for path in [
+                "/oauth2/author%C4%B1ze",    // ı, dotless i (Java equalsIgnoreCase)
+                "/OAUTH2/AUTHOR%C4%B0ZE",    // İ, dotted capital I (.NET)
+                "/oauth2/%EF%BD%81uthorize", // fullwidth a (NFKC)
+                "/oauth2%EF%BC%8Fauthorize", // fullwidth solidus (NFKC)
+                "/%EF%BD%8F%EF%BD%81uth2/authorize.json", // fullwidth o, a, and a suffix
+            ] {
+                assert_eq!(p.route(path), Route::Authorize, "{path}");
+            }
+            // ẓ is not z: no router reads it so.
+            assert_eq!(p.route("/oauth2/authori%E1%BA%93e"), Route::Other);
+        }
+    }
+
+    #[test]
+    fn authorize_path_with_a_suffix_gets_the_checks() {
+        let p = paths(true);
+        for path in [
+            "/oauth2/authorize.json",
+            "/oauth2/authorize.do",
+            "/oauth2/authorize.a.b",
+            "/oauth2/%61uthorize.json",
+        ] {
+            assert_eq!(p.route(path), Route::Authorize, "{path}");
+        }
+        for path in [
+            "/oauth2/authorizes.json",
+            "/oauth2.json/x",
+            "/oauth2/.authorize",
+        ] {
+            assert_eq!(p.route(path), Route::Other, "{path}");
+        }
+    }
+
+    #[test]
+    fn authorize_path_behind_a_double_slash_host_gets_the_checks() {
+        let p = paths(true);
+        for path in [
+            "//x/oauth2/authorize",
+            "//evil.example:443/oauth2/authorize",
+            "/%2Fx/oauth2/authorize",
+        ] {
+            assert_eq!(p.route(path), Route::Authorize, "{path}");
+        }
+        assert_eq!(p.route("/x/oauth2/authorize"), Route::Other);
     }
 
     #[test]

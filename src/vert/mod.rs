@@ -13,6 +13,7 @@ pub mod clients;
 pub mod exceptions;
 pub mod flow;
 pub mod flow_return;
+pub mod fold;
 pub mod query;
 
 pub use birthdate::Birthdate;
