@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use super::exceptions::Exception;
+use super::fold;
 use super::query::{self, RawPair};
 use super::{Birthdate, ClientList, Flow, Kind};
 
@@ -152,7 +153,13 @@ impl<'a> Target<'a> {
 #[derive(Default)]
 struct Params<'a> {
     state: Option<(RawPair<'a>, Cow<'a, str>)>,
+    /// One pair named exactly `code`.
     code: bool,
+    /// Something else that a mainstream parser would read as a code: `CODE=` (ASP.NET reads
+    /// query keys without case), `x=1;code=` (`;`-splitting parsers), a Unicode spelling.
+    code_like: bool,
+    /// A pair named `error`: an OAuth error redirect.
+    error: bool,
 }
 
 impl<'a> Params<'a> {
@@ -161,11 +168,18 @@ impl<'a> Params<'a> {
     fn scan(query: &'a str) -> Option<Self> {
         let mut params = Params::default();
         for pair in query::pairs(query) {
-            // Only a name that is, or may decode to, `state` or `code` needs reading.
+            let as_sent = pair.as_sent(query);
+            if as_sent.contains(';') {
+                // Read as a `;`-splitting parser would: each piece is a pair of its own.
+                params.code_like |= as_sent.split(';').any(|piece| {
+                    let name = piece.split('=').next().unwrap_or(piece);
+                    query::decode(name).is_ok_and(|name| fold::reads_as(&name, "code"))
+                });
+            }
             let name = match pair.name {
-                "state" | "code" => Cow::Borrowed(pair.name),
+                "state" | "code" | "error" => Cow::Borrowed(pair.name),
                 raw if raw.contains(['%', '+']) => query::decode(raw).ok()?,
-                _ => continue,
+                raw => Cow::Borrowed(raw),
             };
             match name.as_ref() {
                 "state" => {
@@ -181,18 +195,26 @@ impl<'a> Params<'a> {
                     query::decode(pair.value).ok()?;
                     params.code = true;
                 }
-                _ => {}
+                "error" => params.error = true,
+                other => params.code_like |= fold::reads_as(other, "code"),
             }
         }
         Some(params)
+    }
+
+    /// A code in any form a parser of the client's could find.
+    fn any_code(&self) -> bool {
+        self.code || self.code_like
     }
 }
 
 /// Inspects the `Location` of an upstream 3xx response.
 ///
 /// - A `state` that opens as a sealed state in a redirect with a code or to a client makes it a
-///   flow return: it must go to the flow's `redirect_uri`; without a code its state is
-///   restored; with a code the signal decides.
+///   flow return: it must go to the flow's `redirect_uri`, and be exactly one of two things: a
+///   clean code redirect (one `code`, nothing else readable as a code, no `error`), which the
+///   signal decides; or an error redirect (`error`, nothing readable as a code), whose state is
+///   restored. Anything else is withheld.
 /// - A code for a listed client without a sealed state is withheld (SPEC §3.5).
 /// - Anything else (the AS's own pages, DigiD) passes through unchanged.
 pub fn inspect(
@@ -212,7 +234,7 @@ pub fn inspect(
             Verdict::PassThrough
         };
     };
-    if params.state.is_none() && !params.code && target.fragment.is_none() {
+    if params.state.is_none() && !params.any_code() && target.fragment.is_none() {
         // The common redirect (the AS's own pages, DigiD): nothing to protect or restore.
         return Verdict::PassThrough;
     }
@@ -222,16 +244,18 @@ pub fn inspect(
         None => Opened::Foreign,
     };
     match opened {
-        Opened::Flow(flow) if params.code || to_client => {
+        Opened::Flow(flow) if params.any_code() || to_client => {
             flow_return(location, &target, &params, flow, settings, signal)
         }
         // The AS carrying the sealed state through its own pages: it stays sealed.
         Opened::Flow(_) => Verdict::PassThrough,
-        Opened::Invalid(why) if params.code => fail_closed(why),
+        Opened::Invalid(why) if params.any_code() => fail_closed(why),
         _ if to_client && target.fragment.is_some() => {
             fail_closed("fragment in a redirect to a client")
         }
-        _ if to_client && params.code => fail_closed("code for a client without a sealed state"),
+        _ if to_client && params.any_code() => {
+            fail_closed("code for a client without a sealed state")
+        }
         _ => Verdict::PassThrough,
     }
 }
@@ -249,9 +273,33 @@ fn flow_return(
     if target.base != expected_base || target.fragment.is_some() {
         return fail_closed("flow returns elsewhere than its redirect_uri");
     }
-    let location = restore_state(location, params, &flow.state);
-    if !params.code {
-        return Verdict::Restore { location, flow };
+    if params.code_like {
+        return withhold(
+            Exception::FailClosed,
+            "code under another name in a flow return",
+            Some(flow),
+        );
+    }
+    match (params.code, params.error) {
+        (false, true) => {
+            let location = restore_state(location, params, &flow.state);
+            return Verdict::Restore { location, flow };
+        }
+        (true, false) => {}
+        (true, true) => {
+            return withhold(
+                Exception::FailClosed,
+                "flow return with both a code and an error",
+                Some(flow),
+            );
+        }
+        (false, false) => {
+            return withhold(
+                Exception::FailClosed,
+                "flow return that is neither a code nor an error redirect",
+                Some(flow),
+            );
+        }
     }
     if flow.is_expired(settings.now, settings.ttl, settings.skew) {
         return withhold(
@@ -260,6 +308,7 @@ fn flow_return(
             Some(flow),
         );
     }
+    let location = restore_state(location, params, &flow.state);
     // ext.vert.authint.202: the AS states whether representation was used, and for whom.
     if signal.repeated {
         return withhold(
@@ -619,6 +668,59 @@ mod tests {
                 flow: f
             }
         );
+    }
+
+    #[test]
+    fn a_code_under_another_name_is_withheld() {
+        for loc in [
+            "https://pgo.example.nl/cb?CODE=C&state=SEALED",
+            "https://pgo.example.nl/cb?Code=C&state=SEALED",
+            "https://pgo.example.nl/cb?%43ode=C&state=SEALED",
+            "https://pgo.example.nl/cb?x=1;code=C&state=SEALED",
+            "https://pgo.example.nl/cb?x=1;CODE=C&state=SEALED",
+            "https://pgo.example.nl/cb?code=C;code=D&state=SEALED",
+            "https://pgo.example.nl/cb?%EF%BD%83ode=C&state=SEALED",
+            // Next to a clean code, the second one is still a code.
+            "https://pgo.example.nl/cb?code=C&CODE=D&state=SEALED",
+            // And in an error redirect.
+            "https://pgo.example.nl/cb?error=access_denied&CODE=D&state=SEALED",
+        ] {
+            let v = check(loc, Some(flow(None)), Some("none"), None);
+            assert_eq!(exception(&v), Some(Exception::FailClosed), "{loc}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_code_under_another_name_without_a_sealed_state_is_withheld() {
+        for loc in [
+            "https://pgo.example.nl/cb?CODE=C&state=plain",
+            "https://pgo.example.nl/cb?x=1;code=C",
+        ] {
+            let v = check(loc, None, Some("none"), None);
+            assert_eq!(exception(&v), Some(Exception::FailClosed), "{loc}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_flow_return_is_a_clean_code_or_an_error_redirect_or_withheld() {
+        for loc in [
+            // Neither a code nor an error.
+            "https://pgo.example.nl/cb?state=SEALED",
+            "https://pgo.example.nl/cb?foo=bar&state=SEALED",
+            // Both.
+            "https://pgo.example.nl/cb?code=C&error=x&state=SEALED",
+        ] {
+            let v = check(loc, Some(flow(None)), Some("none"), None);
+            assert_eq!(exception(&v), Some(Exception::FailClosed), "{loc}: {v:?}");
+        }
+        // Names that merely contain `code` are nothing of the kind.
+        let v = check(
+            "https://pgo.example.nl/cb?code=C&codes=1&postcode=2&state=SEALED",
+            Some(flow(None)),
+            Some("none"),
+            None,
+        );
+        assert!(matches!(v, Verdict::Release { .. }), "{v:?}");
     }
 
     #[test]
