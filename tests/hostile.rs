@@ -5,7 +5,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -18,7 +18,7 @@ fn get_raw(addr: SocketAddr, target: &str) -> String {
         addr,
         format!("GET {target} HTTP/1.1\r\nHost: as.example.nl\r\nConnection: close\r\n\r\n")
             .as_bytes(),
-        Duration::from_secs(5),
+        Duration::from_secs(30),
     )
 }
 
@@ -209,65 +209,62 @@ fn duplicated_and_garbled_parameters_get_deliberate_answers() {
     assert_eq!(h.demo().authorize_requests(), 0);
 }
 
-/// Reads until the peer closes the connection; returns how long that took.
-fn time_until_closed(mut stream: TcpStream, limit: Duration) -> Duration {
-    let started = Instant::now();
-    stream.set_read_timeout(Some(limit)).unwrap();
+/// Reads until the peer closes the connection, within a limit far beyond any timeout under
+/// test: these tests check what closes a connection, by which timeouts are in play, not how
+/// fast (the timers themselves are tested on tokio's paused clock in `conn::tests`).
+fn wait_closed(mut stream: TcpStream) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) => return started.elapsed(),
+            Ok(0) => return,
             Ok(_) => continue,
-            Err(e) => panic!("not closed within {limit:?}: {e}"),
+            Err(e) => panic!("not closed: {e}"),
         }
     }
 }
 
 #[test]
 fn slowloris_is_cut_off_at_the_header_read_timeout() {
-    let h = Harness::start("[listen]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"5s\"\n");
+    // The idle timeout is out of reach: only the header read timeout can close these.
+    let h = Harness::start("[listen]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"120s\"\n");
     let addr = h.proxy_addr();
     // Silent after connecting.
-    let silent = TcpStream::connect(addr).unwrap();
-    let took = time_until_closed(silent, Duration::from_secs(5));
-    assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
-    // Trickling a head, a byte every 100 ms: bytes move, but the head never completes.
+    wait_closed(TcpStream::connect(addr).unwrap());
+    // Trickling a head, a byte every 100 ms for a minute: bytes move, but the head never
+    // completes. The proxy must close the connection while the trickle is still going.
     let mut trickle = TcpStream::connect(addr).unwrap();
     let writer = trickle.try_clone().unwrap();
     let feeder = std::thread::spawn(move || {
         let mut writer = writer;
-        for b in
-            b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        {
-            if writer.write_all(&[*b]).is_err() {
-                break;
+        let head = b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Slow: ";
+        let slow = std::iter::repeat_n(b'a', 600);
+        for b in head.iter().copied().chain(slow) {
+            if writer.write_all(&[b]).is_err() {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        false
     });
     trickle.write_all(b"G").unwrap();
-    let took = time_until_closed(trickle, Duration::from_secs(5));
-    assert!(took < Duration::from_secs(3), "{took:?}");
-    let _ = feeder.join();
+    wait_closed(trickle);
+    assert!(feeder.join().unwrap(), "cut off before the trickle ended");
     still_serving(addr);
 }
 
 #[test]
 fn idle_keep_alive_connections_are_closed() {
-    let h = Harness::start("[listen]\nheader_read_timeout = \"5s\"\nidle_timeout = \"500ms\"\n");
+    // The header read timeout is out of reach: only the idle timeout can close this.
+    let h = Harness::start("[listen]\nheader_read_timeout = \"120s\"\nidle_timeout = \"500ms\"\n");
     let addr = h.proxy_addr();
     let mut conn = TcpStream::connect(addr).unwrap();
     conn.write_all(b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
     // The response arrives; then nothing happens, and the proxy closes the connection.
-    let took = time_until_closed(conn, Duration::from_secs(5));
-    assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    wait_closed(conn);
     still_serving(addr);
 }
 
@@ -306,13 +303,13 @@ fn connection_cap_answers_503_and_recovers() {
     assert!(r.starts_with("HTTP/1.1 503"), "{r}");
     drop(held.pop());
     // The freed slot is taken again once the proxy has seen the close.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let r = get_raw(addr, "/echo");
         if raw_status(&r) == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "no slot freed: {r}");
+        assert!(std::time::Instant::now() < deadline, "no slot freed: {r}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -380,15 +377,11 @@ fn upstream_connect_timeout_is_502() {
     }
     let h = Harness::start_with_upstream(
         &format!("http://{addr}"),
-        "[upstream]\nconnect_timeout = \"300ms\"\n",
+        "[upstream]\nconnect_timeout = \"300ms\"\nresponse_timeout = \"120s\"\n",
     );
-    let started = Instant::now();
+    // Only upstream.connect_timeout can end this wait: the response timeout is far away, and
+    // the kernel never completes the connect.
     let r = get_raw(h.proxy_addr(), "/anything");
     assert_eq!(raw_status(&r), 502, "{r}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
     drop(fillers);
 }

@@ -15,13 +15,17 @@ use medmij_vert_proxy::vert::authorize::{self, Decision};
 use medmij_vert_proxy::vert::flow_return::{self, Location, Opened, Signal, Verdict};
 use medmij_vert_proxy::vert::{Birthdate, Client, ClientList, Flow, Kind, Requested};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use uuid::Uuid;
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
-        // Integration tests have no lib.rs beside them to store regressions next to.
-        failure_persistence: None,
+        // Integration tests have no lib.rs beside them, so the file is named outright (cargo
+        // runs tests from the package root): its seeds are replayed before new cases.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/properties.proptest-regressions",
+        ))),
         ..ProptestConfig::default()
     }
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -85,14 +85,14 @@ fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections() {
         raw(
             addr,
             b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
         )
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let signalled = Instant::now();
+    // In flight once the upstream has it.
+    upstream.wait_request("/slow");
     terminate(&child);
-    // New connections are refused soon after the signal.
-    let refused_by = Instant::now() + Duration::from_secs(2);
+    // New connections are refused after the signal.
+    let refused_by = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
         assert!(Instant::now() < refused_by, "still accepting connections");
         std::thread::sleep(Duration::from_millis(20));
@@ -103,19 +103,14 @@ fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections() {
         response.ends_with("slow"),
         "the request in flight finished: {response}"
     );
-    let exited = wait_exit(&mut child, Duration::from_secs(5));
-    assert!(
-        signalled.elapsed() < Duration::from_secs(5),
-        "exited {exited:?} after waiting, {:?} after the signal",
-        signalled.elapsed()
-    );
+    wait_exit(&mut child, Duration::from_secs(60));
 }
 
 #[test]
 fn idle_keep_alive_connections_do_not_hold_up_the_exit() {
-    use std::io::{Read, Write};
     let upstream = FaultUpstream::start();
-    let (mut child, addr) = start_binary(&upstream.url(), "5s");
+    // A grace period no test run reaches: the exit must not wait for it.
+    let (mut child, addr) = start_binary(&upstream.url(), "120s");
     // Keep-alive connections that each had a request and now sit idle, on both workers.
     let mut idle: Vec<TcpStream> = (0..4)
         .map(|_| {
@@ -127,14 +122,8 @@ fn idle_keep_alive_connections_do_not_hold_up_the_exit() {
             s
         })
         .collect();
-    let signalled = Instant::now();
     terminate(&child);
-    wait_exit(&mut child, Duration::from_secs(5));
-    let took = signalled.elapsed();
-    assert!(
-        took < Duration::from_secs(2),
-        "waited {took:?} for idle connections"
-    );
+    wait_exit(&mut child, Duration::from_secs(60));
     for s in &mut idle {
         s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         assert_eq!(s.read(&mut [0u8; 64]).unwrap_or(0), 0, "closed");
@@ -145,26 +134,22 @@ fn idle_keep_alive_connections_do_not_hold_up_the_exit() {
 fn the_grace_period_bounds_the_wait() {
     let upstream = FaultUpstream::start();
     let (mut child, addr) = start_binary(&upstream.url(), "300ms");
-    let in_flight = std::thread::spawn(move || {
-        raw(
-            addr,
-            b"GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            Duration::from_secs(10),
-        )
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let signalled = Instant::now();
+    // A request the upstream never answers (and the response timeout is far away): only the
+    // end of the grace period lets the process exit.
+    let mut in_flight = TcpStream::connect(addr).unwrap();
+    in_flight
+        .write_all(b"GET /never HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    upstream.wait_request("/never");
     terminate(&child);
-    wait_exit(&mut child, Duration::from_secs(3));
-    let took = signalled.elapsed();
-    // The upstream needs a second; the grace period is 300 ms.
+    wait_exit(&mut child, Duration::from_secs(60));
+    in_flight
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = in_flight.read_to_end(&mut response);
     assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_millis(900),
-        "{took:?}"
-    );
-    let response = in_flight.join().unwrap();
-    assert!(
-        !response.ends_with("slow"),
+        !String::from_utf8_lossy(&response).contains("200 OK"),
         "cut off at the end of the grace period"
     );
 }

@@ -25,6 +25,8 @@ mod answers;
 mod future;
 mod layer;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use future::ResponseFuture;
 pub use layer::VertGuardLayer;

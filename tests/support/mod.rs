@@ -292,6 +292,7 @@ pub struct Scripted {
     addr: SocketAddr,
     script: std::sync::Arc<std::sync::Mutex<Script>>,
     connections: std::sync::Arc<AtomicUsize>,
+    closed: std::sync::Arc<AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -313,7 +314,9 @@ impl Scripted {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let shared = script.clone();
         let connections = std::sync::Arc::new(AtomicUsize::new(0));
+        let closed = std::sync::Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();
+        let closed_counter = closed.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -326,8 +329,9 @@ impl Scripted {
                         _ = &mut stopped => break,
                         s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
                     };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    counter.fetch_add(1, Ordering::SeqCst);
                     let shared = shared.clone();
+                    let closed = closed_counter.clone();
                     tokio::spawn(async move {
                         let service =
                             service_fn(move |_req: http::Request<hyper::body::Incoming>| {
@@ -356,6 +360,7 @@ impl Scripted {
                         let _ = builder
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
+                        closed.fetch_add(1, Ordering::SeqCst);
                     });
                 }
             });
@@ -364,13 +369,24 @@ impl Scripted {
             addr,
             script,
             connections,
+            closed,
             stop: Some(stop),
         }
     }
 
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `count` connections have closed (by either side), however long a busy
+    /// machine takes: the tests wait for the event, not for a time.
+    pub async fn wait_closed(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.closed.load(Ordering::SeqCst) < count {
+            assert!(tokio::time::Instant::now() < deadline, "no close seen");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub fn url(&self) -> String {
@@ -398,29 +414,69 @@ impl Drop for Scripted {
 /// `/ok` 200; `/reset-mid` a 200 head and part of the body, then a TCP reset;
 /// `/reset-before` a reset before any byte; `/location-obs` a 302 whose Location holds bytes
 /// that are not ASCII; `/location-twice` two Location headers; `/location-relative-code` a
-/// relative 302 carrying a code; `/slow` and `/slower` the answer after one and three seconds.
+/// relative 302 carrying a code; `/slow` and `/slower` the answer after one and three seconds;
+/// `/never` no answer until the proxy closes the connection. Stops accepting on drop.
 pub struct FaultUpstream {
     pub addr: SocketAddr,
+    /// The paths requested so far, in order of arrival.
+    paths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FaultUpstream {
     pub fn start() -> FaultUpstream {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || serve_fault(stream));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stopped, seen) = (stop.clone(), paths.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let seen = seen.clone();
+                    // Each ends with its connection.
+                    std::thread::spawn(move || serve_fault(stream, &seen));
+                }
             }
         });
-        FaultUpstream { addr }
+        FaultUpstream {
+            addr,
+            paths,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Waits until a request for `path` has arrived: an event to wait for, not a time.
+    pub fn wait_request(&self, path: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.paths.lock().unwrap().iter().any(|p| p == path) {
+            assert!(std::time::Instant::now() < deadline, "{path} never arrived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
-fn serve_fault(mut stream: TcpStream) {
+impl Drop for FaultUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_fault(mut stream: TcpStream, paths: &std::sync::Mutex<Vec<String>>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -431,6 +487,7 @@ fn serve_fault(mut stream: TcpStream) {
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    paths.lock().unwrap().push(path.clone());
     let reset = |stream: TcpStream| {
         let socket = socket2::Socket::from(stream);
         let _ = socket.set_linger(Some(Duration::ZERO));
@@ -444,6 +501,9 @@ fn serve_fault(mut stream: TcpStream) {
             reset(stream);
         }
         "/reset-before" => reset(stream),
+        "/never" => {
+            let _ = stream.read(&mut byte);
+        }
         "/location-obs" => {
             let _ = stream.write_all(b"HTTP/1.1 302 Found\r\nlocation: https://pgo.example.nl/cb?code=C0DE&state=x\xff\xfe\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
@@ -464,6 +524,150 @@ fn serve_fault(mut stream: TcpStream) {
             let _ = stream.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nfine",
             );
+        }
+    }
+}
+
+/// A legacy AS at its sloppiest, that records every byte it receives: it reads request heads
+/// only and ignores bodies (so a body smuggled to it would be read as the next request, as a
+/// real AS with that bug would). An authorization request (a target with `authorize` and a
+/// `state`) gets a 302 to the Location template the test set, `{state}` replaced by the state
+/// it received, with the signal headers the test set; anything else gets `200 ok`. Stopped,
+/// with its connections, on drop.
+/// The answer to authorization requests: a Location template, and headers.
+type AuthorizeAnswer = (String, Vec<(String, String)>);
+
+pub struct Recorder {
+    addr: SocketAddr,
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    connections: std::sync::Arc<AtomicUsize>,
+    script: std::sync::Arc<std::sync::Mutex<AuthorizeAnswer>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(AtomicUsize::new(0));
+        let script = std::sync::Arc::new(std::sync::Mutex::new((String::new(), Vec::new())));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (record, counter, shared) = (bytes.clone(), connections.clone(), script.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let mut tasks = tokio::task::JoinSet::new();
+                loop {
+                    let mut stream = tokio::select! {
+                        _ = &mut stopped => break,
+                        s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let (record, shared) = (record.clone(), shared.clone());
+                    tasks.spawn(async move {
+                        let mut pending = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            let n = match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            record.lock().unwrap().extend_from_slice(&buf[..n]);
+                            pending.extend_from_slice(&buf[..n]);
+                            while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n")
+                            {
+                                let head: Vec<u8> = pending.drain(..end + 4).collect();
+                                let answer = Recorder::answer(&head, &shared.lock().unwrap());
+                                if stream.write_all(answer.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                }
+                tasks.shutdown().await;
+            });
+        });
+        Recorder {
+            addr,
+            bytes,
+            connections,
+            script,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn answer(head: &[u8], script: &AuthorizeAnswer) -> String {
+        let head = String::from_utf8_lossy(head);
+        let target = head.split_whitespace().nth(1).unwrap_or("/");
+        let state = target
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or("")
+            .split('&')
+            .find_map(|p| p.strip_prefix("state="));
+        match state {
+            Some(state) if target.contains("authorize") && !script.0.is_empty() => {
+                let mut answer = format!(
+                    "HTTP/1.1 302 Found\r\nlocation: {}\r\ncontent-length: 0\r\n",
+                    script.0.replace("{state}", state)
+                );
+                for (name, value) in &script.1 {
+                    answer.push_str(&format!("{name}: {value}\r\n"));
+                }
+                answer + "\r\n"
+            }
+            _ => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_string(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every byte received so far, on all connections.
+    pub fn received(&self) -> String {
+        String::from_utf8_lossy(&self.bytes.lock().unwrap()).into_owned()
+    }
+
+    /// Request heads received so far (a body it ignored counts when it looks like one).
+    pub fn requests(&self) -> usize {
+        self.received().matches(" HTTP/1.1\r\n").count()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The answer to authorization requests: `location` with `{state}`, and these headers.
+    pub fn answer_authorize(&self, location: &str, headers: &[(&str, &str)]) {
+        *self.script.lock().unwrap() = (
+            location.to_string(),
+            headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

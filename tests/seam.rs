@@ -1,0 +1,296 @@
+//! The HTTP seam, tried as an attacker would, against a recording legacy AS that ignores
+//! bodies (tests/support `Recorder`): what the client sends is cleaned before the proxy adds
+//! anything, nothing is smuggled past the checks, and the proxy keeps serving.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::*;
+
+const VALID: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=s1&scope=48";
+const UNKNOWN_CLIENT: &str =
+    "response_type=code&client_id=evil.test&redirect_uri=https%3A%2F%2Fevil.test%2Fcb&state=s1";
+
+fn onbehalfof() -> String {
+    format!("{VALID}%20onbehalfof&MedMij_geboortedatum=19700901")
+}
+
+fn start(extra: &str) -> (Recorder, Harness) {
+    let upstream = Recorder::start();
+    let harness = Harness::start_with_upstream(&upstream.url(), extra);
+    (upstream, harness)
+}
+
+/// Sends `head` (request line and headers, without the blank line) and `body`; the answer.
+fn send_raw(addr: SocketAddr, head: &str, body: &str) -> String {
+    raw(
+        addr,
+        format!("{head}\r\nConnection: close\r\n\r\n{body}").as_bytes(),
+        Duration::from_secs(10),
+    )
+}
+
+fn get_raw(addr: SocketAddr, target: &str, headers: &str) -> String {
+    send_raw(
+        addr,
+        &format!("GET {target} HTTP/1.1\r\nHost: as.example.nl{headers}"),
+        "",
+    )
+}
+
+/// The proxy still serves, and that request reached the AS.
+fn still_serving(addr: SocketAddr, upstream: &Recorder) {
+    let before = upstream.requests();
+    let r = get_raw(addr, "/echo", "");
+    assert_eq!(raw_status(&r), 200, "the proxy stopped serving: {r}");
+    assert_eq!(upstream.requests(), before + 1);
+}
+
+#[test]
+fn cl0_desync_a_body_on_get_head_options_trace_never_reaches_the_as() {
+    let (upstream, h) = start("");
+    let addr = h.proxy_addr();
+    let smuggled = format!("GET /oauth2/authorize?{UNKNOWN_CLIENT} HTTP/1.1\r\nHost: as\r\n\r\n");
+    let valid_authorize = format!("/oauth2/authorize?{VALID}");
+    for (method, target) in [
+        ("GET", valid_authorize.as_str()),
+        ("HEAD", valid_authorize.as_str()),
+        ("GET", "/other"),
+        ("OPTIONS", "/other"),
+        ("TRACE", "/other"),
+    ] {
+        let r = send_raw(
+            addr,
+            &format!(
+                "{method} {target} HTTP/1.1\r\nHost: as.example.nl\r\nContent-Length: {}",
+                smuggled.len()
+            ),
+            &smuggled,
+        );
+        assert_eq!(raw_status(&r), 400, "{method} {target}: {r}");
+        let r = send_raw(
+            addr,
+            &format!(
+                "{method} {target} HTTP/1.1\r\nHost: as.example.nl\r\nTransfer-Encoding: chunked"
+            ),
+            &format!("{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len()),
+        );
+        assert_eq!(raw_status(&r), 400, "{method} {target} chunked: {r}");
+    }
+    assert_eq!(upstream.connections(), 0, "{}", upstream.received());
+    still_serving(addr, &upstream);
+}
+
+#[test]
+fn slow_post_clients_hold_no_as_connection() {
+    let (upstream, h) = start("[listen]\nbody_read_timeout = \"1s\"\n");
+    let addr = h.proxy_addr();
+    const CLIENTS: usize = 300;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<u16> = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..CLIENTS {
+            tasks.spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                // A body announced at a megabyte, of which one byte ever comes.
+                stream
+                    .write_all(b"POST /oauth2/token HTTP/1.1\r\nHost: as.example.nl\r\nContent-Length: 1000000\r\n\r\nx")
+                    .await
+                    .unwrap();
+                let mut answer = Vec::new();
+                let _ = stream.read_to_end(&mut answer).await;
+                raw_status(&String::from_utf8_lossy(&answer))
+            });
+        }
+        tasks.join_all().await
+    });
+    // Each was answered 408 by the proxy after waiting for its body: none reached the AS.
+    assert_eq!(statuses.len(), CLIENTS);
+    assert!(statuses.iter().all(|&s| s == 408), "{statuses:?}");
+    assert_eq!(upstream.connections(), 0);
+    // A body that arrives goes through whole.
+    let r = send_raw(
+        addr,
+        "POST /oauth2/token HTTP/1.1\r\nHost: as.example.nl\r\nContent-Length: 12",
+        "grant_type=x",
+    );
+    assert_eq!(raw_status(&r), 200, "{r}");
+    assert!(upstream.received().ends_with("\r\n\r\ngrant_type=x"));
+}
+
+#[test]
+fn a_body_over_max_body_bytes_is_413_and_never_reaches_the_as() {
+    let (upstream, h) = start("[listen]\nmax_body_bytes = 16\n");
+    let addr = h.proxy_addr();
+    let body = "grant_type=authorization_code";
+    let r = send_raw(
+        addr,
+        &format!(
+            "POST /oauth2/token HTTP/1.1\r\nHost: as.example.nl\r\nContent-Length: {}",
+            body.len()
+        ),
+        body,
+    );
+    assert_eq!(raw_status(&r), 413, "{r}");
+    let r = send_raw(
+        addr,
+        "POST /oauth2/token HTTP/1.1\r\nHost: as.example.nl\r\nTransfer-Encoding: chunked",
+        &format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()),
+    );
+    assert_eq!(raw_status(&r), 413, "{r}");
+    assert_eq!(upstream.connections(), 0);
+    still_serving(addr, &upstream);
+}
+
+#[test]
+fn connection_header_cannot_remove_what_the_proxy_sets_nor_host() {
+    let (upstream, h) = start("");
+    let addr = h.proxy_addr();
+    let r = get_raw(
+        addr,
+        &format!("/oauth2/authorize?{}", onbehalfof()),
+        "\r\nConnection: X-Vert-Requested, Host, X-Forwarded-For",
+    );
+    assert_eq!(raw_status(&r), 200, "{r}");
+    let received = upstream.received().to_ascii_lowercase();
+    assert_eq!(
+        received
+            .matches("\r\nx-vert-requested: onbehalfof\r\n")
+            .count(),
+        1,
+        "{received}"
+    );
+    assert_eq!(received.matches("\r\nhost: ").count(), 1, "{received}");
+    assert!(
+        received.contains("\r\nhost: as.example.nl\r\n"),
+        "{received}"
+    );
+    assert!(
+        received.contains("\r\nx-forwarded-for: 127.0.0.1\r\n"),
+        "{received}"
+    );
+}
+
+#[test]
+fn two_host_headers_are_400() {
+    let (upstream, h) = start("");
+    let r = get_raw(h.proxy_addr(), "/echo", "\r\nHost: evil.example");
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert_eq!(upstream.connections(), 0);
+}
+
+#[test]
+fn host_disagreeing_with_an_absolute_target_is_400() {
+    let (upstream, h) = start("");
+    let r = get_raw(h.proxy_addr(), "http://evil.example/echo", "");
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert_eq!(upstream.connections(), 0);
+}
+
+#[test]
+fn userinfo_in_the_target_is_400() {
+    let (upstream, h) = start("");
+    let addr = h.proxy_addr();
+    let r = send_raw(
+        addr,
+        &format!("GET http://u:p@evil.example/oauth2/authorize?{VALID} HTTP/1.1"),
+        "",
+    );
+    assert_eq!(raw_status(&r), 400, "{r}");
+    let r = send_raw(addr, "GET /echo HTTP/1.1\r\nHost: u:p@evil.example", "");
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert_eq!(upstream.connections(), 0);
+}
+
+#[test]
+fn http11_without_host_is_400() {
+    let (upstream, h) = start("");
+    let r = send_raw(h.proxy_addr(), "GET /echo HTTP/1.1", "");
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert_eq!(upstream.connections(), 0);
+}
+
+#[test]
+fn underscore_headers_never_reach_the_as() {
+    let (upstream, h) = start("");
+    let r = get_raw(
+        h.proxy_addr(),
+        &format!("/oauth2/authorize?{VALID}"),
+        "\r\nX_Vert_Requested: onbehalfof\r\nX_Forwarded_For: 1.2.3.4\r\nX_Real_IP: 1.2.3.4",
+    );
+    assert_eq!(raw_status(&r), 200, "{r}");
+    let received = upstream.received().to_ascii_lowercase();
+    assert!(!received.contains("x_"), "{received}");
+    assert!(!received.contains("x-vert-requested"), "{received}");
+    assert!(!received.contains("1.2.3.4"), "{received}");
+}
+
+#[test]
+fn path_and_method_override_headers_never_reach_the_as() {
+    let (upstream, h) = start("");
+    let r = get_raw(
+        h.proxy_addr(),
+        "/static/app.css",
+        "\r\nX-Original-URL: /oauth2/authorize\r\nX-Rewrite-URL: /oauth2/authorize\r\nX-Override-URL: /oauth2/authorize\r\nX-HTTP-Method-Override: PUT\r\nX-Method-Override: PUT",
+    );
+    assert_eq!(raw_status(&r), 200, "{r}");
+    let received = upstream.received().to_ascii_lowercase();
+    assert!(!received.contains("override"), "{received}");
+    assert!(!received.contains("x-original-url"), "{received}");
+    assert!(!received.contains("x-rewrite-url"), "{received}");
+}
+
+#[test]
+fn authorize_path_beyond_ascii_gets_the_checks() {
+    let (upstream, h) = start("");
+    let addr = h.proxy_addr();
+    for path in [
+        "/oauth2/author%C4%B1ze",
+        "/OAUTH2/AUTHOR%C4%B0ZE",
+        "/oauth2/authorize.json",
+        "/oauth2/%EF%BD%81uthorize",
+        "/oauth2%EF%BC%8Fauthorize",
+        "//x/oauth2/authorize",
+    ] {
+        let r = get_raw(addr, &format!("{path}?{UNKNOWN_CLIENT}"), "");
+        assert_eq!(raw_status(&r), 400, "{path}: {r}");
+    }
+    assert_eq!(upstream.connections(), 0);
+    // Accepted under such a spelling, the request reaches the AS at the canonical path.
+    let r = get_raw(addr, &format!("/oauth2/author%C4%B1ze?{VALID}"), "");
+    assert_eq!(raw_status(&r), 200, "{r}");
+    assert!(upstream.received().starts_with("GET /oauth2/authorize?"));
+}
+
+#[test]
+fn a_code_under_another_name_is_withheld() {
+    let (upstream, h) = start("");
+    let addr = h.proxy_addr();
+    for params in ["CODE=C0DE", "x=1;code=C0DE", "Code=C0DE&code=C0DE"] {
+        upstream.answer_authorize(
+            &format!("https://pgo.example.nl/callback?{params}&state={{state}}"),
+            &[("x-vert-representation", "none")],
+        );
+        let r = get_raw(addr, &format!("/oauth2/authorize?{VALID}"), "");
+        assert_eq!(raw_status(&r), 502, "{params}: {r}");
+        assert!(!r.contains("C0DE"), "{r}");
+        assert!(!r.to_ascii_lowercase().contains("\r\nlocation:"), "{r}");
+    }
+    // The clean form is released, with the client's state.
+    upstream.answer_authorize(
+        "https://pgo.example.nl/callback?code=C0DE&state={state}",
+        &[("x-vert-representation", "none")],
+    );
+    let r = get_raw(addr, &format!("/oauth2/authorize?{VALID}"), "");
+    assert_eq!(raw_status(&r), 302, "{r}");
+    assert!(
+        r.contains("location: https://pgo.example.nl/callback?code=C0DE&state=s1\r\n"),
+        "{r}"
+    );
+}
