@@ -16,7 +16,7 @@
 use std::task::{Context, Poll};
 
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 
@@ -158,11 +158,15 @@ fn one_host<B>(req: &mut Request<B>) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// `host[:port]`, without userinfo.
+/// `host[:port]` as a DVA's AS is named: a DNS name or an IP literal, an optional port. No
+/// userinfo (`@`), nothing a URI parser could read as more than a host (RFC 3986's reg-name
+/// would also allow `!$&'()*+,;=` and `%`). A byte scan: this runs on every request, and
+/// `http::uri::Authority`'s parse cost about 800 instructions a request (callgrind).
 fn is_host(value: &[u8]) -> bool {
-    !value.is_empty()
-        && !value.contains(&b'@')
-        && Authority::try_from(value).is_ok_and(|a| !a.host().is_empty())
+    value.first().is_some_and(|&b| b != b':')
+        && value.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']')
+        })
 }
 
 #[cfg(test)]
@@ -233,6 +237,24 @@ mod tests {
         );
         clean(&mut req).unwrap();
         assert_eq!(names(&req), ["host"]);
+    }
+
+    #[test]
+    fn hosts_are_dns_names_or_ip_literals_with_a_port() {
+        for host in [
+            "as.example.nl",
+            "AS.example.nl:8443",
+            "10.0.0.1:80",
+            "[::1]:8080",
+            "as_1",
+        ] {
+            assert!(is_host(host.as_bytes()), "{host}");
+        }
+        for host in [
+            "", ":80", "u@as", "as/x", "as?x", "as#x", "as%41", "as,b", "as b",
+        ] {
+            assert!(!is_host(host.as_bytes()), "{host}");
+        }
     }
 
     #[test]
