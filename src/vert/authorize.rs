@@ -253,7 +253,7 @@ pub fn decide<'q>(query: &'q str, settings: &Settings<'_>) -> Decision<'q> {
     };
     let invalid = |description| redirect(Exception::Auth1b, "invalid_request", description);
 
-    if let Some((param, _)) = parsed.malformed {
+    if let Some((param, error)) = parsed.malformed {
         // Vert 3 covers a malformed birth date; any other undecodable parameter is 1b.
         if param == Some(Param::Birthdate) && has_representation_token(&parsed) {
             return redirect(
@@ -262,7 +262,7 @@ pub fn decide<'q>(query: &'q str, settings: &Settings<'_>) -> Decision<'q> {
                 "MedMij_geboortedatum is not a valid date",
             );
         }
-        return invalid("malformed query: invalid percent-encoding or UTF-8");
+        return invalid(error.describe_query());
     }
     // RFC 6749 §3.1: a parameter must not appear more than once.
     if let Some(p) = Param::ALL.into_iter().find(|p| parsed.slot(*p).count > 1) {
@@ -777,6 +777,31 @@ mod tests {
         let flow = a.flow(7, Uuid::nil());
         assert_eq!(flow.state, "a+b%2Fc%7e");
         assert_eq!(flow.client_id(), PGO);
+    }
+
+    #[test]
+    fn core_authint_207_1b_raw_utf8_in_state_says_what_is_wrong() {
+        let q =
+            format!("response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state=caf\u{e9}");
+        match run(&q) {
+            Decision::Redirect(r) => {
+                assert_eq!(r.exception, Exception::Auth1b);
+                assert_eq!(
+                    r.description,
+                    "malformed query: characters that must be percent-encoded (space, #, controls, non-ASCII)"
+                );
+                assert!(r.location.contains("error_description=malformed"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let q = format!("response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state=%E9");
+        match run(&q) {
+            Decision::Redirect(r) => assert_eq!(
+                r.description,
+                "malformed query: percent-encoded bytes that are not UTF-8"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

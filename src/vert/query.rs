@@ -41,6 +41,17 @@ impl DecodeError {
             DecodeError::BadByte => "character not allowed in a query",
         }
     }
+
+    /// For the client's developer, in an `error_description` (ASCII): what to fix.
+    pub fn describe_query(self) -> &'static str {
+        match self {
+            DecodeError::BadPercent => "malformed query: invalid percent-encoding",
+            DecodeError::InvalidUtf8 => "malformed query: percent-encoded bytes that are not UTF-8",
+            DecodeError::BadByte => {
+                "malformed query: characters that must be percent-encoded (space, #, controls, non-ASCII)"
+            }
+        }
+    }
 }
 
 /// Splits a query into its pairs. Empty segments (`a=1&&b=2`) carry nothing and are skipped, as
