@@ -139,3 +139,31 @@ async fn decisions_are_logged_without_secrets() {
     // The access log names the path, never the query.
     assert!(text.contains("\"path\":\"/oauth2/authorize\""), "{text}");
 }
+
+#[test]
+fn a_later_error_redirect_without_state_passes_with_a_decision_line() {
+    let logs = captured();
+    let upstream = Recorder::start();
+    let h = Harness::start_with_upstream(&upstream.url(), "");
+    upstream.answer_path(
+        "/oauth2/consent",
+        "https://pgo.example.nl/callback?error=access_denied",
+        &[],
+    );
+    let r = raw(
+        h.proxy_addr(),
+        b"GET /oauth2/consent HTTP/1.1\r\nHost: as\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(raw_status(&r), 302, "{r}");
+    assert!(r.contains("location: https://pgo.example.nl/callback?error=access_denied\r\n"));
+    drop(h);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"target\":\"medmij_vert_proxy::decision\"")
+                && l.contains("\"outcome\":\"passed\"")
+                && l.contains("error redirect to a client without state")),
+        "{text}"
+    );
+}

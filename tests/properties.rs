@@ -283,11 +283,75 @@ proptest! {
                 prop_assert!(restored.starts_with("https://pgo.example.nl/cb"));
                 prop_assert!(!code_for_listed_client(restored));
             }
-            Verdict::PassThrough => {
+            Verdict::PassThrough | Verdict::StatelessError => {
                 prop_assert!(!code_for_listed_client(&location), "code passed unchecked: {}", location);
             }
+            Verdict::AddState { .. } => prop_assert!(false, "no authorization request was answered"),
             Verdict::Withhold { .. } => {}
         }
+    }
+}
+
+/// An equivalent spelling of `uri` (RFC 3986 §6.2.2): letter case of scheme and host changed,
+/// unreserved characters percent-encoded (hex in either case), `./` and `x/../` segments added.
+fn respelling(uri: &'static str) -> impl Strategy<Value = String> {
+    prop::collection::vec(0u8..6, uri.len()).prop_map(move |choices| {
+        let path_start = uri.find("://").unwrap() + 3;
+        let path_start = path_start
+            + uri[path_start..]
+                .find('/')
+                .unwrap_or(uri.len() - path_start);
+        let mut out = String::new();
+        for (i, (c, choice)) in uri.chars().zip(choices).enumerate() {
+            let unreserved = c.is_ascii_alphanumeric() || "-._~".contains(c);
+            match choice {
+                0 if i < path_start => out.push(c.to_ascii_uppercase()),
+                1 if unreserved && i >= path_start => out.push_str(&format!("%{:02X}", c as u8)),
+                2 if unreserved && i >= path_start => out.push_str(&format!("%{:02x}", c as u8)),
+                3 if c == '/' && i >= path_start => out.push_str("/./"),
+                4 if c == '/' && i >= path_start => out.push_str("/x/../"),
+                _ => out.push(c),
+            }
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn a_respelled_redirect_uri_is_released_to_the_clients_spelling(
+        respelled in respelling("https://pgo.example.nl/a-b/c.d~e_f/cb"),
+        other_path in prop::sample::select(vec!["/a-b/c.d~e_f/cb/", "/a-b/c.d~e_f/cb2", "/a-b/c.d~e_f%2Fcb", "/A-b/c.d~e_f/cb"]),
+    ) {
+        let flow = Flow {
+            state: "orig".into(),
+            redirect_uri: "https://pgo.example.nl/a-b/c.d~e_f/cb".into(),
+            requested: None,
+            issued_at: 1_800_000_000,
+            correlation_id: Uuid::nil(),
+        };
+        let clients = clients();
+        let settings = flow_return::Settings { clients: &clients, now: 1_800_000_000, ttl: 1800, skew: 60 };
+        let signal = Signal { used: Some("none"), birthdate: None, repeated: false };
+        let opened = |state: &str| match state {
+            "SEALED" => Opened::Flow(flow.clone()),
+            _ => Opened::Foreign,
+        };
+        let location = format!("{respelled}?code=C&state=SEALED");
+        let verdict = flow_return::inspect(Location::Text(&location), &settings, opened, signal);
+        prop_assert_eq!(
+            verdict,
+            Verdict::Release {
+                location: "https://pgo.example.nl/a-b/c.d~e_f/cb?code=C&state=orig".into(),
+                flow: flow.clone(),
+            }
+        );
+        // Not the same URI: withheld.
+        let location = format!("https://pgo.example.nl{other_path}?code=C&state=SEALED");
+        let verdict = flow_return::inspect(Location::Text(&location), &settings, opened, signal);
+        prop_assert!(matches!(verdict, Verdict::Withhold { .. }), "{:?}", verdict);
     }
 }
 

@@ -85,6 +85,8 @@ fuzz_target!(|data: &[u8]| {
                 "{restored}"
             );
         }
-        Verdict::PassThrough | Verdict::Withhold { .. } => {}
+        // `inspect` answers no authorization request: nothing to add a state from.
+        Verdict::AddState { .. } => panic!("AddState without an authorization request"),
+        Verdict::PassThrough | Verdict::StatelessError | Verdict::Withhold { .. } => {}
     }
 });

@@ -10,6 +10,7 @@ use http::header::HeaderValue;
 
 use super::Guard;
 use crate::pages::{PageBody, WithPages};
+use crate::vert::Flow;
 
 pin_project_lite::pin_project! {
     /// The inner service's response, inspected; or an answer the guard made itself.
@@ -27,6 +28,9 @@ pin_project_lite::pin_project! {
             future: F,
             guard: Arc<Guard>,
             accept_language: Option<HeaderValue>,
+            // The flow of the authorization request this answers (boxed: most requests have
+            // none, and every future carries the field).
+            answering: Option<Box<Flow>>,
         },
         Ready {
             response: Option<Response<PageBody>>,
@@ -39,12 +43,14 @@ impl<F> ResponseFuture<F> {
         future: F,
         guard: Arc<Guard>,
         accept_language: Option<HeaderValue>,
+        answering: Option<Box<Flow>>,
     ) -> Self {
         ResponseFuture {
             stage: Stage::Inspect {
                 future,
                 guard,
                 accept_language,
+                answering,
             },
         }
     }
@@ -71,9 +77,15 @@ where
                 future,
                 guard,
                 accept_language,
+                answering,
             } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(guard.inspect(response, accept_language.as_ref())))
+                let answering = answering.as_deref();
+                Poll::Ready(Ok(guard.inspect(
+                    response,
+                    accept_language.as_ref(),
+                    answering,
+                )))
             }
             StageProj::Ready { response } => Poll::Ready(Ok(ResB::response(
                 response.take().expect("polled after completion"),

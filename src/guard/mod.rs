@@ -18,8 +18,9 @@ use crate::pages::{Lang, WithPages};
 use crate::paths::GuardedPaths;
 use crate::resources::Resources;
 use crate::seal::KeyRing;
+use crate::seal::random_uuid;
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
-use crate::vert::{ClientList, Exception, Kind};
+use crate::vert::{ClientList, Exception, Flow, Kind};
 
 mod answers;
 mod future;
@@ -78,6 +79,7 @@ impl Guard {
         &self,
         mut response: Response<ResB>,
         accept_language: Option<&HeaderValue>,
+        answering: Option<&Flow>,
     ) -> Response<ResB> {
         // The signal is for the proxy only: it never reaches the browser.
         let (used, birthdate, repeated) = self.take_signal(response.headers_mut());
@@ -104,10 +106,33 @@ impl Guard {
             birthdate: birthdate.as_ref().and_then(|v| v.to_str().ok()),
             repeated,
         };
-        let verdict = flow_return::inspect(location, &settings, |s| self.keys.open(s), signal);
+        let open = |s: &str| self.keys.open(s);
+        let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
         let (location, flow, outcome, detail) = match verdict {
             Verdict::PassThrough => return response,
+            Verdict::StatelessError => {
+                // No code to protect and no state to restore; said, so that the AS's habit
+                // shows in the logs (see docs/integrating.md).
+                let subject = Subject {
+                    correlation_id: random_uuid(),
+                    ..Subject::default()
+                };
+                decision(
+                    "passed",
+                    "rfc6749.4.1.2.1",
+                    None,
+                    "error redirect to a client without state, passed as it is",
+                    &subject,
+                );
+                return response;
+            }
             Verdict::Restore { location, flow } => (location, flow, "restored", "state restored"),
+            Verdict::AddState { location, flow } => (
+                location,
+                flow,
+                "restored",
+                "client state added to an error redirect without one",
+            ),
             Verdict::Release { location, flow } => (location, flow, "released", "code released"),
             Verdict::Withhold {
                 exception,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::pages::{Lang, Topic, WithPages, error_page};
 use crate::paths::Route;
 use crate::seal::random_uuid;
 use crate::vert::authorize::{self, Decision};
-use crate::vert::{Exception, Kind};
+use crate::vert::{Exception, Flow, Kind};
 
 #[derive(Clone)]
 pub struct VertGuard<S> {
@@ -49,7 +49,7 @@ where
         // SPEC §3.1: only the proxy tells the AS that representation was asked for.
         remove_if_present(req.headers_mut(), &self.guard.request_header);
         match self.guard.paths.route(req.uri().path()) {
-            Route::Other => self.forward(req),
+            Route::Other => self.forward(req, None),
             Route::Authorize => self.authorize(req),
             Route::Unreadable => ResponseFuture::ready(refuse(
                 req.headers(),
@@ -62,12 +62,18 @@ where
 }
 
 impl<S> VertGuard<S> {
-    fn forward<B>(&mut self, req: Request<B>) -> ResponseFuture<S::Future>
+    /// `answering`: the flow of the authorization request being forwarded.
+    fn forward<B>(
+        &mut self,
+        req: Request<B>,
+        answering: Option<Box<Flow>>,
+    ) -> ResponseFuture<S::Future>
     where
         S: tower::Service<Request<B>>,
     {
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
-        ResponseFuture::inspect(self.inner.call(req), self.guard.clone(), accept_language)
+        let future = self.inner.call(req);
+        ResponseFuture::inspect(future, self.guard.clone(), accept_language, answering)
     }
 
     /// An authorization request: decided here, forwarded only when accepted.
@@ -78,10 +84,15 @@ impl<S> VertGuard<S> {
         let guard = &*self.guard;
         let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE));
         let query = req.uri().query().unwrap_or("");
+        // The client's ids: from the query (core.authint.200), else from its request headers;
+        // a correlation id is made up when there is none, and shown on the Persoon's pages.
         let (request_id, correlation_id) = authorize::request_ids(query);
-        let request_id = request_id.and_then(|id| Uuid::try_parse(&id).ok());
+        let request_id = request_id
+            .and_then(|id| Uuid::try_parse(&id).ok())
+            .or_else(|| header_uuid(req.headers(), &MEDMIJ_REQUEST_ID));
         let correlation_id = correlation_id
             .and_then(|id| Uuid::try_parse(&id).ok())
+            .or_else(|| header_uuid(req.headers(), &X_CORRELATION_ID))
             .unwrap_or_else(random_uuid);
         let mut subject = Subject {
             request_id,
@@ -118,7 +129,7 @@ impl<S> VertGuard<S> {
             enabled: &guard.enabled,
             today,
         };
-        let (path_and_query, kind) = match authorize::decide(query, &settings) {
+        let (path_and_query, kind, flow) = match authorize::decide(query, &settings) {
             Decision::Refuse(refusal) => {
                 let name = refusal.client.as_ref().map(|c| c.name.as_str());
                 subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());
@@ -175,7 +186,7 @@ impl<S> VertGuard<S> {
                 );
                 // Whatever spelling of the path reached here, the AS gets the canonical one.
                 let path_and_query = format!("{}?{query}", guard.authorize_path);
-                (path_and_query, kind)
+                (path_and_query, kind, Box::new(flow))
             }
         };
         // The query was checked character by character, so this is a valid target; the
@@ -189,12 +200,38 @@ impl<S> VertGuard<S> {
             ));
         };
         *req.uri_mut() = Uri::from(path_and_query);
+        let headers = req.headers_mut();
         if let Some(kind) = kind {
-            req.headers_mut().insert(
+            headers.insert(
                 guard.request_header.clone(),
                 HeaderValue::from_static(kind.token()),
             );
         }
-        self.forward(req)
+        // The ids the proxy logs reach the AS too, so its logs match the helpdesk code; the
+        // client's own copies of these headers are replaced.
+        headers.insert(X_CORRELATION_ID.clone(), uuid_value(correlation_id));
+        match request_id {
+            Some(id) => headers.insert(MEDMIJ_REQUEST_ID.clone(), uuid_value(id)),
+            None => headers.remove(&MEDMIJ_REQUEST_ID),
+        };
+        self.forward(req, Some(flow))
     }
+}
+
+static X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+static MEDMIJ_REQUEST_ID: HeaderName = HeaderName::from_static("medmij-request-id");
+
+/// A request header holding one UUID; anything else is no id.
+fn header_uuid(headers: &HeaderMap, name: &HeaderName) -> Option<Uuid> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => Uuid::try_parse_ascii(value.as_bytes()).ok(),
+        _ => None,
+    }
+}
+
+fn uuid_value(id: Uuid) -> HeaderValue {
+    let mut buffer = Uuid::encode_buffer();
+    HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut buffer).as_bytes())
+        .expect("a UUID is a header value")
 }

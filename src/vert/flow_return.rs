@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use super::exceptions::Exception;
 use super::fold;
 use super::query::{self, RawPair};
+use super::uri;
 use super::{Birthdate, ClientList, Flow, Kind};
 
 /// What opening a `state` as a sealed state gave.
@@ -58,6 +59,12 @@ pub enum Verdict {
     PassThrough,
     /// A flow return without a code (an AS error redirect): the client's state restored.
     Restore { location: String, flow: Flow },
+    /// The AS's error redirect on the authorization request itself, without `state`: the
+    /// client's state added.
+    AddState { location: String, flow: Flow },
+    /// An error redirect to a client without `state`, and no flow known to add it from: it
+    /// goes out unchanged (no code to protect), and is logged.
+    StatelessError,
     /// ext.vert.authint.202 holds: the code goes to the client with its state restored.
     Release { location: String, flow: Flow },
     /// The code is withheld; the exception says what the Persoon and the client get.
@@ -223,6 +230,19 @@ pub fn inspect(
     open: impl FnOnce(&str) -> Opened,
     signal: Signal<'_>,
 ) -> Verdict {
+    inspect_answer(location, settings, open, signal, None)
+}
+
+/// [`inspect`], for the AS's answer to an authorization request whose flow is `answering`:
+/// there, an error redirect to the flow's `redirect_uri` that lacks `state` (some AS drop it
+/// from errors they raise themselves, e.g. `invalid_scope`) gets the client's state added.
+pub fn inspect_answer(
+    location: Location<'_>,
+    settings: &Settings<'_>,
+    open: impl FnOnce(&str) -> Opened,
+    signal: Signal<'_>,
+    answering: Option<&Flow>,
+) -> Verdict {
     let Location::Text(location) = location else {
         return fail_closed("unreadable Location");
     };
@@ -235,6 +255,9 @@ pub fn inspect(
         };
     };
     if params.state.is_none() && !params.any_code() && target.fragment.is_none() {
+        if params.error {
+            return stateless_error(location, &target, &params, settings, answering);
+        }
         // The common redirect (the AS's own pages, DigiD): nothing to protect or restore.
         return Verdict::PassThrough;
     }
@@ -260,6 +283,30 @@ pub fn inspect(
     }
 }
 
+/// An error redirect without `state` (and without anything readable as a code).
+fn stateless_error(
+    location: &str,
+    target: &Target<'_>,
+    params: &Params<'_>,
+    settings: &Settings<'_>,
+    answering: Option<&Flow>,
+) -> Verdict {
+    match answering {
+        Some(flow) if uri::equivalent(target.base, Target::split(&flow.redirect_uri).base) => {
+            let mut location = restore_state(location, target, params, flow);
+            location.push(if target.query.is_empty() { '?' } else { '&' });
+            location.push_str("state=");
+            location.push_str(&flow.state);
+            Verdict::AddState {
+                location,
+                flow: flow.clone(),
+            }
+        }
+        _ if target.is_client(settings.clients) => Verdict::StatelessError,
+        _ => Verdict::PassThrough,
+    }
+}
+
 fn flow_return(
     location: &str,
     target: &Target<'_>,
@@ -269,8 +316,10 @@ fn flow_return(
     signal: Signal<'_>,
 ) -> Verdict {
     // Only the validated redirect_uri may receive anything of this flow (no open redirect).
+    // An AS may respell it equivalently (RFC 3986 §6.2.2); what goes out is the client's own
+    // spelling, with the AS's parameters.
     let expected_base = Target::split(&flow.redirect_uri).base;
-    if target.base != expected_base || target.fragment.is_some() {
+    if !uri::equivalent(target.base, expected_base) || target.fragment.is_some() {
         return fail_closed("flow returns elsewhere than its redirect_uri");
     }
     if params.code_like {
@@ -282,7 +331,7 @@ fn flow_return(
     }
     match (params.code, params.error) {
         (false, true) => {
-            let location = restore_state(location, params, &flow.state);
+            let location = restore_state(location, target, params, &flow);
             return Verdict::Restore { location, flow };
         }
         (true, false) => {}
@@ -308,7 +357,7 @@ fn flow_return(
             Some(flow),
         );
     }
-    let location = restore_state(location, params, &flow.state);
+    let location = restore_state(location, target, params, &flow);
     // ext.vert.authint.202: the AS states whether representation was used, and for whom.
     if signal.repeated {
         return withhold(
@@ -372,17 +421,24 @@ fn flow_return(
     }
 }
 
-/// The `Location` with the sealed state replaced by the client's state as it sent it.
-fn restore_state(location: &str, params: &Params<'_>, original: &str) -> String {
-    let Some((pair, _)) = &params.state else {
-        return location.to_owned();
-    };
-    let start = pair.value.as_ptr() as usize - location.as_ptr() as usize;
-    let end = start + pair.value.len();
-    let mut out = String::with_capacity(location.len() + original.len());
-    out.push_str(&location[..start]);
-    out.push_str(original);
-    out.push_str(&location[end..]);
+/// The `Location` at the flow's `redirect_uri` as the client sent it, with the AS's parameters
+/// and the sealed state replaced by the client's state as it sent it.
+fn restore_state(location: &str, target: &Target<'_>, params: &Params<'_>, flow: &Flow) -> String {
+    let expected_base = Target::split(&flow.redirect_uri).base;
+    // `target.base` and the state's value are slices of `location`, in that order.
+    let after_base = target.base.len();
+    let mut out = String::with_capacity(location.len() + flow.state.len());
+    out.push_str(expected_base);
+    match &params.state {
+        Some((pair, _)) => {
+            let start = pair.value.as_ptr() as usize - location.as_ptr() as usize;
+            let end = start + pair.value.len();
+            out.push_str(&location[after_base..start]);
+            out.push_str(&flow.state);
+            out.push_str(&location[end..]);
+        }
+        None => out.push_str(&location[after_base..]),
+    }
     out
 }
 
@@ -721,6 +777,103 @@ mod tests {
             None,
         );
         assert!(matches!(v, Verdict::Release { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_respelled_redirect_uri_is_released_to_the_clients_spelling() {
+        for loc in [
+            "https://PGO.example.nl/cb?code=C&state=SEALED",
+            "HTTPS://pgo.example.nl/cb?code=C&state=SEALED",
+            "https://pgo.example.nl/%63b?code=C&state=SEALED",
+            "https://pgo.example.nl/x/../cb?code=C&state=SEALED",
+            "https://pgo.example.nl/./cb?code=C&state=SEALED",
+        ] {
+            let v = check(loc, Some(flow(None)), Some("none"), None);
+            assert_eq!(
+                v,
+                Verdict::Release {
+                    location: "https://pgo.example.nl/cb?code=C&state=orig+state%2F".into(),
+                    flow: flow(None)
+                },
+                "{loc}"
+            );
+        }
+        // And an error redirect is restored the same way.
+        let v = check(
+            "https://PGO.example.nl/cb?error=access_denied&state=SEALED",
+            Some(flow(None)),
+            None,
+            None,
+        );
+        assert!(
+            matches!(&v, Verdict::Restore { location, .. } if location.starts_with("https://pgo.example.nl/cb?")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_different_redirect_uri_is_withheld() {
+        for loc in [
+            "https://pgo.example.nl/cb/?code=C&state=SEALED",
+            "https://pgo.example.nl/cb2?code=C&state=SEALED",
+            "https://pgo.example.nl/cb%2F?code=C&state=SEALED",
+            "https://pgo.example.nl:8443/cb?code=C&state=SEALED",
+            "https://evil.example/cb?code=C&state=SEALED",
+        ] {
+            let v = check(loc, Some(flow(None)), Some("none"), None);
+            assert_eq!(exception(&v), Some(Exception::FailClosed), "{loc}: {v:?}");
+        }
+    }
+
+    fn answer(location: &str, answering: Option<&Flow>) -> Verdict {
+        let clients = clients();
+        let settings = Settings {
+            clients: &clients,
+            now: NOW,
+            ttl: 1800,
+            skew: 60,
+        };
+        inspect_answer(
+            Location::Text(location),
+            &settings,
+            |_| Opened::Foreign,
+            Signal::default(),
+            answering,
+        )
+    }
+
+    #[test]
+    fn a_stateless_error_answering_an_authorization_request_gets_the_clients_state() {
+        let f = flow(None);
+        assert_eq!(
+            answer("https://PGO.example.nl/cb?error=invalid_scope", Some(&f)),
+            Verdict::AddState {
+                location: "https://pgo.example.nl/cb?error=invalid_scope&state=orig+state%2F"
+                    .into(),
+                flow: f.clone()
+            }
+        );
+        // Elsewhere than the flow's redirect_uri: nothing is added.
+        assert_eq!(
+            answer("https://pgo.example.nl/other?error=x", Some(&f)),
+            Verdict::StatelessError
+        );
+        // A code without a state stays withheld.
+        let v = answer("https://pgo.example.nl/cb?code=C", Some(&f));
+        assert_eq!(exception(&v), Some(Exception::FailClosed), "{v:?}");
+    }
+
+    #[test]
+    fn a_later_stateless_error_passes_as_it_is() {
+        assert_eq!(
+            answer("https://pgo.example.nl/cb?error=access_denied", None),
+            Verdict::StatelessError
+        );
+        // Not to a client: an ordinary redirect.
+        assert_eq!(
+            answer("https://as.example.nl/login?error=retry", None),
+            Verdict::PassThrough
+        );
     }
 
     #[test]

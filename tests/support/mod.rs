@@ -530,18 +530,18 @@ fn serve_fault(mut stream: TcpStream, paths: &std::sync::Mutex<Vec<String>>) {
 
 /// A legacy AS at its sloppiest, that records every byte it receives: it reads request heads
 /// only and ignores bodies (so a body smuggled to it would be read as the next request, as a
-/// real AS with that bug would). An authorization request (a target with `authorize` and a
-/// `state`) gets a 302 to the Location template the test set, `{state}` replaced by the state
-/// it received, with the signal headers the test set; anything else gets `200 ok`. Stopped,
-/// with its connections, on drop.
-/// The answer to authorization requests: a Location template, and headers.
-type AuthorizeAnswer = (String, Vec<(String, String)>);
+/// real AS with that bug would). A request whose path starts with the prefix the test set gets
+/// a 302 to the Location template the test set, `{state}` replaced by the `state` it received,
+/// with the signal headers the test set; anything else gets `200 ok`. Stopped, with its
+/// connections, on drop.
+/// The scripted answer: for targets starting with this path, a Location template and headers.
+type Answer = (String, String, Vec<(String, String)>);
 
 pub struct Recorder {
     addr: SocketAddr,
     bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     connections: std::sync::Arc<AtomicUsize>,
-    script: std::sync::Arc<std::sync::Mutex<AuthorizeAnswer>>,
+    script: std::sync::Arc<std::sync::Mutex<Answer>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -555,7 +555,11 @@ impl Recorder {
         let addr = listener.local_addr().unwrap();
         let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let connections = std::sync::Arc::new(AtomicUsize::new(0));
-        let script = std::sync::Arc::new(std::sync::Mutex::new((String::new(), Vec::new())));
+        let script = std::sync::Arc::new(std::sync::Mutex::new((
+            String::new(),
+            String::new(),
+            Vec::new(),
+        )));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (record, counter, shared) = (bytes.clone(), connections.clone(), script.clone());
         let thread = std::thread::spawn(move || {
@@ -607,28 +611,27 @@ impl Recorder {
         }
     }
 
-    fn answer(head: &[u8], script: &AuthorizeAnswer) -> String {
+    fn answer(head: &[u8], script: &Answer) -> String {
         let head = String::from_utf8_lossy(head);
         let target = head.split_whitespace().nth(1).unwrap_or("/");
+        let (prefix, template, headers) = script;
+        if prefix.is_empty() || !target.starts_with(prefix.as_str()) {
+            return "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_string();
+        }
         let state = target
             .split_once('?')
-            .map(|(_, q)| q)
-            .unwrap_or("")
+            .map_or("", |(_, q)| q)
             .split('&')
-            .find_map(|p| p.strip_prefix("state="));
-        match state {
-            Some(state) if target.contains("authorize") && !script.0.is_empty() => {
-                let mut answer = format!(
-                    "HTTP/1.1 302 Found\r\nlocation: {}\r\ncontent-length: 0\r\n",
-                    script.0.replace("{state}", state)
-                );
-                for (name, value) in &script.1 {
-                    answer.push_str(&format!("{name}: {value}\r\n"));
-                }
-                answer + "\r\n"
-            }
-            _ => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_string(),
+            .find_map(|p| p.strip_prefix("state="))
+            .unwrap_or("");
+        let mut answer = format!(
+            "HTTP/1.1 302 Found\r\nlocation: {}\r\ncontent-length: 0\r\n",
+            template.replace("{state}", state)
+        );
+        for (name, value) in headers {
+            answer.push_str(&format!("{name}: {value}\r\n"));
         }
+        answer + "\r\n"
     }
 
     pub fn url(&self) -> String {
@@ -651,7 +654,13 @@ impl Recorder {
 
     /// The answer to authorization requests: `location` with `{state}`, and these headers.
     pub fn answer_authorize(&self, location: &str, headers: &[(&str, &str)]) {
+        self.answer_path("/oauth2/authorize", location, headers);
+    }
+
+    /// The answer to requests whose target starts with `path`.
+    pub fn answer_path(&self, path: &str, location: &str, headers: &[(&str, &str)]) {
         *self.script.lock().unwrap() = (
+            path.to_string(),
             location.to_string(),
             headers
                 .iter()
