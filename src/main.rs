@@ -209,6 +209,8 @@ show "$P/oauth2/authorize?response_type=code&client_id=evil.example&redirect_uri
 show -d as=piet -d signal=omit "$P$(login "$A&scope=48%20onbehalfof&MedMij_geboortedatum=19700901")"
 # 10. The Persoon cancels: the AS's error redirect passes, with your own state
 show -d as=deny "$P$(login "$A&scope=48")"
+# 11. The AS respells the redirect_uri (PGO.EXAMPLE.NL/./%63allback): released at your spelling
+show -d as=self -d respell=1 "$P$(login "$A&scope=48")"
 
 Stop with Ctrl-C.
 "#

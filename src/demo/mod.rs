@@ -234,6 +234,25 @@ fn json(status: StatusCode, body: String) -> DemoResponse {
     respond(status, "application/json", body)
 }
 
+/// The same URI, spelled as some URL libraries do: host in capitals, the first letter of the
+/// path percent-encoded, a `./` segment.
+fn respell(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut respelled = format!("{scheme}://{}/.", host.to_ascii_uppercase());
+    let mut chars = path.chars();
+    match (chars.next(), chars.next()) {
+        (Some('/'), Some(c)) if c.is_ascii_alphanumeric() => {
+            respelled.push_str(&format!("/%{:02X}", c as u32));
+            respelled.push_str(chars.as_str());
+        }
+        _ => respelled.push_str(path),
+    }
+    respelled
+}
+
 fn redirect(location: &str) -> DemoResponse {
     let mut r = text(StatusCode::FOUND, "");
     match HeaderValue::from_str(location) {
@@ -404,7 +423,13 @@ impl Demo {
                 },
             );
         }
-        let uri = UriBuilder::new(&pending.redirect_uri).text("code", &code);
+        // `respell=1` plays an AS whose URL library respells the redirect_uri equivalently
+        // (RFC 3986 §6.2.2): the proxy releases the code at the client's own spelling.
+        let redirect_uri = match fields.get("respell").map(String::as_str) {
+            Some("1") => respell(&pending.redirect_uri),
+            _ => pending.redirect_uri.clone(),
+        };
+        let uri = UriBuilder::new(&redirect_uri).text("code", &code);
         let mut response = redirect(&with_state(uri).finish());
         // The signal (SPEC §3.3); `signal=omit` plays an AS that forgets it, `signal=twice`
         // one that sends it twice, contradicting itself.
@@ -503,4 +528,16 @@ async fn echo(req: Request<Incoming>) -> DemoResponse {
             json_string(&String::from_utf8_lossy(&body)),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::respell;
+
+    #[test]
+    fn respelled_but_equivalent() {
+        let uri = "https://pgo.example.nl/callback";
+        assert_eq!(respell(uri), "https://PGO.EXAMPLE.NL/./%63allback");
+        assert!(crate::vert::uri::equivalent(uri, &respell(uri)));
+    }
 }
