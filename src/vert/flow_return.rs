@@ -896,7 +896,6 @@ mod tests {
             "/login?next=%2Fconsent",
             "https://digid.example/saml?SAMLRequest=abc%2B%3D",
             "https://pgo.example.nl/",
-            "https://pgo.example.nl/cb?error=access_denied",
             "https://pgo.example.nl/cb?error=server_error&state=None",
             "https://as.example/consent?state=SEALED-elsewhere",
             "https://as.example/consent?state=SEALED",
@@ -910,6 +909,16 @@ mod tests {
                 "{loc}"
             );
         }
+        // Passes too, but is said in the log: a client error redirect without state.
+        assert_eq!(
+            check(
+                "https://pgo.example.nl/cb?error=access_denied",
+                Some(flow(None)),
+                None,
+                None
+            ),
+            Verdict::StatelessError
+        );
     }
 
     #[test]
