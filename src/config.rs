@@ -24,6 +24,22 @@ pub struct Config {
     pub representation: Representation,
     pub state: State,
     pub log: Log,
+    pub admin: Admin,
+}
+
+/// The admin listener: `/live`, `/ready`, `/metrics`. Off unless `admin.addr` is set; never on
+/// the public listener.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub addr: Option<SocketAddr>,
+}
+
+/// `[listen.tls]`: the public listener speaks TLS with this certificate and key (PEM), reloaded
+/// on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +60,7 @@ pub struct Listen {
     /// A body not read within this gets 408, and nothing goes upstream.
     pub body_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +71,8 @@ pub struct Upstream {
     pub response_timeout: Duration,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle: usize,
+    /// `/ready` asks this path of the upstream (any answer counts); without it, a TCP connect.
+    pub health_path: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,8 +172,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "max_body_bytes",
             "body_read_timeout",
             "shutdown_grace",
+            "tls",
         ],
     ),
+    ("listen.tls", &["cert_file", "key_file"]),
     (
         "upstream",
         &[
@@ -163,6 +184,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "response_timeout",
             "pool_idle_timeout",
             "pool_max_idle",
+            "health_path",
         ],
     ),
     ("oauth", &["authorize_path", "case_insensitive_paths"]),
@@ -179,6 +201,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("state", &["key_file", "flow_ttl", "clock_skew"]),
     ("log", &["level", "format", "access"]),
+    ("admin", &["addr"]),
 ];
 
 impl Config {
@@ -193,12 +216,15 @@ impl Config {
         })?;
         let mut c = Check::default();
         for key in root.keys() {
-            if !SECTIONS.iter().any(|(name, _)| name == key) {
+            if !SECTIONS
+                .iter()
+                .any(|(name, _)| name == key && !name.contains('.'))
+            {
                 c.error(key, "unknown section");
             }
         }
         let s = c.section(&root, "listen");
-        let listen = Listen {
+        let mut listen = Listen {
             addr: c
                 .parsed(
                     &s,
@@ -222,7 +248,25 @@ impl Config {
             max_body_bytes: c.integer(&s, "max_body_bytes", 1024 * 1024, 0, 64 * 1024 * 1024),
             body_read_timeout: c.duration(&s, "body_read_timeout", "10s"),
             shutdown_grace: c.duration(&s, "shutdown_grace", "10s"),
+            tls: None,
         };
+        let tls = c.subsection(&s, "listen.tls", "tls");
+        if tls.table.is_some() {
+            let mut file = |key: &str| match c.string(&tls, key) {
+                Some(path) => Some(base_dir.join(path)),
+                None => {
+                    c.error(tls.key(key), "missing (a PEM file)");
+                    None
+                }
+            };
+            let (cert_file, key_file) = (file("cert_file"), file("key_file"));
+            listen.tls = cert_file
+                .zip(key_file)
+                .map(|(cert_file, key_file)| TlsFiles {
+                    cert_file,
+                    key_file,
+                });
+        }
         if listen.max_uri_length > listen.max_header_bytes {
             c.error(
                 "listen.max_uri_length",
@@ -255,7 +299,13 @@ impl Config {
             // closes a connection just as the proxy sends on it.
             pool_idle_timeout: c.duration(&s, "pool_idle_timeout", "30s"),
             pool_max_idle: c.integer(&s, "pool_max_idle", 256, 0, 100_000),
+            health_path: c.string(&s, "health_path").map(str::to_owned),
         };
+        if let Some(path) = &upstream.health_path
+            && (!path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()))
+        {
+            c.error("upstream.health_path", "must be a path starting with /");
+        }
 
         let s = c.section(&root, "oauth");
         let authorize_path = c
@@ -341,6 +391,23 @@ impl Config {
             access: c.boolean(&s, "access", false),
         };
 
+        let s = c.section(&root, "admin");
+        let admin = Admin {
+            addr: c.string(&s, "addr").and_then(|addr| match addr.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    c.error("admin.addr", "not an address like 127.0.0.1:9901");
+                    None
+                }
+            }),
+        };
+        if admin.addr.is_some() && admin.addr == Some(listen.addr) {
+            c.error(
+                "admin.addr",
+                "must differ from listen.addr (never on the public listener)",
+            );
+        }
+
         if c.errors.is_empty() {
             Ok(Config {
                 listen,
@@ -350,6 +417,7 @@ impl Config {
                 representation,
                 state,
                 log,
+                admin,
             })
         } else {
             Err(ConfigErrors(c.errors))
@@ -422,12 +490,29 @@ impl Check {
     }
 
     fn section<'a>(&mut self, root: &'a Table, name: &'static str) -> Section<'a> {
+        self.table_in(root, name, name)
+    }
+
+    /// `[parent.key]`: a table inside a section, named `name` in errors.
+    fn subsection<'a>(
+        &mut self,
+        parent: &Section<'a>,
+        name: &'static str,
+        key: &str,
+    ) -> Section<'a> {
+        match parent.table {
+            Some(table) => self.table_in(table, name, key),
+            None => Section { name, table: None },
+        }
+    }
+
+    fn table_in<'a>(&mut self, root: &'a Table, name: &'static str, key: &str) -> Section<'a> {
         let known = SECTIONS
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, keys)| *keys)
             .unwrap_or(&[]);
-        let table = match root.get(name) {
+        let table = match root.get(key) {
             None => None,
             Some(Value::Table(t)) => Some(t),
             Some(_) => {

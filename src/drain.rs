@@ -45,7 +45,7 @@ impl Inner {
 }
 
 /// The open connections of one worker.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Drain {
     inner: Arc<Inner>,
 }

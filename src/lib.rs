@@ -5,6 +5,7 @@
 //! [`guard`] (asks [`vert`]) → client. [`vert`] knows nothing of HTTP.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod answer;
 pub mod config;
 pub mod conn;
@@ -14,13 +15,16 @@ pub mod error_pages;
 pub mod forwarded;
 pub mod guard;
 pub mod limits;
+pub mod metrics;
 pub mod pages;
 pub mod paths;
 pub mod pool;
 pub mod proxy;
+pub mod record;
 pub mod resources;
 pub mod sanitize;
 pub mod seal;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod vert;

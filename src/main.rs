@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use medmij_vert_proxy::config::Config;
 use medmij_vert_proxy::demo::{self, SignalHeaders};
 use medmij_vert_proxy::resources::Resources;
-use medmij_vert_proxy::{seal, server, telemetry};
+use medmij_vert_proxy::{admin, seal, server, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -19,9 +19,10 @@ use medmij_vert_proxy::{seal, server, telemetry};
     about = "Reverse proxy that adds MedMij Vertegenwoordiging to a legacy OAuth Authorization Server"
 )]
 struct Cli {
-    /// The configuration file.
-    #[arg(long, global = true, default_value = "proxy.toml")]
-    config: PathBuf,
+    /// The configuration file. Default: $MEDMIJ_VERT_CONFIG, else proxy.toml (for `demo`:
+    /// $MEDMIJ_VERT_DEMO_CONFIG first).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     /// Validate the configuration (and the files it names), print every error, and exit:
     /// 0 when valid, 2 when not.
     #[arg(long)]
@@ -37,18 +38,68 @@ enum Command {
     Demo,
     /// Print a new random state key: a line for state.key_file.
     Genkey,
+    /// Ask the admin listener of the proxy this config describes whether it is ready: exit 0
+    /// when `/ready` answers 200, else 1 (a container's HEALTHCHECK; distroless has no curl).
+    Health,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = |env: &[&str]| {
+        cli.config.clone().unwrap_or_else(|| {
+            env.iter()
+                .find_map(std::env::var_os)
+                .map_or_else(|| PathBuf::from("proxy.toml"), PathBuf::from)
+        })
+    };
     match cli.command {
         Some(Command::Genkey) => {
             println!("{}", seal::generate_key_line());
             ExitCode::SUCCESS
         }
-        Some(Command::Demo) => run(&cli.config, true),
-        None if cli.check => check(&cli.config),
-        None => run(&cli.config, false),
+        Some(Command::Demo) => run(
+            &config(&["MEDMIJ_VERT_DEMO_CONFIG", "MEDMIJ_VERT_CONFIG"]),
+            true,
+        ),
+        Some(Command::Health) => health(&config(&["MEDMIJ_VERT_CONFIG"])),
+        None if cli.check => check(&config(&["MEDMIJ_VERT_CONFIG"])),
+        None => run(&config(&["MEDMIJ_VERT_CONFIG"]), false),
+    }
+}
+
+/// `health`: exit 0 when the admin listener answers `/ready` with 200.
+fn health(path: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let config = match Config::from_toml(&text, base) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{}: invalid configuration: {errors}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(addr) = config.admin.addr else {
+        eprintln!(
+            "{}: admin.addr is not set: no /ready to ask",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    match admin::check_ready(addr, std::time::Duration::from_secs(3)) {
+        Ok(()) => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("not ready: {why}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -139,10 +190,16 @@ fn run(path: &Path, with_demo: bool) -> ExitCode {
         }
     };
     tracing::info!(addr = %running.addr(), "medmij-vert-proxy listening");
+    if let Some(admin) = running.admin_addr() {
+        tracing::info!(addr = %admin, "admin listener: /live /ready /metrics");
+    }
     if let Some(demo_as) = &demo_as {
         print_demo(running.addr(), demo_as.addr());
     }
-    wait_for_signal();
+    wait_for_signal(|| {
+        tracing::info!("SIGHUP: reloading the client list, state keys and TLS certificate");
+        running.reload();
+    });
     tracing::info!("shutting down: finishing requests in flight");
     running.shutdown();
     if let Some(demo_as) = demo_as {
@@ -152,8 +209,8 @@ fn run(path: &Path, with_demo: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() {
+/// Blocks until SIGINT or SIGTERM; calls `reload` on every SIGHUP.
+fn wait_for_signal(reload: impl Fn()) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -163,13 +220,20 @@ fn wait_for_signal() {
         {
             use tokio::signal::unix::{SignalKind, signal};
             let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+            let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = term.recv() => break,
+                    _ = hup.recv() => reload(),
+                }
             }
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = &reload;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     });
 }
 

@@ -33,6 +33,7 @@ use tokio::net::TcpStream;
 use crate::config;
 use crate::conn::{Activity, Elapsed, InFlight, Limits, TimedIo};
 use crate::limits::Buffered;
+use crate::metrics::Metrics;
 
 /// Why the upstream gave no response.
 #[derive(Debug)]
@@ -99,6 +100,7 @@ struct Inner {
     /// Most recently used at the back. A connection idle for `upstream.pool_idle_timeout`
     /// closes itself ([`TimedIo`]).
     idle: Mutex<VecDeque<Conn>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Inner {
@@ -133,7 +135,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(cfg: &config::Upstream) -> Self {
+    pub fn new(cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
         Pool {
             inner: Arc::new(Inner {
                 authority: cfg.authority.to_string(),
@@ -141,6 +143,7 @@ impl Pool {
                 limits: Limits::upstream(cfg.response_timeout, cfg.pool_idle_timeout),
                 max_idle: cfg.pool_max_idle,
                 idle: Mutex::new(VecDeque::new()),
+                metrics,
             }),
         }
     }
@@ -166,8 +169,9 @@ async fn connect(pool: Arc<Inner>) -> Result<Conn, PoolError> {
     let connect = TcpStream::connect(pool.authority.as_str());
     let stream = tokio::time::timeout(pool.connect_timeout, connect)
         .await
-        .map_err(|_| PoolError::ConnectTimeout)?
-        .map_err(PoolError::Connect)?;
+        .map_err(|_| PoolError::ConnectTimeout)
+        .and_then(|connected| connected.map_err(PoolError::Connect))
+        .inspect_err(|_| pool.metrics.upstream_connect_failed())?;
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::default());
     let io = TimedIo::new(stream, activity.clone(), pool.limits);

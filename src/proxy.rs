@@ -6,7 +6,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -17,6 +19,7 @@ use uuid::Uuid;
 use crate::config;
 use crate::forwarded::{Peer, strip_hop_by_hop};
 use crate::limits::Buffered;
+use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolError, PooledBody, Sending};
 use crate::seal::random_uuid;
 
@@ -27,15 +30,17 @@ pub type Body = Either<PooledBody, Full<Bytes>>;
 pub struct UpstreamFactory {
     pool: Pool,
     default_host: HeaderValue,
+    metrics: Arc<Metrics>,
 }
 
 impl UpstreamFactory {
     /// `pool` belongs to the worker that serves with the services made here.
-    pub fn new(pool: Pool, cfg: &config::Upstream) -> Self {
+    pub fn new(pool: Pool, cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
         UpstreamFactory {
             pool,
             default_host: HeaderValue::from_str(cfg.authority.as_str())
                 .expect("an authority is a header value"),
+            metrics,
         }
     }
 
@@ -45,6 +50,7 @@ impl UpstreamFactory {
             pool: self.pool.clone(),
             default_host: self.default_host.clone(),
             peer,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -57,6 +63,7 @@ pub struct Upstream {
     /// by [`crate::sanitize`]).
     default_host: HeaderValue,
     peer: Peer,
+    metrics: Arc<Metrics>,
 }
 
 impl tower::Service<Request<Buffered>> for Upstream {
@@ -82,6 +89,8 @@ impl tower::Service<Request<Buffered>> for Upstream {
         self.peer.set_forwarded(headers, host);
         UpstreamFuture {
             sending: self.pool.send(req),
+            started: Instant::now(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -110,6 +119,9 @@ impl std::error::Error for UpstreamError {}
 /// The upstream's response with hop-by-hop headers removed.
 pub struct UpstreamFuture {
     sending: Sending,
+    /// For `medmij_vert_upstream_response_seconds`.
+    started: Instant,
+    metrics: Arc<Metrics>,
 }
 
 impl Future for UpstreamFuture {
@@ -118,6 +130,7 @@ impl Future for UpstreamFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let error = match ready!(Pin::new(&mut self.sending).poll(cx)) {
             Ok(response) => {
+                self.metrics.upstream_response(self.started.elapsed());
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 return Poll::Ready(Ok(Response::from_parts(parts, Either::Left(body))));

@@ -16,65 +16,57 @@ pub struct Resources {
 impl Resources {
     /// Reads `clients.ocl_file` and `state.key_file`; every problem is reported, named by key.
     pub fn load(config: &Config) -> Result<Resources, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut error = |key: &str, message: String| {
-            errors.push(ConfigError {
-                key: key.into(),
-                message,
-            })
-        };
-
-        let mut clients = Vec::new();
-        if let Some(path) = &config.clients.ocl_file {
-            match std::fs::read_to_string(path) {
-                Err(e) => error(
-                    "clients.ocl_file",
-                    format!("cannot read {}: {e}", path.display()),
-                ),
-                Ok(xml) => match parse_ocl(&xml) {
-                    Ok(list) => clients.extend(list),
-                    Err(e) => error("clients.ocl_file", format!("{}: {e}", path.display())),
-                },
-            }
-        }
-        // Static entries come first: they override the OCL's name for the same host.
-        let mut all = config.clients.static_clients.clone();
-        all.extend(clients);
-        let clients = ClientList::new(all);
-        if clients.is_empty() && config.clients.ocl_file.is_none() {
-            error(
-                "clients",
-                "no clients: set clients.ocl_file or clients.static".into(),
-            );
-        }
-
-        let keys = match &config.state.key_file {
-            None => Some(KeyRing::random()),
-            Some(path) => match std::fs::read_to_string(path) {
-                Err(e) => {
-                    error(
-                        "state.key_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    None
-                }
-                Ok(text) => match KeyRing::from_key_file(&text) {
-                    Ok(ring) => Some(ring),
-                    Err(e) => {
-                        error("state.key_file", format!("{}: {e}", path.display()));
-                        None
-                    }
-                },
-            },
-        };
-
-        match keys {
-            Some(keys) if errors.is_empty() => Ok(Resources {
+        let clients = load_clients(config);
+        let keys = load_keys(config);
+        match (clients, keys) {
+            (Ok(clients), Ok(keys)) => Ok(Resources {
                 clients,
                 keys,
                 keys_from_file: config.state.key_file.is_some(),
             }),
-            _ => Err(ConfigErrors(errors)),
+            (clients, keys) => Err(ConfigErrors(
+                clients.err().into_iter().chain(keys.err()).collect(),
+            )),
         }
     }
+}
+
+/// The client list: `clients.static` and the OCL of `clients.ocl_file`.
+pub fn load_clients(config: &Config) -> Result<ClientList, ConfigError> {
+    let error = |message: String| ConfigError {
+        key: "clients.ocl_file".into(),
+        message,
+    };
+    let mut clients = Vec::new();
+    if let Some(path) = &config.clients.ocl_file {
+        let xml = std::fs::read_to_string(path)
+            .map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+        let list = parse_ocl(&xml).map_err(|e| error(format!("{}: {e}", path.display())))?;
+        clients.extend(list);
+    }
+    // Static entries come first: they override the OCL's name for the same host.
+    let mut all = config.clients.static_clients.clone();
+    all.extend(clients);
+    let clients = ClientList::new(all);
+    if clients.is_empty() && config.clients.ocl_file.is_none() {
+        return Err(ConfigError {
+            key: "clients".into(),
+            message: "no clients: set clients.ocl_file or clients.static".into(),
+        });
+    }
+    Ok(clients)
+}
+
+/// The sealing keys of `state.key_file`, or a random key for this process without one.
+pub fn load_keys(config: &Config) -> Result<KeyRing, ConfigError> {
+    let Some(path) = &config.state.key_file else {
+        return Ok(KeyRing::random());
+    };
+    let error = |message: String| ConfigError {
+        key: "state.key_file".into(),
+        message,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+    KeyRing::from_key_file(&text).map_err(|e| error(format!("{}: {e}", path.display())))
 }

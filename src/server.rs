@@ -1,6 +1,6 @@
 //! The listener: worker threads, each a single-threaded runtime with its own accept loop
-//! (`SO_REUSEPORT`) and its own upstream pool, so that a request never crosses threads; the
-//! connection cap; graceful shutdown.
+//! (`SO_REUSEPORT`) and its own upstream pool, so that a request never crosses threads; TLS;
+//! the connection cap; the layer stack of each connection; reload; graceful shutdown.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,9 +13,10 @@ use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
+use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::conn::{Activity, Limits, TimedIo, Tracked};
 use crate::drain::Drain;
@@ -23,23 +24,57 @@ use crate::error_pages::ErrorPagesLayer;
 use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
 use crate::limits::LimitsLayer;
+use crate::metrics::Metrics;
 use crate::pool::Pool;
-use crate::proxy::UpstreamFactory;
+use crate::proxy::{Upstream, UpstreamFactory};
+use crate::record::RecordLayer;
 use crate::resources::Resources;
 use crate::sanitize::SanitizeLayer;
 use crate::telemetry;
+use crate::tls::Tls;
 
 /// A running proxy.
 pub struct Running {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    admin: Option<Admin>,
 }
 
 impl Running {
     /// The address it listens on (with the real port when the config said port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, when `admin.addr` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(Admin::addr)
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Reads the files the config names again (SIGHUP): client list, state keys, TLS
+    /// certificate. Each is checked before it replaces the one in use; a bad one keeps the
+    /// old one running, is logged and counted (`medmij_vert_reloads_total`).
+    pub fn reload(&self) {
+        let shared = &self.shared;
+        shared.guard.guard().reload(&shared.config);
+        if let Some(tls) = &shared.tls {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!("TLS certificate reloaded");
+                    shared.metrics.reload("tls", true);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "TLS certificate not reloaded: the previous one stays in use");
+                    shared.metrics.reload("tls", false);
+                }
+            }
+        }
     }
 
     /// Stops accepting (new connections are refused), lets requests in flight finish within
@@ -49,6 +84,9 @@ impl Running {
         for worker in self.workers {
             let _ = worker.join();
         }
+        if let Some(admin) = self.admin {
+            admin.shutdown();
+        }
     }
 }
 
@@ -57,23 +95,38 @@ struct Shared {
     config: Config,
     guard: VertGuardLayer,
     limits: LimitsLayer,
+    record: RecordLayer,
     trusted: Vec<IpNet>,
     connections: Arc<Semaphore>,
+    tls: Option<Tls>,
+    metrics: Arc<Metrics>,
 }
 
-/// Binds the listener(s) and starts the workers.
+/// Binds the listener(s) (and the admin listener) and starts the workers.
 pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
     let workers = match config.listen.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let tls = match &config.listen.tls {
+        Some(files) => Some(Tls::new(files).map_err(io::Error::other)?),
+        None => None,
+    };
     let listeners = bind(config.listen.addr, workers)?;
     let addr = listeners[0].local_addr()?;
+    let metrics = Metrics::new();
+    let admin = match config.admin.addr {
+        Some(admin_addr) => Some(admin::start(admin_addr, metrics.clone(), &config.upstream)?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
-        guard: VertGuardLayer::new(Guard::new(&config, resources)),
+        guard: VertGuardLayer::new(Guard::new(&config, resources, metrics.clone())),
         limits: LimitsLayer::new(&config.listen),
+        record: RecordLayer::new(metrics.clone()),
         trusted: config.listen.trusted_proxies.clone(),
         connections: Arc::new(Semaphore::new(config.listen.max_connections)),
+        tls,
+        metrics,
         config,
     });
     let (tx, rx) = watch::channel(false);
@@ -94,6 +147,8 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         addr,
         shutdown: tx,
         workers: handles,
+        shared,
+        admin,
     })
 }
 
@@ -130,7 +185,11 @@ fn run_worker(
     runtime.block_on(async move {
         let listen = &shared.config.listen;
         let listener = TcpListener::from_std(listener)?;
-        let upstream = UpstreamFactory::new(Pool::new(&shared.config.upstream), &shared.config.upstream);
+        let upstream = UpstreamFactory::new(
+            Pool::new(&shared.config.upstream, shared.metrics.clone()),
+            &shared.config.upstream,
+            shared.metrics.clone(),
+        );
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .keep_alive(true)
@@ -146,8 +205,8 @@ fn run_worker(
         if listen.max_headers != 100 {
             http.max_headers(listen.max_headers);
         }
+        let http = Arc::new(http);
         let drain = Drain::default();
-        let access_log = shared.config.log.access;
         loop {
             let (stream, peer) = tokio::select! {
                 biased;
@@ -168,28 +227,26 @@ fn run_worker(
             };
             let _ = stream.set_nodelay(true);
             let trusted = shared.trusted.iter().any(|net| net.contains(&peer.ip()));
-            let activity = Arc::new(Activity::default());
-            // The whole stack, outermost first: what the client sent is cleaned before any
-            // layer decides or adds anything.
-            let service = ServiceBuilder::new()
-                .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
-                .layer(shared.limits) // target length; body buffered, bounded, timed
-                .layer(shared.guard.clone()) // MedMij: authorize decisions in, verdicts out
-                .layer(ErrorPagesLayer) // no upstream answer: 502 / 504 page
-                .service(upstream.for_peer(Peer::new(peer.ip(), trusted)));
-            let service = Tracked::new(service, activity.clone());
-            let io = TokioIo::new(TimedIo::new(stream, activity, limits));
-            // Two branches, two service types: the access log costs nothing when it is off.
-            if access_log {
-                let service = ServiceBuilder::new()
-                    .layer(telemetry::access_log())
-                    .service(service);
-                let conn = http.serve_connection(io, TowerToHyperService::new(service));
-                tokio::spawn(serve(drain.watch(conn), permit));
-            } else {
-                let conn = http.serve_connection(io, TowerToHyperService::new(service));
-                tokio::spawn(serve(drain.watch(conn), permit));
-            }
+            let connection = Connection {
+                shared: shared.clone(),
+                upstream: upstream.for_peer(Peer::new(peer.ip(), trusted)),
+                activity: Arc::new(Activity::default()),
+                http: http.clone(),
+                drain: drain.clone(),
+            };
+            // Timeouts count raw bytes, so the TLS handshake is under the head's timeout.
+            let io = TimedIo::new(stream, connection.activity.clone(), limits);
+            let open = Open::new(&shared.metrics);
+            tokio::spawn(async move {
+                match &connection.shared.tls {
+                    None => connection.serve(io).await,
+                    Some(tls) => match tls.acceptor().accept(io).await {
+                        Ok(tls_stream) => connection.serve(tls_stream).await,
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    },
+                }
+                drop((open, permit));
+            });
         }
         // New connections are refused from here on.
         drop(listener);
@@ -204,15 +261,67 @@ fn run_worker(
     })
 }
 
-async fn serve<C, E>(conn: C, permit: OwnedSemaphorePermit)
-where
-    C: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    if let Err(e) = conn.await {
-        tracing::debug!(error = %e, "connection ended with an error");
+/// One client connection, until its stream is ready to serve (after the TLS handshake).
+struct Connection {
+    shared: Arc<Shared>,
+    upstream: Upstream,
+    activity: Arc<Activity>,
+    http: Arc<http1::Builder>,
+    drain: Drain,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = &self.shared;
+        // The whole stack, outermost first: what the client sent is cleaned before any
+        // layer decides or adds anything.
+        let service = ServiceBuilder::new()
+            .layer(shared.record.clone()) // requests by route and status class
+            .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
+            .layer(shared.limits) // target length; body buffered, bounded, timed
+            .layer(shared.guard.clone()) // MedMij: authorize decisions in, verdicts out
+            .layer(ErrorPagesLayer) // no upstream answer: 502 / 504 page
+            .service(self.upstream);
+        let service = Tracked::new(service, self.activity);
+        let io = TokioIo::new(io);
+        // Two branches, two service types: the access log costs nothing when it is off.
+        let result = if shared.config.log.access {
+            let service = ServiceBuilder::new()
+                .layer(telemetry::access_log())
+                .service(service);
+            let conn = self
+                .http
+                .serve_connection(io, TowerToHyperService::new(service));
+            self.drain.watch(conn).await
+        } else {
+            let conn = self
+                .http
+                .serve_connection(io, TowerToHyperService::new(service));
+            self.drain.watch(conn).await
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
     }
-    drop(permit);
+}
+
+/// Counts a client connection in `medmij_vert_open_connections` while it lives.
+struct Open(Arc<Metrics>);
+
+impl Open {
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.connection_opened();
+        Open(metrics.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connection_closed();
+    }
 }
 
 /// `listen.max_connections` reached: a short, deliberate answer instead of a silent wait.

@@ -4,6 +4,7 @@ use http::{Response, StatusCode};
 use uuid::Uuid;
 
 use super::Guard;
+use crate::metrics::DecisionLabels;
 use crate::pages::{self, Details, Lang, PageBody, Topic};
 use crate::seal::random_uuid;
 use crate::vert::exceptions::{Answer, error_redirect};
@@ -82,14 +83,18 @@ impl Guard {
         let rule = exception.row().rule;
         let (trace_id, name) = match flow {
             Some(flow) => {
-                decision(
+                self.decision(
                     "withheld",
                     rule,
                     Some(exception),
                     detail,
                     &Subject::flow(flow),
                 );
-                let name = self.clients.get(flow.client_id()).map(|c| c.name.as_str());
+                let name = self
+                    .clients
+                    .load()
+                    .get(flow.client_id())
+                    .map(|c| c.name.clone());
                 (flow.correlation_id, name)
             }
             None => {
@@ -98,11 +103,17 @@ impl Guard {
                     correlation_id: random_uuid(),
                     ..Subject::default()
                 };
-                decision("withheld", rule, Some(exception), detail, &subject);
+                self.decision("withheld", rule, Some(exception), detail, &subject);
                 (subject.correlation_id, None)
             }
         };
-        self.answer(exception, lang, name, trace_id, flow.map(Then::Flow))
+        self.answer(
+            exception,
+            lang,
+            name.as_deref(),
+            trace_id,
+            flow.map(Then::Flow),
+        )
     }
 }
 
@@ -129,8 +140,27 @@ impl<'a> Subject<'a> {
     }
 }
 
-/// The one log line of a decision (target `medmij_vert_proxy::decision`).
-pub(super) fn decision(
+impl Guard {
+    /// The one log line of a decision (target `medmij_vert_proxy::decision`), and its count in
+    /// `medmij_vert_decisions_total` with the same labels.
+    pub(super) fn decision(
+        &self,
+        outcome: &'static str,
+        rule: &'static str,
+        exception: Option<Exception>,
+        detail: &str,
+        subject: &Subject<'_>,
+    ) {
+        self.metrics.decision(DecisionLabels {
+            outcome,
+            rule,
+            exception: exception.map_or("", |e| e.row().id),
+        });
+        log_decision(outcome, rule, exception, detail, subject);
+    }
+}
+
+fn log_decision(
     outcome: &str,
     rule: &str,
     exception: Option<Exception>,

@@ -9,6 +9,7 @@ use http::Response;
 use http::header::HeaderValue;
 
 use super::Guard;
+use crate::metrics::RouteClass;
 use crate::pages::{PageBody, WithPages};
 use crate::vert::Flow;
 
@@ -17,6 +18,8 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         stage: Stage<F>,
+        // Marks the response for the request counter ([`crate::record`]).
+        authorize: bool,
     }
 }
 
@@ -52,6 +55,7 @@ impl<F> ResponseFuture<F> {
                 accept_language,
                 answering,
             },
+            authorize: false,
         }
     }
 
@@ -60,7 +64,14 @@ impl<F> ResponseFuture<F> {
             stage: Stage::Ready {
                 response: Some(response),
             },
+            authorize: false,
         }
+    }
+
+    /// The answer to a request on the authorize endpoint.
+    pub(super) fn on_authorize(mut self) -> Self {
+        self.authorize = true;
+        self
     }
 }
 
@@ -72,7 +83,8 @@ where
     type Output = Result<Response<ResB>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().stage.project() {
+        let this = self.project();
+        let mut response = match this.stage.project() {
             StageProj::Inspect {
                 future,
                 guard,
@@ -81,15 +93,15 @@ where
             } => {
                 let response = ready!(future.poll(cx))?;
                 let answering = answering.as_deref();
-                Poll::Ready(Ok(guard.inspect(
-                    response,
-                    accept_language.as_ref(),
-                    answering,
-                )))
+                guard.inspect(response, accept_language.as_ref(), answering)
             }
-            StageProj::Ready { response } => Poll::Ready(Ok(ResB::response(
-                response.take().expect("polled after completion"),
-            ))),
+            StageProj::Ready { response } => {
+                ResB::response(response.take().expect("polled after completion"))
+            }
+        };
+        if *this.authorize {
+            response.extensions_mut().insert(RouteClass::Authorize);
         }
+        Poll::Ready(Ok(response))
     }
 }

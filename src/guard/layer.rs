@@ -16,6 +16,11 @@ impl VertGuardLayer {
             guard: Arc::new(guard),
         }
     }
+
+    /// The guard all its services share (for reload).
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
 }
 
 impl<S> tower::Layer<S> for VertGuardLayer {

@@ -8,15 +8,19 @@
 //! front and the error-page layer (see [`crate::server`]), and its tests use
 //! `tower::service_fn` inner services, no sockets.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
 
 use http::Response;
 use http::header::{self, HeaderName, HeaderValue};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::pages::{Lang, WithPages};
 use crate::paths::GuardedPaths;
-use crate::resources::Resources;
+use crate::resources::{Resources, load_clients, load_keys};
 use crate::seal::KeyRing;
 use crate::seal::random_uuid;
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
@@ -33,25 +37,27 @@ pub use future::ResponseFuture;
 pub use layer::VertGuardLayer;
 pub use service::VertGuard;
 
-use answers::{Subject, decision};
+use answers::Subject;
 
 /// Everything the guard needs, shared by all connections.
 pub struct Guard {
     paths: GuardedPaths,
     authorize_path: String,
-    clients: ClientList,
+    /// Swapped whole on reload (SIGHUP); a request works with the list it started with.
+    clients: ArcSwap<ClientList>,
     enabled: Vec<Kind>,
     strip_scope_token: bool,
     request_header: HeaderName,
     used_header: HeaderName,
     birthdate_header: HeaderName,
-    keys: KeyRing,
+    keys: ArcSwap<KeyRing>,
     flow_ttl: Duration,
     clock_skew: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Guard {
-    pub fn new(config: &Config, resources: Resources) -> Self {
+    pub fn new(config: &Config, resources: Resources, metrics: Arc<Metrics>) -> Self {
         let r = &config.representation;
         Guard {
             paths: GuardedPaths::new(
@@ -59,20 +65,53 @@ impl Guard {
                 config.oauth.case_insensitive_paths,
             ),
             authorize_path: config.oauth.authorize_path.clone(),
-            clients: resources.clients,
+            clients: ArcSwap::from_pointee(resources.clients),
             enabled: r.scopes.clone(),
             strip_scope_token: r.strip_scope_token,
             request_header: r.request_header.clone(),
             used_header: r.used_header.clone(),
             birthdate_header: r.birthdate_header.clone(),
-            keys: resources.keys,
+            keys: ArcSwap::from_pointee(resources.keys),
             flow_ttl: config.state.flow_ttl,
             clock_skew: config.state.clock_skew,
+            metrics,
         }
     }
 }
 
 impl Guard {
+    /// Reads the client list and the state keys again (SIGHUP). Each is checked whole before
+    /// it replaces the one in use; a bad file keeps the old one running, says why in the log,
+    /// and counts as a failed reload. Requests in progress finish with what they started with.
+    pub fn reload(&self, config: &Config) {
+        match load_clients(config) {
+            Ok(clients) => {
+                tracing::info!(clients = clients.len(), "client list reloaded");
+                self.clients.store(Arc::new(clients));
+                self.metrics.reload("clients", true);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "client list not reloaded: the previous one stays in use");
+                self.metrics.reload("clients", false);
+            }
+        }
+        if config.state.key_file.is_none() {
+            // Random keys for this process: nothing to read again.
+            return;
+        }
+        match load_keys(config) {
+            Ok(keys) => {
+                tracing::info!(?keys, "state keys reloaded");
+                self.keys.store(Arc::new(keys));
+                self.metrics.reload("keys", true);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "state keys not reloaded: the previous ones stay in use");
+                self.metrics.reload("keys", false);
+            }
+        }
+    }
+
     /// Every upstream response: signal headers removed; a 3xx inspected by
     /// [`flow_return::inspect`].
     fn inspect<ResB: WithPages>(
@@ -95,8 +134,9 @@ impl Guard {
             },
             (Some(_), Some(_)) => Location::Unreadable,
         };
+        let clients = self.clients.load();
         let settings = flow_return::Settings {
-            clients: &self.clients,
+            clients: &clients,
             now: unix_now(),
             ttl: self.flow_ttl.as_secs(),
             skew: self.clock_skew.as_secs(),
@@ -106,7 +146,8 @@ impl Guard {
             birthdate: birthdate.as_ref().and_then(|v| v.to_str().ok()),
             repeated,
         };
-        let open = |s: &str| self.keys.open(s);
+        let keys = self.keys.load();
+        let open = |s: &str| keys.open(s);
         let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
         let (location, flow, outcome, detail) = match verdict {
             Verdict::PassThrough => return response,
@@ -117,7 +158,7 @@ impl Guard {
                     correlation_id: random_uuid(),
                     ..Subject::default()
                 };
-                decision(
+                self.decision(
                     "passed",
                     "rfc6749.4.1.2.1",
                     None,
@@ -155,7 +196,7 @@ impl Guard {
                 lang,
             ));
         };
-        decision(
+        self.decision(
             outcome,
             "ext.vert.authint.202",
             None,

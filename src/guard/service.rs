@@ -10,7 +10,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
 use uuid::Uuid;
 
-use super::answers::{Subject, Then, decision};
+use super::answers::{Subject, Then};
 use super::future::ResponseFuture;
 use super::{Guard, remove_if_present, unix_now};
 use crate::answer::refuse;
@@ -50,7 +50,7 @@ where
         remove_if_present(req.headers_mut(), &self.guard.request_header);
         match self.guard.paths.route(req.uri().path()) {
             Route::Other => self.forward(req, None),
-            Route::Authorize => self.authorize(req),
+            Route::Authorize => self.authorize(req).on_authorize(),
             Route::Unreadable => ResponseFuture::ready(refuse(
                 req.headers(),
                 Topic::BadRequest,
@@ -102,7 +102,7 @@ impl<S> VertGuard<S> {
 
         if req.method() != Method::GET {
             // core.authint.200: the authorization request is a GET.
-            decision(
+            guard.decision(
                 "refused",
                 "core.authint.200",
                 None,
@@ -124,8 +124,9 @@ impl<S> VertGuard<S> {
         // Birth dates may be "today" anywhere on Earth: a child born just after midnight in
         // the Netherlands is born "tomorrow" in UTC.
         let today = (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
+        let clients = guard.clients.load();
         let settings = authorize::Settings {
-            clients: &guard.clients,
+            clients: &clients,
             enabled: &guard.enabled,
             today,
         };
@@ -133,7 +134,7 @@ impl<S> VertGuard<S> {
             Decision::Refuse(refusal) => {
                 let name = refusal.client.as_ref().map(|c| c.name.as_str());
                 subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());
-                decision(
+                guard.decision(
                     "refused",
                     Exception::Auth1a.row().rule,
                     Some(Exception::Auth1a),
@@ -149,7 +150,7 @@ impl<S> VertGuard<S> {
                 ));
             }
             Decision::Redirect(redirect) => {
-                decision(
+                guard.decision(
                     "error_redirect",
                     redirect.exception.row().rule,
                     Some(redirect.exception),
@@ -166,7 +167,7 @@ impl<S> VertGuard<S> {
             }
             Decision::Forward(accepted) => {
                 let flow = accepted.flow(unix_now(), correlation_id);
-                let sealed = guard.keys.seal(&flow);
+                let sealed = guard.keys.load().seal(&flow);
                 let query = accepted.forward_query(&sealed, guard.strip_scope_token);
                 let kind = accepted.requested.map(|r| r.kind);
                 // ext.vert.authint.201/.204: the AS is told to ask DigiD for representation.
@@ -177,7 +178,7 @@ impl<S> VertGuard<S> {
                 };
                 subject.client_id = Some(accepted.client.hostname.as_str());
                 subject.representation = Some(kind.map_or("none", Kind::token));
-                decision(
+                guard.decision(
                     "forwarded",
                     rule,
                     None,

@@ -40,7 +40,11 @@ fn make_layer() -> VertGuardLayer {
     )
     .unwrap();
     let resources = crate::resources::Resources::load(&config).unwrap();
-    VertGuardLayer::new(Guard::new(&config, resources))
+    VertGuardLayer::new(Guard::new(
+        &config,
+        resources,
+        crate::metrics::Metrics::new(),
+    ))
 }
 
 /// What the inner service saw: method, target and headers of each request.

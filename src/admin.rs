@@ -1,0 +1,239 @@
+//! The admin listener (`admin.addr`, off unless set; never the public listener): `GET /live`,
+//! `GET /ready`, `GET /metrics`. Its own thread and runtime, so that a busy public side does
+//! not starve the probes, and a slow probe does not touch the public side.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
+
+use crate::config;
+use crate::metrics::Metrics;
+
+/// The upstream is probed at most this often; `/ready` in between answers from the last probe.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// A running admin listener.
+pub struct Admin {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Admin {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct State {
+    metrics: Arc<Metrics>,
+    upstream: config::Upstream,
+    /// When the upstream was last probed, and what that said.
+    probe: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+/// Binds `addr` and serves on a thread of its own.
+pub fn start(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    upstream: &config::Upstream,
+) -> io::Result<Admin> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(State {
+        metrics,
+        upstream: upstream.clone(),
+        probe: Mutex::new(None),
+    });
+    let (shutdown, mut stopped) = watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("vert-admin".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(error = %e, "admin listener stopped");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                loop {
+                    let stream = tokio::select! {
+                        _ = stopped.changed() => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => stream,
+                            Err(_) => continue,
+                        },
+                    };
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| {
+                            let state = state.clone();
+                            async move { Ok::<_, Infallible>(answer(&state, &req).await) }
+                        });
+                        let mut http = http1::Builder::new();
+                        http.timer(TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(5));
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    });
+                }
+            });
+        })?;
+    Ok(Admin {
+        addr,
+        shutdown,
+        thread: Some(thread),
+    })
+}
+
+async fn answer(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/live" => text(StatusCode::OK, "live\n".into()),
+        "/ready" => match ready(state).await {
+            Ok(()) => text(StatusCode::OK, "ready\n".into()),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        },
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, state.metrics.encode());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        _ => text(StatusCode::NOT_FOUND, "/live, /ready, /metrics\n".into()),
+    }
+}
+
+/// Ready: the config and its files are loaded (they are, or the proxy would not have started;
+/// a failed reload keeps the previous ones), and the upstream answered a probe within the
+/// last [`PROBE_EVERY`].
+async fn ready(state: &State) -> Result<(), String> {
+    // One probe at a time; the others wait for its answer.
+    let mut probe = state.probe.lock().await;
+    if let Some((at, result)) = &*probe
+        && at.elapsed() < PROBE_EVERY
+    {
+        return result.clone();
+    }
+    let result = probe_upstream(&state.upstream).await;
+    *probe = Some((Instant::now(), result.clone()));
+    result
+}
+
+/// A TCP connect within `upstream.connect_timeout`; with `upstream.health_path`, also an
+/// HTTP answer of any status on that path within `upstream.response_timeout`.
+async fn probe_upstream(upstream: &config::Upstream) -> Result<(), String> {
+    let authority = upstream.authority.as_str();
+    let mut stream = tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(authority))
+        .await
+        .map_err(|_| {
+            format!("upstream {authority}: no connection within upstream.connect_timeout")
+        })?
+        .map_err(|e| format!("upstream {authority}: {e}"))?;
+    let Some(path) = &upstream.health_path else {
+        return Ok(());
+    };
+    let exchange = async {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, io::Error>(head)
+    };
+    match tokio::time::timeout(upstream.response_timeout, exchange).await {
+        Ok(Ok(head)) if head.starts_with(b"HTTP/1.") => Ok(()),
+        Ok(Ok(_)) => Err(format!("upstream {authority}{path}: not an HTTP answer")),
+        Ok(Err(e)) => Err(format!("upstream {authority}{path}: {e}")),
+        Err(_) => Err(format!(
+            "upstream {authority}{path}: no answer within upstream.response_timeout"
+        )),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// `medmij-vert-proxy health`: asks the admin listener at `addr` for `/ready`. An unspecified
+/// address (`0.0.0.0`, `::`) is asked on loopback. `Err` says why not ready.
+pub fn check_ready(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("admin listener {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /ready HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("admin listener {addr}: {e}"))?;
+    let mut answer = String::new();
+    let _ = stream.take(4096).read_to_string(&mut answer);
+    if answer.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        let why = answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .map(str::trim)
+            .filter(|body| !body.is_empty())
+            .unwrap_or("no answer");
+        Err(why.to_owned())
+    }
+}

@@ -1,0 +1,196 @@
+//! Prometheus metrics (`prometheus-client`), served on the admin listener's `/metrics`. One
+//! [`Metrics`] per running proxy, shared by its workers.
+//!
+//! Every label value is one of a closed set of constants: an outcome, a rule id, an exception's
+//! name, a route class, a status class, a file kind. Never a code, a state, a birth date, a
+//! client-supplied id or a path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `forwarded`, `refused`, `error_redirect`, `released`, `restored`, `withheld`, `passed`.
+    pub outcome: &'static str,
+    /// The rule id of the decision log line.
+    pub rule: &'static str,
+    /// The exception's MedMij name, or empty.
+    pub exception: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// `authorize` or `other`.
+    route: &'static str,
+    /// `1xx` … `5xx`.
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    /// `clients`, `keys` or `tls`.
+    file: &'static str,
+    /// `ok` or `error`.
+    result: &'static str,
+}
+
+/// Which class of route a request took, for the request counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteClass {
+    Authorize,
+    Other,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    upstream_response: Histogram,
+    open_connections: Gauge,
+    upstream_connect_failures: Counter,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("medmij_vert");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Decisions, one per decision log line, by outcome, rule id and MedMij exception",
+            decisions.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route class and status class",
+            requests.clone(),
+        );
+        // 1 ms to about 33 s.
+        let upstream_response = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "upstream_response_seconds",
+            "Time from the request going upstream to the upstream's response head",
+            upstream_response.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Client connections open",
+            open_connections.clone(),
+        );
+        let upstream_connect_failures = Counter::default();
+        registry.register(
+            "upstream_connect_failures",
+            "Connections to the upstream that could not be made",
+            upstream_connect_failures.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Reloads of the files the config names (SIGHUP), by file and result",
+            reloads.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            requests,
+            upstream_response,
+            open_connections,
+            upstream_connect_failures,
+            reloads,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Metrics::default())
+    }
+
+    pub fn decision(&self, labels: DecisionLabels) {
+        self.decisions.get_or_create(&labels).inc();
+    }
+
+    pub fn request(&self, route: RouteClass, status: http::StatusCode) {
+        let route = match route {
+            RouteClass::Authorize => "authorize",
+            RouteClass::Other => "other",
+        };
+        let status = match status.as_u16() / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+    }
+
+    pub fn upstream_response(&self, took: Duration) {
+        self.upstream_response.observe(took.as_secs_f64());
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    pub fn upstream_connect_failed(&self) {
+        self.upstream_connect_failures.inc();
+    }
+
+    pub fn reload(&self, file: &'static str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads
+            .get_or_create(&ReloadLabels { file, result })
+            .inc();
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_appear_with_their_labels() {
+        let m = Metrics::default();
+        m.decision(DecisionLabels {
+            outcome: "withheld",
+            rule: "ext.vert.authint.202",
+            exception: "Authorization interface Vertegenwoordiging 1",
+        });
+        m.request(RouteClass::Authorize, http::StatusCode::FOUND);
+        m.reload("clients", false);
+        m.connection_opened();
+        m.upstream_response(Duration::from_millis(3));
+        let text = m.encode();
+        assert!(text.contains("medmij_vert_decisions_total{outcome=\"withheld\",rule=\"ext.vert.authint.202\",exception=\"Authorization interface Vertegenwoordiging 1\"} 1"), "{text}");
+        assert!(text.contains("medmij_vert_requests_total{route=\"authorize\",status=\"3xx\"} 1"));
+        assert!(text.contains("medmij_vert_reloads_total{file=\"clients\",result=\"error\"} 1"));
+        assert!(text.contains("medmij_vert_open_connections 1"));
+        assert!(text.contains("medmij_vert_upstream_response_seconds_count 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
