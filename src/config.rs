@@ -401,7 +401,8 @@ impl Config {
                 }
             }),
         };
-        if admin.addr.is_some() && admin.addr == Some(listen.addr) {
+        // Port 0 on both means two different ports, chosen at bind.
+        if admin.addr == Some(listen.addr) && listen.addr.port() != 0 {
             c.error(
                 "admin.addr",
                 "must differ from listen.addr (never on the public listener)",
@@ -751,6 +752,44 @@ mod tests {
         let text = include_str!("../proxy.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.clients.static_clients[0].hostname, "pgo.example.nl");
+    }
+
+    #[test]
+    fn tls_and_admin_keys_are_checked_by_name() {
+        let got = errors(
+            r#"
+            [listen]
+            addr = "127.0.0.1:8080"
+            [listen.tls]
+            cert_file = "proxy.crt"
+            chain = "x"
+            [upstream]
+            url = "http://a:1"
+            health_path = "health"
+            [clients]
+            static = [ { hostname = "pgo.example.nl" } ]
+            [admin]
+            addr = "127.0.0.1:8080"
+            "#,
+        );
+        assert_eq!(
+            got,
+            [
+                "listen.tls.chain: unknown key",
+                "listen.tls.key_file: missing (a PEM file)",
+                "upstream.health_path: must be a path starting with /",
+                "admin.addr: must differ from listen.addr (never on the public listener)",
+            ]
+        );
+        let c = Config::from_toml(
+            "[upstream]\nurl = \"http://a:1\"\n[clients]\nstatic = [{ hostname = \"p.nl\" }]\n[listen.tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n[admin]\naddr = \"0.0.0.0:9901\"\n",
+            Path::new("/etc/vert"),
+        )
+        .unwrap();
+        let tls = c.listen.tls.unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("/etc/vert/c.pem"));
+        assert_eq!(tls.key_file, PathBuf::from("/etc/vert/k.pem"));
+        assert_eq!(c.admin.addr, Some("0.0.0.0:9901".parse().unwrap()));
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn run(path: &Path, with_demo: bool) -> ExitCode {
         tracing::info!(addr = %admin, "admin listener: /live /ready /metrics");
     }
     if let Some(demo_as) = &demo_as {
-        print_demo(running.addr(), demo_as.addr());
+        print_demo(running.addr(), demo_as.addr(), running.admin_addr());
     }
     wait_for_signal(|| {
         tracing::info!("SIGHUP: reloading the client list, state keys and TLS certificate");
@@ -237,7 +237,13 @@ fn wait_for_signal(reload: impl Fn()) {
     });
 }
 
-fn print_demo(proxy: SocketAddr, upstream: SocketAddr) {
+fn print_demo(proxy: SocketAddr, upstream: SocketAddr, admin: Option<SocketAddr>) {
+    let metrics = match admin {
+        Some(admin) => {
+            format!("curl -s http://{admin}/metrics | grep '^medmij_vert_decisions_total'")
+        }
+        None => "# (set admin.addr in the config to see them)".to_owned(),
+    };
     println!(
         r#"
 medmij-vert-proxy demo
@@ -275,6 +281,8 @@ show -d as=piet -d signal=omit "$P$(login "$A&scope=48%20onbehalfof&MedMij_geboo
 show -d as=deny "$P$(login "$A&scope=48")"
 # 11. The AS respells the redirect_uri (PGO.EXAMPLE.NL/./%63allback): released at your spelling
 show -d as=self -d respell=1 "$P$(login "$A&scope=48")"
+# 12. What the operations team sees: every decision above, counted (admin listener)
+{metrics}
 
 Stop with Ctrl-C.
 "#

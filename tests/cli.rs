@@ -118,3 +118,40 @@ fn genkey_makes_a_usable_key_file() {
         "{stdout}"
     );
 }
+
+/// `--check` with the config named by `MEDMIJ_VERT_CONFIG`, as the container image runs it.
+fn check_env(path: &str) -> (Option<i32>, String) {
+    let out = bin()
+        .arg("--check")
+        .env("MEDMIJ_VERT_CONFIG", path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn the_container_config_refuses_to_start_without_its_key_file() {
+    let (code, out) = check_env(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/container.toml"
+    ));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("state.key_file: cannot read /secrets/state.key"),
+        "{out}"
+    );
+    assert!(
+        out.contains("clients.ocl_file: cannot read /config/ocl.xml"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_container_demo_config_is_valid() {
+    let (code, out) = check_env(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/demo.toml"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("random per process"), "{out}");
+}

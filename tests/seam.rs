@@ -226,8 +226,14 @@ fn underscore_headers_never_reach_the_as() {
     );
     assert_eq!(raw_status(&r), 200, "{r}");
     let received = upstream.received().to_ascii_lowercase();
-    assert!(!received.contains("x_"), "{received}");
-    assert!(!received.contains("x-vert-requested"), "{received}");
+    // Header names only: the sealed state in the request line may hold `x_` by chance.
+    let names: Vec<&str> = received
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name))
+        .collect();
+    assert!(names.iter().all(|n| !n.contains('_')), "{received}");
+    assert!(!names.contains(&"x-vert-requested"), "{received}");
     assert!(!received.contains("1.2.3.4"), "{received}");
 }
 

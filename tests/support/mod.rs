@@ -89,6 +89,28 @@ impl Harness {
         self.proxy.as_ref().unwrap().addr()
     }
 
+    pub fn running(&self) -> &Running {
+        self.proxy.as_ref().unwrap()
+    }
+
+    /// `GET` on the admin listener (the config must set `admin.addr`): status and body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let addr = self.running().admin_addr().expect("admin.addr set");
+        let r = raw(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+            Duration::from_secs(30),
+        );
+        let body = r.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (raw_status(&r), body)
+    }
+
+    /// The value of one metric line (`name{labels}`), 0 when absent.
+    pub fn metric(&self, series: &str) -> u64 {
+        let (_, text) = self.admin_get("/metrics");
+        metric_value(&text, series)
+    }
+
     /// The authorize URL through the proxy for the standard client, plus `extra` params.
     pub fn authorize_url(&self, extra: &str) -> String {
         format!(
@@ -272,6 +294,23 @@ pub fn raw(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of the metric line `series` (`name{labels}` exactly as exposed) in `text`, 0
+/// when absent.
+pub fn metric_value(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
+/// Waits for `condition`, however long a busy machine takes (up to 30 s).
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The status code of a raw HTTP/1.1 response.

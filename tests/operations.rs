@@ -1,0 +1,510 @@
+//! What an operations team runs on day one: the admin listener (`/live`, `/ready`,
+//! `/metrics`), TLS with a certificate reload, reloads of the client list and the state keys on
+//! SIGHUP, and the `health` command.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use medmij_vert_proxy::seal::generate_key_line;
+use support::*;
+
+const ADMIN: &str = "[admin]\naddr = \"127.0.0.1:0\"\n";
+const SELF: &str = "&scope=48";
+
+/// A listener on a fixed port that can go away and come back (the upstream for `/ready`).
+fn bind_reusable(addr: SocketAddr) -> TcpListener {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.bind(&addr.into()).unwrap();
+    socket.listen(16).unwrap();
+    socket.into()
+}
+
+#[test]
+fn live_and_ready_follow_the_upstream() {
+    let upstream = bind_reusable("127.0.0.1:0".parse().unwrap());
+    let upstream_addr = upstream.local_addr().unwrap();
+    let h = Harness::start_with_upstream(&format!("http://{upstream_addr}"), ADMIN);
+    assert_eq!(h.admin_get("/live"), (200, "live\n".into()));
+    assert_eq!(h.admin_get("/ready").0, 200);
+    // The upstream goes away: not ready, with the reason; still live.
+    drop(upstream);
+    wait_until("/ready turns 503", || h.admin_get("/ready").0 == 503);
+    let (_, why) = h.admin_get("/ready");
+    assert!(why.starts_with("not ready: upstream 127.0.0.1:"), "{why}");
+    assert_eq!(h.admin_get("/live").0, 200);
+    // And back.
+    let _upstream = bind_reusable(upstream_addr);
+    wait_until("/ready turns 200", || h.admin_get("/ready").0 == 200);
+    // Only on the admin listener: the public one forwards these paths to the AS.
+    assert_eq!(h.admin_get("/nothing").0, 404);
+}
+
+#[tokio::test]
+async fn metrics_count_each_decision_of_a_flow_walk() {
+    let h = Harness::start(ADMIN);
+    let decisions = |outcome: &str, rule: &str, exception: &str| {
+        format!(
+            "medmij_vert_decisions_total{{outcome=\"{outcome}\",rule=\"{rule}\",exception=\"{exception}\"}}"
+        )
+    };
+    // Released for yourself, twice.
+    for _ in 0..2 {
+        let r = h.flow(SELF, &[("as", "self")]).await;
+        assert_eq!(r.status, 302);
+    }
+    // Vert 1.
+    let r = h
+        .flow(
+            "&scope=48%20onbehalfof&MedMij_geboortedatum=19700901",
+            &[("as", "self")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // Vert 3: nothing forwarded.
+    let r = get(&h.authorize_url("&scope=48%20onbehalfof")).await;
+    assert_eq!(r.status, 302);
+
+    let (status, text) = h.admin_get("/metrics");
+    assert_eq!(status, 200);
+    let count = |series: &str| metric_value(&text, series);
+    assert_eq!(
+        count(&decisions("forwarded", "core.authint.200", "")),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        count(&decisions("forwarded", "ext.vert.authint.201", "")),
+        1
+    );
+    assert_eq!(count(&decisions("released", "ext.vert.authint.202", "")), 2);
+    assert_eq!(
+        count(&decisions(
+            "withheld",
+            "ext.vert.authint.202",
+            "Authorization interface Vertegenwoordiging 1"
+        )),
+        1
+    );
+    assert_eq!(
+        count(&decisions(
+            "error_redirect",
+            "ext.vert.authint.200",
+            "Authorization interface Vertegenwoordiging 3"
+        )),
+        1
+    );
+    assert_eq!(
+        count("medmij_vert_requests_total{route=\"authorize\",status=\"3xx\"}"),
+        1
+    );
+    assert_eq!(
+        count("medmij_vert_requests_total{route=\"authorize\",status=\"2xx\"}"),
+        3
+    );
+    assert!(count("medmij_vert_requests_total{route=\"other\",status=\"3xx\"}") >= 2);
+    assert!(count("medmij_vert_upstream_response_seconds_count") >= 6);
+    // Never a code, a state, a birth date or a client's id in a label.
+    for secret in ["st-1", "19700901", "pgo.example.nl", "code="] {
+        assert!(!text.contains(secret), "{secret} in the metrics:\n{text}");
+    }
+}
+
+// --- TLS ------------------------------------------------------------------------------------
+
+/// A self-signed certificate for `localhost` and its key, written as PEM files.
+fn write_certificate(dir: &Path, name: &str) -> rustls::pki_types::CertificateDer<'static> {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join(format!("{name}.crt")), generated.cert.pem()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.key")),
+        generated.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    generated.cert.der().clone()
+}
+
+/// A TLS client that trusts only `root`.
+fn tls_client(
+    root: &rustls::pki_types::CertificateDer<'static>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+async fn tls_connect(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+) -> std::io::Result<TlsStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await
+}
+
+/// One keep-alive request on an open TLS connection; the status.
+async fn tls_get(stream: &mut TlsStream) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The demo AS's echo is short; read until the JSON body closes.
+    while !answer.ends_with(b"}\n") && !answer.ends_with(b"}") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    raw_status(&String::from_utf8_lossy(&answer))
+}
+
+#[tokio::test]
+async fn tls_serves_and_a_new_certificate_is_taken_on_reload_while_connections_stay_open() {
+    let dir = temp_dir();
+    let first = write_certificate(&dir, "first");
+    let tls = format!(
+        "{ADMIN}[listen.tls]\ncert_file = \"{0}/first.crt\"\nkey_file = \"{0}/first.key\"\n",
+        dir.display()
+    );
+    let h = Harness::start(&tls);
+    let addr = h.proxy_addr();
+    let tls13 = &[&rustls::version::TLS13];
+    let tls12 = &[&rustls::version::TLS12];
+    let mut open = tls_connect(addr, &tls_client(&first, tls13)).await.unwrap();
+    assert_eq!(tls_get(&mut open).await, 200);
+    let mut open12 = tls_connect(addr, &tls_client(&first, tls12)).await.unwrap();
+    assert_eq!(tls_get(&mut open12).await, 200);
+
+    // A new certificate in the same files, and a reload (what SIGHUP does).
+    let second = write_certificate(&dir, "first");
+    h.running().reload();
+    assert_eq!(
+        h.metric("medmij_vert_reloads_total{file=\"tls\",result=\"ok\"}"),
+        1
+    );
+    // New connections get the new certificate...
+    let mut fresh = tls_connect(addr, &tls_client(&second, tls13))
+        .await
+        .unwrap();
+    assert_eq!(tls_get(&mut fresh).await, 200);
+    assert!(tls_connect(addr, &tls_client(&first, tls13)).await.is_err());
+    // ...and the connection opened before the reload still serves.
+    assert_eq!(tls_get(&mut open).await, 200);
+
+    // A broken certificate: the reload fails, the second one stays.
+    std::fs::write(dir.join("first.crt"), "not a certificate").unwrap();
+    h.running().reload();
+    assert_eq!(
+        h.metric("medmij_vert_reloads_total{file=\"tls\",result=\"error\"}"),
+        1
+    );
+    let mut again = tls_connect(addr, &tls_client(&second, tls13))
+        .await
+        .unwrap();
+    assert_eq!(tls_get(&mut again).await, 200);
+    // Plain HTTP on the TLS port gets nowhere.
+    let r = raw(
+        addr,
+        b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n",
+        Duration::from_secs(30),
+    );
+    assert_eq!(raw_status(&r), 0, "{r}");
+}
+
+// --- Reload of the client list and the keys ---------------------------------------------
+
+const OCL_HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<OAuthclientlist xmlns="xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release2/">
+  <Tijdstempel>2026-11-01T12:00:00Z</Tijdstempel>
+  <Volgnummer>1</Volgnummer>
+  <OAuthclients>
+"#;
+
+fn ocl(hosts: &[&str]) -> String {
+    let mut xml = OCL_HEAD.to_owned();
+    for host in hosts {
+        xml.push_str(&format!(
+            "    <OAuthclient><Hostname>{host}</Hostname><OAuthclientOrganisatienaam>{host}</OAuthclientOrganisatienaam></OAuthclient>\n"
+        ));
+    }
+    xml + "  </OAuthclients>\n</OAuthclientlist>\n"
+}
+
+/// The proxy binary with `config` (TOML) in `dir`; its public and admin addresses, from its log.
+fn start_binary(dir: &Path, config: &str) -> (Child, SocketAddr, SocketAddr) {
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr_in = |what: &str| loop {
+        let line = lines.next().expect("the proxy logs its addresses").unwrap();
+        if let (true, Some(rest)) = (line.contains(what), line.split("addr=").nth(1)) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<SocketAddr>()
+                .unwrap();
+        }
+    };
+    let public = addr_in("listening");
+    let admin = addr_in("admin listener");
+    // Keep draining the log so that the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, public, admin)
+}
+
+fn signal(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn admin_metric(admin: SocketAddr, series: &str) -> u64 {
+    let r = raw(
+        admin,
+        b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(30),
+    );
+    metric_value(&r, series)
+}
+
+fn authorize_status(addr: SocketAddr, client: &str) -> u16 {
+    let target = format!(
+        "/oauth2/authorize?response_type=code&client_id={client}&redirect_uri=https%3A%2F%2F{client}%2Fcb&state=s&scope=48"
+    );
+    raw_status(&raw(
+        addr,
+        format!("GET {target} HTTP/1.1\r\nHost: as\r\nConnection: close\r\n\r\n").as_bytes(),
+        Duration::from_secs(30),
+    ))
+}
+
+#[test]
+fn sighup_reloads_the_client_list_and_a_broken_one_keeps_the_old() {
+    let upstream = Recorder::start();
+    let dir = temp_dir();
+    std::fs::write(dir.join("ocl.xml"), ocl(&["pgo.example.nl"])).unwrap();
+    std::fs::write(dir.join("state.key"), generate_key_line() + "\n").unwrap();
+    let (mut child, addr, admin) = start_binary(
+        &dir,
+        &format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\nworkers = 2\n[admin]\naddr = \"127.0.0.1:0\"\n\
+             [upstream]\nurl = \"{}\"\n[clients]\nocl_file = \"ocl.xml\"\n[state]\nkey_file = \"state.key\"\n",
+            upstream.url()
+        ),
+    );
+    let ok = "medmij_vert_reloads_total{file=\"clients\",result=\"ok\"}";
+    let failed = "medmij_vert_reloads_total{file=\"clients\",result=\"error\"}";
+    assert_eq!(authorize_status(addr, "pgo.example.nl"), 200);
+    assert_eq!(
+        authorize_status(addr, "new.example.nl"),
+        400,
+        "1a before the reload"
+    );
+
+    std::fs::write(
+        dir.join("ocl.xml"),
+        ocl(&["pgo.example.nl", "new.example.nl"]),
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    wait_until("the reload", || admin_metric(admin, ok) == 1);
+    assert_eq!(
+        authorize_status(addr, "new.example.nl"),
+        200,
+        "admitted after the reload"
+    );
+
+    std::fs::write(dir.join("ocl.xml"), "<OAuthclientlist>broken").unwrap();
+    signal(&child, "-HUP");
+    wait_until("the failed reload", || admin_metric(admin, failed) == 1);
+    assert_eq!(
+        authorize_status(addr, "new.example.nl"),
+        200,
+        "the old list stays"
+    );
+    assert_eq!(
+        admin_metric(
+            admin,
+            "medmij_vert_reloads_total{file=\"keys\",result=\"ok\"}"
+        ),
+        2
+    );
+
+    // health: 0 while ready...
+    let health = || {
+        Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+            .args(["health", "--config"])
+            .arg(dir.join("proxy.toml"))
+            .output()
+            .unwrap()
+    };
+    // The config says port 0; health asks the address the proxy actually has.
+    let with_admin = std::fs::read_to_string(dir.join("proxy.toml"))
+        .unwrap()
+        .replace(
+            "[admin]\naddr = \"127.0.0.1:0\"",
+            &format!("[admin]\naddr = \"{admin}\""),
+        );
+    std::fs::write(dir.join("proxy.toml"), with_admin).unwrap();
+    let out = health();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ...1 when the upstream is gone.
+    drop(upstream);
+    wait_until("health fails", || !health().status.success());
+    let out = health();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ready: upstream"));
+
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn health_without_an_admin_listener_or_a_proxy_is_1() {
+    let dir = temp_dir();
+    let config = dir.join("proxy.toml");
+    std::fs::write(&config, "[upstream]\nurl = \"http://127.0.0.1:9\"\n[clients]\nstatic = [{ hostname = \"pgo.example.nl\" }]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+        .args(["health", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin.addr is not set"));
+    // An admin address nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &config,
+        format!("[upstream]\nurl = \"http://127.0.0.1:9\"\n[clients]\nstatic = [{{ hostname = \"pgo.example.nl\" }}]\n[admin]\naddr = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+        .args(["health", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The sealed state the AS received in its last authorization request.
+fn sealed_state(upstream: &Recorder) -> String {
+    let received = upstream.received();
+    let target = received.rsplit("GET /oauth2/authorize?").next().unwrap();
+    let query = target.split_whitespace().next().unwrap();
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("state="))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn key_rotation_a_flow_sealed_with_the_old_key_is_released_after_the_reload() {
+    let upstream = Recorder::start();
+    let h = Harness::start_with_upstream(&upstream.url(), ADMIN);
+    let addr = h.proxy_addr();
+    let key_file = h.dir.join("state.key");
+    let old = std::fs::read_to_string(&key_file).unwrap();
+    let start_flow = || {
+        let r = raw(
+            addr,
+            format!(
+                "GET /oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state=st-1&scope=48 HTTP/1.1\r\nHost: as\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+            Duration::from_secs(30),
+        );
+        assert_eq!(raw_status(&r), 200, "{r}");
+        sealed_state(&upstream)
+    };
+    let finish_flow = |sealed: &str| {
+        upstream.answer_path(
+            "/oauth2/consent",
+            &format!("{REDIRECT}?code=C0DE&state={sealed}"),
+            &[("x-vert-representation", "none")],
+        );
+        raw(
+            addr,
+            b"GET /oauth2/consent HTTP/1.1\r\nHost: as\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(30),
+        )
+    };
+    let in_flight = start_flow();
+
+    // Runbook step 1: a new first key; the old one stays on the next line.
+    std::fs::write(&key_file, format!("{}\n{old}", generate_key_line())).unwrap();
+    h.running().reload();
+    assert_eq!(
+        h.metric("medmij_vert_reloads_total{file=\"keys\",result=\"ok\"}"),
+        1
+    );
+    let r = finish_flow(&in_flight);
+    assert_eq!(raw_status(&r), 302, "{r}");
+    assert!(
+        r.contains(&format!("location: {REDIRECT}?code=C0DE&state=st-1\r\n")),
+        "{r}"
+    );
+    let sealed_with_new = start_flow();
+
+    // Step 3, after state.flow_ttl: the old line removed. Old flows fail closed; new ones pass.
+    let new_only = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::write(&key_file, new_only.lines().next().unwrap()).unwrap();
+    h.running().reload();
+    let r = finish_flow(&in_flight);
+    assert_eq!(raw_status(&r), 502, "{r}");
+    let r = finish_flow(&sealed_with_new);
+    assert_eq!(raw_status(&r), 302, "{r}");
+
+    // A broken key file keeps the keys in use.
+    std::fs::write(&key_file, "not a key\n").unwrap();
+    h.running().reload();
+    assert_eq!(
+        h.metric("medmij_vert_reloads_total{file=\"keys\",result=\"error\"}"),
+        1
+    );
+    let r = finish_flow(&sealed_with_new);
+    assert_eq!(raw_status(&r), 302, "{r}");
+}
