@@ -19,6 +19,6 @@ for target in "${TARGETS[@]}"; do
   cargo fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
     -max_total_time="$SECONDS_EACH" -print_final_stats=1 2>&1 \
     | grep -E "^(stat::|==|Done|#[0-9]+.*DONE)|ERROR|panicked|SUMMARY" || true
-  found=$(ls "fuzz/artifacts/$target" 2>/dev/null | wc -l)
+  found=$( (ls "fuzz/artifacts/$target" 2>/dev/null || true) | wc -l)
   echo "== $target: findings: $found"
 done
