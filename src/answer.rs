@@ -45,6 +45,31 @@ where
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The inner service's future at once, or one that calls it later (after the body was
+    /// read, after the store answered): boxed, since that path is the rare one.
+    #[project = DeferredProj]
+    pub enum Deferred<F, R> {
+        Now { #[pin] future: F },
+        Later { future: R },
+    }
+}
+
+impl<F, R, T, E> Future for Deferred<F, R>
+where
+    F: Future<Output = Result<T, E>>,
+    R: Future<Output = Result<T, E>> + Unpin,
+{
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DeferredProj::Now { future } => future.poll(cx),
+            DeferredProj::Later { future } => Pin::new(future).poll(cx),
+        }
+    }
+}
+
 /// A request refused at the seam, before any MedMij rule applies: a page in the person's
 /// language, and a log line with the page's trace id and the reason (never the request
 /// target: it may hold a state or a code). The connection closes after it: what the client

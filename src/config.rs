@@ -25,6 +25,27 @@ pub struct Config {
     pub state: State,
     pub log: Log,
     pub admin: Admin,
+    pub store: Store,
+    pub token_guard: Option<TokenGuard>,
+}
+
+/// Where the records of released flows and codes live.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// `redis://…` / `rediss://…`; none: in-process (one instance).
+    pub url: Option<String>,
+    /// The in-process store's bound; full with live records, it fails closed.
+    pub max_entries: usize,
+    /// How long a Redis command may take before the proxy fails closed.
+    pub timeout: Duration,
+}
+
+/// `[token_guard]`: only codes the proxy released reach the AS's token endpoint.
+#[derive(Debug, Clone)]
+pub struct TokenGuard {
+    pub path: String,
+    /// How long a released code may be redeemed.
+    pub code_ttl: Duration,
 }
 
 /// The admin listener: `/live`, `/ready`, `/metrics`. Off unless `admin.addr` is set; never on
@@ -202,6 +223,8 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("state", &["key_file", "flow_ttl", "clock_skew"]),
     ("log", &["level", "format", "access"]),
     ("admin", &["addr"]),
+    ("store", &["url", "max_entries", "timeout"]),
+    ("token_guard", &["path", "code_ttl"]),
 ];
 
 impl Config {
@@ -402,6 +425,41 @@ impl Config {
             }),
         };
         // Port 0 on both means two different ports, chosen at bind.
+        let s = c.section(&root, "store");
+        let store = Store {
+            url: c.string(&s, "url").map(str::to_owned),
+            max_entries: c.integer(&s, "max_entries", 100_000, 1, 100_000_000),
+            timeout: c.duration(&s, "timeout", "1s"),
+        };
+        if let Some(url) = &store.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            c.error("store.url", "must start with redis:// or rediss://");
+        }
+
+        let s = c.section(&root, "token_guard");
+        let token_guard = match s.table {
+            None => None,
+            Some(_) => {
+                let path = match c.string(&s, "path") {
+                    Some(path) => path.to_owned(),
+                    None => {
+                        c.error("token_guard.path", "missing (the AS's token endpoint)");
+                        String::new()
+                    }
+                };
+                if !path.is_empty()
+                    && let Err(e) = check_path(&path)
+                {
+                    c.error("token_guard.path", e);
+                }
+                Some(TokenGuard {
+                    path,
+                    code_ttl: c.duration(&s, "code_ttl", "10m"),
+                })
+            }
+        };
+
         if admin.addr == Some(listen.addr) && listen.addr.port() != 0 {
             c.error(
                 "admin.addr",
@@ -419,6 +477,8 @@ impl Config {
                 state,
                 log,
                 admin,
+                store,
+                token_guard,
             })
         } else {
             Err(ConfigErrors(c.errors))

@@ -25,6 +25,8 @@ pub mod resources;
 pub mod sanitize;
 pub mod seal;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod token_guard;
 pub mod vert;

@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
-use crate::answer::{Answer, refuse};
+use crate::answer::{Answer, Deferred, refuse};
 use crate::config::Listen;
 use crate::pages::{Topic, WithPages};
 
@@ -69,7 +69,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = Answer<ResponseFuture<S::Future, BoxedResult<Response<ResB>, S::Error>>>;
+    type Future = Answer<Deferred<S::Future, BoxedResult<Response<ResB>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -90,7 +90,7 @@ where
         if body.is_end_stream() {
             let req = Request::from_parts(parts, Buffered::default());
             return Answer::Inner {
-                future: ResponseFuture::Inner {
+                future: Deferred::Now {
                     future: self.inner.call(req),
                 },
             };
@@ -127,7 +127,7 @@ where
             Ok(ResB::response(refusal))
         });
         Answer::Inner {
-            future: ResponseFuture::Reading { future },
+            future: Deferred::Later { future },
         }
     }
 }
@@ -139,30 +139,6 @@ fn too_large(headers: &http::HeaderMap) -> Response<crate::pages::PageBody> {
         StatusCode::PAYLOAD_TOO_LARGE,
         "body larger than listen.max_body_bytes",
     )
-}
-
-pin_project_lite::pin_project! {
-    /// The inner service's future at once, or after the body was read.
-    #[project = ResponseFutureProj]
-    pub enum ResponseFuture<F, R> {
-        Inner { #[pin] future: F },
-        Reading { future: R },
-    }
-}
-
-impl<F, R, T, E> Future for ResponseFuture<F, R>
-where
-    F: Future<Output = Result<T, E>>,
-    R: Future<Output = Result<T, E>> + Unpin,
-{
-    type Output = Result<T, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ResponseFutureProj::Inner { future } => future.poll(cx),
-            ResponseFutureProj::Reading { future } => Pin::new(future).poll(cx),
-        }
-    }
 }
 
 #[cfg(test)]

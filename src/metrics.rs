@@ -57,6 +57,7 @@ pub struct Metrics {
     open_connections: Gauge,
     upstream_connect_failures: Counter,
     reloads: Family<ReloadLabels, Counter>,
+    store_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -99,7 +100,14 @@ impl Default for Metrics {
             "Reloads of the files the config names (SIGHUP), by file and result",
             reloads.clone(),
         );
+        let store_errors = Counter::default();
+        registry.register(
+            "store_errors",
+            "Store (in-process or Redis) operations that failed; the proxy failed closed",
+            store_errors.clone(),
+        );
         Metrics {
+            store_errors,
             registry,
             decisions,
             requests,
@@ -158,6 +166,10 @@ impl Metrics {
         self.reloads
             .get_or_create(&ReloadLabels { file, result })
             .inc();
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.inc();
     }
 
     /// The Prometheus text exposition format.

@@ -193,6 +193,24 @@ fn words(topic: Topic, lang: Lang) -> Words {
             ],
             link: "",
         },
+        (Topic::Exception(AlreadyUsed), Lang::Nl) => Words {
+            title: "Deze inlog is al gebruikt",
+            paragraphs: &[
+                "U bent al ingelogd voor {pgo}. Een tweede keer kan niet met dezelfde inlog.",
+                "Er zijn geen extra gegevens gedeeld.",
+                "Ga terug naar {pgo}. Lukt het daar niet? Begin dan opnieuw vanuit {pgo}.",
+            ],
+            link: "",
+        },
+        (Topic::Exception(AlreadyUsed), Lang::En) => Words {
+            title: "This login was already used",
+            paragraphs: &[
+                "You already signed in for {pgo}. The same login cannot be used a second time.",
+                "No further data has been shared.",
+                "Go back to {pgo}. If that does not work, start again from {pgo}.",
+            ],
+            link: "",
+        },
         (Topic::Exception(FailClosed | Auth1b | Vert3), Lang::Nl) => Words {
             title: "Er ging iets mis",
             paragraphs: &[

@@ -1,5 +1,5 @@
-//! Which requests get the authorize checks. An upstream router may map many spellings of a path
-//! to the same handler (`/oauth2/%61uthorize`, `/oauth2//authorize/`, `/OAUTH2/authorize;x`,
+//! Which requests get the authorize checks (and, the same way, the token guard's). An upstream
+//! router may map many spellings of a path to the same handler (`/oauth2/%61uthorize`, `/oauth2//authorize/`, `/OAUTH2/authorize;x`,
 //! `/a/../oauth2/authorize`, `\`); every spelling that could reach the authorize endpoint must be
 //! checked, so paths are compared in one canonical form:
 //!
@@ -25,8 +25,8 @@
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// The authorize endpoint, under any spelling.
-    Authorize,
+    /// The guarded path (the authorize endpoint, or the token endpoint), under any spelling.
+    Guarded,
     /// Anything else: forwarded as is.
     Other,
     /// A path that does not read one way: refused with 400.
@@ -89,7 +89,7 @@ impl GuardedPaths {
             _ => None,
         };
         if is_authorize(path) || without_suffix.is_some_and(is_authorize) {
-            Route::Authorize
+            Route::Guarded
         } else {
             Route::Other
         }
@@ -236,7 +236,7 @@ mod tests {
             "/oauth2/authorize%20",
             "/../oauth2/authorize",
         ] {
-            assert_eq!(p.route(path), Route::Authorize, "{path}");
+            assert_eq!(p.route(path), Route::Guarded, "{path}");
         }
     }
 
@@ -245,7 +245,7 @@ mod tests {
         let p = paths(false);
         assert_eq!(p.route("/OAUTH2/authorize"), Route::Other);
         assert_eq!(p.route("/oauth2/%41uthorize"), Route::Other);
-        assert_eq!(p.route("/oauth2/authorize/"), Route::Authorize);
+        assert_eq!(p.route("/oauth2/authorize/"), Route::Guarded);
     }
 
     #[test]
@@ -300,7 +300,7 @@ mod tests {
                 "/oauth2%EF%BC%8Fauthorize", // fullwidth solidus (NFKC)
                 "/%EF%BD%8F%EF%BD%81uth2/authorize.json", // fullwidth o, a, and a suffix
             ] {
-                assert_eq!(p.route(path), Route::Authorize, "{path}");
+                assert_eq!(p.route(path), Route::Guarded, "{path}");
             }
             // ẓ is not z: no router reads it so.
             assert_eq!(p.route("/oauth2/authori%E1%BA%93e"), Route::Other);
@@ -316,7 +316,7 @@ mod tests {
             "/oauth2/authorize.a.b",
             "/oauth2/%61uthorize.json",
         ] {
-            assert_eq!(p.route(path), Route::Authorize, "{path}");
+            assert_eq!(p.route(path), Route::Guarded, "{path}");
         }
         for path in [
             "/oauth2/authorizes.json",
@@ -335,7 +335,7 @@ mod tests {
             "//evil.example:443/oauth2/authorize",
             "/%2Fx/oauth2/authorize",
         ] {
-            assert_eq!(p.route(path), Route::Authorize, "{path}");
+            assert_eq!(p.route(path), Route::Guarded, "{path}");
         }
         assert_eq!(p.route("/x/oauth2/authorize"), Route::Other);
     }

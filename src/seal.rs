@@ -20,6 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD_INDIFFERENT, URL_SAFE_NO_PAD};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -35,6 +36,9 @@ const HEADER_LEN: usize = 2 + NONCE_LEN;
 struct Key {
     id: u8,
     cipher: XChaCha20Poly1305,
+    /// For the keyed hashes of released codes ([`KeyRing::code_digests`]): derived, so that
+    /// the sealing key itself keys nothing else.
+    record_key: [u8; 32],
 }
 
 impl Key {
@@ -42,6 +46,11 @@ impl Key {
         Key {
             id: key_id(bytes),
             cipher: XChaCha20Poly1305::new(bytes.into()),
+            record_key: Sha256::new()
+                .chain_update(b"medmij-vert-proxy code record key\0")
+                .chain_update(bytes)
+                .finalize()
+                .into(),
         }
     }
 }
@@ -130,12 +139,43 @@ impl KeyRing {
     /// Opens a state. Anything not in this format is [`Opened::Foreign`]; this format that does
     /// not authenticate under any key, or decrypts to nonsense, is [`Opened::Invalid`].
     pub fn open(&self, state: &str) -> Opened {
+        self.open_with_id(state).0
+    }
+
+    /// [`KeyRing::open`], and the flow's id: a digest of the seal's random nonce, the same for
+    /// every copy of one sealed state and different for every seal (one code per flow).
+    pub fn open_with_id(&self, state: &str) -> (Opened, Option<[u8; 32]>) {
         let Ok(token) = URL_SAFE_NO_PAD.decode(state) else {
-            return Opened::Foreign;
+            return (Opened::Foreign, None);
         };
         if token.len() < HEADER_LEN + TAG_LEN || token[0] != VERSION {
-            return Opened::Foreign;
+            return (Opened::Foreign, None);
         }
+        let opened = self.open_token(&token);
+        let id = matches!(opened, Opened::Flow(_)).then(|| {
+            Sha256::new()
+                .chain_update(b"medmij-vert-proxy flow id\0")
+                .chain_update(&token[2..HEADER_LEN])
+                .finalize()
+                .into()
+        });
+        (opened, id)
+    }
+
+    /// The keyed hashes of a released code, one per key, the sealing key's first: a code is
+    /// recorded under the first and looked up under each, so that a key rotation does not
+    /// strand the codes released just before it. HMAC-SHA-256, so the store never holds
+    /// anything from which a usable code follows.
+    pub fn code_digests<'a>(&'a self, code: &'a str) -> impl Iterator<Item = [u8; 32]> + 'a {
+        self.keys.iter().map(move |key| {
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.record_key)
+                .expect("HMAC takes any key length");
+            mac.update(code.as_bytes());
+            mac.finalize().into_bytes().into()
+        })
+    }
+
+    fn open_token(&self, token: &[u8]) -> Opened {
         let (header, rest) = token.split_at(2);
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = XNonce::try_from(nonce).expect("split at the nonce length");
@@ -282,6 +322,31 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flow_id_is_the_same_for_a_state_and_new_for_each_seal() {
+        let ring = KeyRing::random();
+        let flow = flow("st", None);
+        let (one, two) = (ring.seal(&flow), ring.seal(&flow));
+        let id = |state: &str| ring.open_with_id(state).1.unwrap();
+        assert_eq!(id(&one), id(&one));
+        assert_ne!(id(&one), id(&two));
+        assert_eq!(KeyRing::random().open_with_id(&one).1, None);
+    }
+
+    #[test]
+    fn code_digests_are_keyed_and_one_per_key() {
+        let (a, b) = (generate_key_line(), generate_key_line());
+        let ring = KeyRing::from_key_file(&format!("{a}\n{b}")).unwrap();
+        let rotated = KeyRing::from_key_file(&format!("{b}\n{a}")).unwrap();
+        let digests: Vec<_> = ring.code_digests("C0DE").collect();
+        assert_eq!(digests.len(), 2);
+        assert_ne!(digests[0], digests[1]);
+        assert_ne!(digests[0], ring.code_digests("C0DF").next().unwrap());
+        // After a rotation the old key's digest is still among them.
+        assert!(rotated.code_digests("C0DE").any(|d| d == digests[0]));
+        assert_ne!(rotated.code_digests("C0DE").next(), Some(digests[0]));
+    }
     use proptest::prelude::*;
 
     /// The length of the sealed state for a flow: the README's formula.

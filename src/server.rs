@@ -30,8 +30,10 @@ use crate::proxy::{Upstream, UpstreamFactory};
 use crate::record::RecordLayer;
 use crate::resources::Resources;
 use crate::sanitize::SanitizeLayer;
+use crate::store::{MemoryStore, RedisStore, Store};
 use crate::telemetry;
 use crate::tls::Tls;
+use crate::token_guard::TokenGuardLayer;
 
 /// A running proxy.
 pub struct Running {
@@ -40,6 +42,8 @@ pub struct Running {
     workers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     admin: Option<Admin>,
+    /// Drives the Redis connection, when `store.url` is set.
+    store_runtime: Option<StoreRuntime>,
 }
 
 impl Running {
@@ -87,6 +91,62 @@ impl Running {
         if let Some(admin) = self.admin {
             admin.shutdown();
         }
+        drop(self.store_runtime);
+    }
+}
+
+/// A thread with a runtime of its own for the Redis connection manager, whose background
+/// task must outlive any one request (workers use it from their own runtimes).
+struct StoreRuntime {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StoreRuntime {
+    fn start(url: &str, timeout: std::time::Duration) -> io::Result<(Arc<dyn Store>, Self)> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (made, store) = std::sync::mpsc::channel();
+        let url = url.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("vert-store".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = made.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let _ = made.send(RedisStore::new(&url, timeout).map_err(|e| e.to_string()));
+                    let _ = stopped.await;
+                });
+            })?;
+        let store = store
+            .recv()
+            .map_err(|_| io::Error::other("store.url: the store thread ended"))?
+            .map_err(|e| io::Error::other(format!("store.url: {e}")))?;
+        Ok((
+            Arc::new(store),
+            StoreRuntime {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
+        ))
+    }
+}
+
+impl Drop for StoreRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -94,6 +154,7 @@ impl Running {
 struct Shared {
     config: Config,
     guard: VertGuardLayer,
+    token_guard: TokenGuardLayer,
     limits: LimitsLayer,
     record: RecordLayer,
     trusted: Vec<IpNet>,
@@ -119,8 +180,25 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         Some(admin_addr) => Some(admin::start(admin_addr, metrics.clone(), &config.upstream)?),
         None => None,
     };
+    let (store, store_runtime): (Arc<dyn Store>, _) = match &config.store.url {
+        None => (Arc::new(MemoryStore::new(config.store.max_entries)), None),
+        Some(url) => {
+            let (store, runtime) = StoreRuntime::start(url, config.store.timeout)?;
+            (store, Some(runtime))
+        }
+    };
+    let guard = Guard::new(&config, resources, metrics.clone(), store);
+    let token_guard = match &config.token_guard {
+        Some(t) => TokenGuardLayer::new(
+            &t.path,
+            config.oauth.case_insensitive_paths,
+            guard.records(),
+        ),
+        None => TokenGuardLayer::off(guard.records()),
+    };
     let shared = Arc::new(Shared {
-        guard: VertGuardLayer::new(Guard::new(&config, resources, metrics.clone())),
+        guard: VertGuardLayer::new(guard),
+        token_guard,
         limits: LimitsLayer::new(&config.listen),
         record: RecordLayer::new(metrics.clone()),
         trusted: config.listen.trusted_proxies.clone(),
@@ -149,6 +227,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         workers: handles,
         shared,
         admin,
+        store_runtime,
     })
 }
 
@@ -283,6 +362,7 @@ impl Connection {
             .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
             .layer(shared.limits) // target length; body buffered, bounded, timed
             .layer(shared.guard.clone()) // MedMij: authorize decisions in, verdicts out
+            .layer(shared.token_guard.clone()) // only released codes reach the token endpoint
             .layer(ErrorPagesLayer) // no upstream answer: 502 / 504 page
             .service(self.upstream);
         let service = Tracked::new(service, self.activity);

@@ -487,9 +487,12 @@ fn key_rotation_a_flow_sealed_with_the_old_key_is_released_after_the_reload() {
         r.contains(&format!("location: {REDIRECT}?code=C0DE&state=st-1\r\n")),
         "{r}"
     );
+    // Sealed with the new key, both.
     let sealed_with_new = start_flow();
+    let sealed_with_new_too = start_flow();
 
-    // Step 3, after state.flow_ttl: the old line removed. Old flows fail closed; new ones pass.
+    // Step 3, after state.flow_ttl: the old line removed. A state sealed with the old key no
+    // longer opens (fail closed); one sealed with the new key is released.
     let new_only = std::fs::read_to_string(&key_file).unwrap();
     std::fs::write(&key_file, new_only.lines().next().unwrap()).unwrap();
     h.running().reload();
@@ -505,6 +508,6 @@ fn key_rotation_a_flow_sealed_with_the_old_key_is_released_after_the_reload() {
         h.metric("medmij_vert_reloads_total{file=\"keys\",result=\"error\"}"),
         1
     );
-    let r = finish_flow(&sealed_with_new);
+    let r = finish_flow(&sealed_with_new_too);
     assert_eq!(raw_status(&r), 302, "{r}");
 }

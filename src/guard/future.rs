@@ -1,6 +1,8 @@
-//! [`ResponseFuture`]: the one place that looks at upstream responses ([`Guard::inspect`]).
+//! [`ResponseFuture`]: the one place that looks at upstream responses ([`Guard::inspect`]); a
+//! release waits there for the store (one code per flow, the token guard's record).
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -8,16 +10,16 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use http::header::HeaderValue;
 
-use super::Guard;
+use super::{Guard, Inspected};
 use crate::metrics::RouteClass;
 use crate::pages::{PageBody, WithPages};
 use crate::vert::Flow;
 
 pin_project_lite::pin_project! {
     /// The inner service's response, inspected; or an answer the guard made itself.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, ResB> {
         #[pin]
-        stage: Stage<F>,
+        stage: Stage<F, ResB>,
         // Marks the response for the request counter ([`crate::record`]).
         authorize: bool,
     }
@@ -25,7 +27,7 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = StageProj]
-    enum Stage<F> {
+    enum Stage<F, ResB> {
         Inspect {
             #[pin]
             future: F,
@@ -35,13 +37,17 @@ pin_project_lite::pin_project! {
             // none, and every future carries the field).
             answering: Option<Box<Flow>>,
         },
+        Releasing {
+            release: Pin<Box<dyn Future<Output = Response<ResB>> + Send>>,
+        },
         Ready {
             response: Option<Response<PageBody>>,
+            body: PhantomData<fn() -> ResB>,
         },
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, ResB> ResponseFuture<F, ResB> {
     pub(super) fn inspect(
         future: F,
         guard: Arc<Guard>,
@@ -63,6 +69,7 @@ impl<F> ResponseFuture<F> {
         ResponseFuture {
             stage: Stage::Ready {
                 response: Some(response),
+                body: PhantomData,
             },
             authorize: false,
         }
@@ -75,28 +82,36 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, ResB, E> Future for ResponseFuture<F>
+impl<F, ResB, E> Future for ResponseFuture<F, ResB>
 where
     F: Future<Output = Result<Response<ResB>, E>>,
-    ResB: WithPages,
+    ResB: WithPages + Send + 'static,
 {
     type Output = Result<Response<ResB>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = match this.stage.project() {
-            StageProj::Inspect {
-                future,
-                guard,
-                accept_language,
-                answering,
-            } => {
-                let response = ready!(future.poll(cx))?;
-                let answering = answering.as_deref();
-                guard.inspect(response, accept_language.as_ref(), answering)
-            }
-            StageProj::Ready { response } => {
-                ResB::response(response.take().expect("polled after completion"))
+        let mut this = self.project();
+        let mut response = loop {
+            match this.stage.as_mut().project() {
+                StageProj::Inspect {
+                    future,
+                    guard,
+                    accept_language,
+                    answering,
+                } => {
+                    let response = ready!(future.poll(cx))?;
+                    let answering = answering.as_deref();
+                    match guard.inspect(response, accept_language.as_ref(), answering) {
+                        Inspected::Done(response) => break response,
+                        Inspected::Release(release) => {
+                            this.stage.set(Stage::Releasing { release });
+                        }
+                    }
+                }
+                StageProj::Releasing { release } => break ready!(release.as_mut().poll(cx)),
+                StageProj::Ready { response, .. } => {
+                    break ResB::response(response.take().expect("polled after completion"));
+                }
             }
         };
         if *this.authorize {

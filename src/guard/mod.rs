@@ -8,6 +8,9 @@
 //! front and the error-page layer (see [`crate::server`]), and its tests use
 //! `tower::service_fn` inner services, no sockets.
 
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +26,7 @@ use crate::paths::GuardedPaths;
 use crate::resources::{Resources, load_clients, load_keys};
 use crate::seal::KeyRing;
 use crate::seal::random_uuid;
+use crate::store::{Records, Refused, Store};
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
 use crate::vert::{ClientList, Exception, Flow, Kind};
 
@@ -50,15 +54,30 @@ pub struct Guard {
     request_header: HeaderName,
     used_header: HeaderName,
     birthdate_header: HeaderName,
-    keys: ArcSwap<KeyRing>,
+    /// Shared with [`Records`] (code digests are keyed from the state keys).
+    keys: Arc<ArcSwap<KeyRing>>,
+    records: Arc<Records>,
     flow_ttl: Duration,
     clock_skew: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl Guard {
-    pub fn new(config: &Config, resources: Resources, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: &Config,
+        resources: Resources,
+        metrics: Arc<Metrics>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         let r = &config.representation;
+        let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
+        let records = Arc::new(Records::new(
+            store,
+            keys.clone(),
+            config.state.flow_ttl + config.state.clock_skew,
+            config.token_guard.as_ref().map(|t| t.code_ttl),
+            metrics.clone(),
+        ));
         Guard {
             paths: GuardedPaths::new(
                 &config.oauth.authorize_path,
@@ -71,7 +90,8 @@ impl Guard {
             request_header: r.request_header.clone(),
             used_header: r.used_header.clone(),
             birthdate_header: r.birthdate_header.clone(),
-            keys: ArcSwap::from_pointee(resources.keys),
+            keys,
+            records,
             flow_ttl: config.state.flow_ttl,
             clock_skew: config.state.clock_skew,
             metrics,
@@ -80,6 +100,11 @@ impl Guard {
 }
 
 impl Guard {
+    /// The records of released flows and codes, which the token guard reads.
+    pub fn records(&self) -> Arc<Records> {
+        self.records.clone()
+    }
+
     /// Reads the client list and the state keys again (SIGHUP). Each is checked whole before
     /// it replaces the one in use; a bad file keeps the old one running, says why in the log,
     /// and counts as a failed reload. Requests in progress finish with what they started with.
@@ -113,21 +138,21 @@ impl Guard {
     }
 
     /// Every upstream response: signal headers removed; a 3xx inspected by
-    /// [`flow_return::inspect`].
-    fn inspect<ResB: WithPages>(
-        &self,
+    /// [`flow_return::inspect`]. A release is [`Inspected::Release`]: it waits for the store.
+    fn inspect<ResB: WithPages + Send + 'static>(
+        self: &Arc<Self>,
         mut response: Response<ResB>,
         accept_language: Option<&HeaderValue>,
         answering: Option<&Flow>,
-    ) -> Response<ResB> {
+    ) -> Inspected<ResB> {
         // The signal is for the proxy only: it never reaches the browser.
         let (used, birthdate, repeated) = self.take_signal(response.headers_mut());
         if !response.status().is_redirection() {
-            return response;
+            return Inspected::Done(response);
         }
         let mut values = response.headers().get_all(header::LOCATION).iter();
         let location = match (values.next(), values.next()) {
-            (None, _) => return response,
+            (None, _) => return Inspected::Done(response),
             (Some(value), None) => match value.to_str() {
                 Ok(text) => Location::Text(text),
                 Err(_) => Location::Unreadable,
@@ -147,10 +172,16 @@ impl Guard {
             repeated,
         };
         let keys = self.keys.load();
-        let open = |s: &str| keys.open(s);
+        let mut flow_id = None;
+        let open = |s: &str| {
+            let (opened, id) = keys.open_with_id(s);
+            flow_id = id;
+            opened
+        };
         let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
+        let lang = || Lang::from_accept_language(accept_language);
         let (location, flow, outcome, detail) = match verdict {
-            Verdict::PassThrough => return response,
+            Verdict::PassThrough => return Inspected::Done(response),
             Verdict::StatelessError => {
                 // No code to protect and no state to restore; said, so that the AS's habit
                 // shows in the logs (see docs/integrating.md).
@@ -165,7 +196,7 @@ impl Guard {
                     "error redirect to a client without state, passed as it is",
                     &subject,
                 );
-                return response;
+                return Inspected::Done(response);
             }
             Verdict::Restore { location, flow } => (location, flow, "restored", "state restored"),
             Verdict::AddState { location, flow } => (
@@ -181,30 +212,64 @@ impl Guard {
                 flow,
             } => {
                 // The upstream response, code and all, is dropped here.
-                let lang = Lang::from_accept_language(accept_language);
-                return ResB::response(self.withhold(exception, detail, flow.as_ref(), lang));
+                let page = self.withhold(exception, detail, flow.as_ref(), lang());
+                return Inspected::Done(ResB::response(page));
             }
         };
         // Built from a readable Location and a state that passed strict decoding, so it is a
         // valid header value; were it not, nothing is released.
         let Ok(value) = HeaderValue::from_str(&location) else {
-            let lang = Lang::from_accept_language(accept_language);
-            return ResB::response(self.withhold(
+            let page = self.withhold(
                 Exception::FailClosed,
                 "unusable Location",
                 Some(&flow),
-                lang,
-            ));
+                lang(),
+            );
+            return Inspected::Done(ResB::response(page));
         };
-        self.decision(
-            outcome,
-            "ext.vert.authint.202",
-            None,
-            detail,
-            &Subject::flow(&flow),
-        );
-        response.headers_mut().insert(header::LOCATION, value);
-        response
+        if outcome != "released" {
+            self.decision(
+                outcome,
+                "ext.vert.authint.202",
+                None,
+                detail,
+                &Subject::flow(&flow),
+            );
+            response.headers_mut().insert(header::LOCATION, value);
+            return Inspected::Done(response);
+        }
+        let code = flow_return::released_code(&location).map(Cow::into_owned);
+        let (guard, lang) = (self.clone(), lang());
+        Inspected::Release(Box::pin(async move {
+            // One code per flow; and, with the token guard, the code recorded for redemption.
+            let recorded = match (flow_id, code) {
+                (Some(id), Some(code)) => guard.records.release(id, &code).await,
+                _ => Err(Refused::Unverifiable),
+            };
+            let (exception, detail) = match recorded {
+                Ok(()) => {
+                    guard.decision(
+                        outcome,
+                        "ext.vert.authint.202",
+                        None,
+                        detail,
+                        &Subject::flow(&flow),
+                    );
+                    response.headers_mut().insert(header::LOCATION, value);
+                    return response;
+                }
+                Err(Refused::AlreadyUsed) => (
+                    Exception::AlreadyUsed,
+                    "a second code for a flow that released one",
+                ),
+                Err(Refused::Unverifiable) => (Exception::FailClosed, "released code unreadable"),
+                Err(Refused::Store(_)) => (
+                    Exception::FailClosed,
+                    "store unavailable: the release cannot be recorded",
+                ),
+            };
+            ResB::response(guard.withhold(exception, detail, Some(&flow), lang))
+        }))
     }
 
     /// Removes the signal headers, and says whether one came more than once. One scan of the
@@ -229,6 +294,13 @@ impl Guard {
             used > 1 || birthdate > 1,
         )
     }
+}
+
+/// What inspecting a response gave: the response to send, or a release that first waits for
+/// the store.
+pub(super) enum Inspected<ResB> {
+    Done(Response<ResB>),
+    Release(Pin<Box<dyn Future<Output = Response<ResB>> + Send>>),
 }
 
 /// `HeaderMap::remove`, after a scan of the names: on every request and response, and for

@@ -35,11 +35,11 @@ impl<S> VertGuard<S> {
 impl<S, B, ResB> tower::Service<Request<B>> for VertGuard<S>
 where
     S: tower::Service<Request<B>, Response = Response<ResB>>,
-    ResB: WithPages,
+    ResB: WithPages + Send + 'static,
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, ResB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -50,7 +50,7 @@ where
         remove_if_present(req.headers_mut(), &self.guard.request_header);
         match self.guard.paths.route(req.uri().path()) {
             Route::Other => self.forward(req, None),
-            Route::Authorize => self.authorize(req).on_authorize(),
+            Route::Guarded => self.authorize(req).on_authorize(),
             Route::Unreadable => ResponseFuture::ready(refuse(
                 req.headers(),
                 Topic::BadRequest,
@@ -63,11 +63,11 @@ where
 
 impl<S> VertGuard<S> {
     /// `answering`: the flow of the authorization request being forwarded.
-    fn forward<B>(
+    fn forward<B, ResB>(
         &mut self,
         req: Request<B>,
         answering: Option<Box<Flow>>,
-    ) -> ResponseFuture<S::Future>
+    ) -> ResponseFuture<S::Future, ResB>
     where
         S: tower::Service<Request<B>>,
     {
@@ -77,7 +77,7 @@ impl<S> VertGuard<S> {
     }
 
     /// An authorization request: decided here, forwarded only when accepted.
-    fn authorize<B>(&mut self, mut req: Request<B>) -> ResponseFuture<S::Future>
+    fn authorize<B, ResB>(&mut self, mut req: Request<B>) -> ResponseFuture<S::Future, ResB>
     where
         S: tower::Service<Request<B>>,
     {

@@ -40,10 +40,12 @@ fn make_layer() -> VertGuardLayer {
     )
     .unwrap();
     let resources = crate::resources::Resources::load(&config).unwrap();
+    let store = Arc::new(crate::store::MemoryStore::new(1000));
     VertGuardLayer::new(Guard::new(
         &config,
         resources,
         crate::metrics::Metrics::new(),
+        store,
     ))
 }
 
@@ -354,6 +356,24 @@ async fn code_under_another_name_is_withheld() {
 async fn flow_return_neither_code_nor_error_is_withheld() {
     let response = flow_return(SELF, "foo=C0DE", &[("x-vert-representation", "none")]).await;
     assert_withheld(response, StatusCode::BAD_GATEWAY).await;
+}
+
+#[tokio::test]
+async fn a_flow_releases_at_most_one_code() {
+    let state = sealed(SELF).await;
+    let second_code = move || {
+        redirect(
+            format!("https://{PGO}/cb?code=C0DE&state={state}"),
+            &[("x-vert-representation", "none")],
+        )
+    };
+    let seen = Seen::default();
+    let first = call(inner(&seen, second_code.clone()), get("/oauth2/consent")).await;
+    assert_eq!(first.status(), StatusCode::FOUND);
+    // The AS issues a second code for the same flow (its consent posted twice).
+    let again = call(inner(&seen, second_code), get("/oauth2/consent")).await;
+    let page = assert_withheld(again, StatusCode::FORBIDDEN).await;
+    assert!(page.contains("Deze inlog is al gebruikt"), "{page}");
 }
 
 #[tokio::test]

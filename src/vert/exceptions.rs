@@ -25,6 +25,9 @@ pub enum Exception {
     /// A code-bearing redirect the proxy cannot verify (no or invalid sealed state, no signal, a
     /// redirect elsewhere than the flow's `redirect_uri`): the code is withheld (SPEC §3.5).
     FailClosed,
+    /// A second code for a flow that already released one (the AS's consent posted twice, a
+    /// replayed return): a flow releases at most one code.
+    AlreadyUsed,
 }
 
 /// What the proxy answers for an exception.
@@ -62,7 +65,7 @@ pub struct Row {
 }
 
 /// Indexed by `Exception as usize` (checked by a test).
-pub const TABLE: [Row; 8] = [
+pub const TABLE: [Row; 9] = [
     Row {
         exception: Exception::Auth1a,
         id: "Authorization interface 1a",
@@ -149,10 +152,22 @@ pub const TABLE: [Row; 8] = [
             link_back: None,
         },
     },
+    Row {
+        exception: Exception::AlreadyUsed,
+        id: "login already used",
+        rule: "ext.vert.authint.202",
+        situation: "a second code for a flow that already released one",
+        medmij_action: "withhold the code; inform the Persoon",
+        // No link back: the client got its answer with the first code.
+        answer: Answer::Page {
+            status: 403,
+            link_back: None,
+        },
+    },
 ];
 
 impl Exception {
-    pub const ALL: [Exception; 8] = [
+    pub const ALL: [Exception; 9] = [
         Exception::Auth1a,
         Exception::Auth1b,
         Exception::Vert1,
@@ -161,6 +176,7 @@ impl Exception {
         Exception::Vert4,
         Exception::Expired,
         Exception::FailClosed,
+        Exception::AlreadyUsed,
     ];
 
     pub fn row(self) -> &'static Row {

@@ -283,6 +283,14 @@ pub fn inspect_answer(
     }
 }
 
+/// The code in a released `Location`, decoded (a release has exactly one clean `code`).
+pub fn released_code(location: &str) -> Option<Cow<'_, str>> {
+    let target = Target::split(location);
+    query::pairs(target.query)
+        .find(|pair| pair.name == "code")
+        .and_then(|pair| query::decode(pair.value).ok())
+}
+
 /// An error redirect without `state` (and without anything readable as a code).
 fn stateless_error(
     location: &str,

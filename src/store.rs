@@ -1,0 +1,297 @@
+//! Where the proxy's two small records live: the flows that released a code (one code per flow)
+//! and the keyed hashes of released codes (the token guard). One trait, two implementations:
+//! [`MemoryStore`] for a single instance (the default), [`RedisStore`] for instances behind a
+//! load balancer.
+//!
+//! Only 32-byte digests and expiry times are stored: flow ids are random, codes are stored as
+//! keyed hashes (HMAC with a key derived from the state key), so the store never holds a usable
+//! code or anything personal.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::metrics::Metrics;
+use crate::seal::KeyRing;
+
+/// A record's key: a digest.
+pub type Digest = [u8; 32];
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Why the store could not answer. The proxy then fails closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The in-process store holds `store.max_entries` live records.
+    Full,
+    /// Redis did not answer (the message is Redis's, for the log).
+    Unavailable(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Full => f.write_str("the in-process store is full (store.max_entries)"),
+            StoreError::Unavailable(why) => write!(f, "the store is unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Records with a lifetime, each claimed at most once and taken at most once.
+pub trait Store: Send + Sync {
+    /// Records `key` for `ttl` unless it is recorded already (Redis `SET NX EX`): `true` when
+    /// this call recorded it.
+    fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool>;
+
+    /// Removes `key` (Redis `GETDEL`): `true` when it was recorded and had not expired.
+    fn take(&self, key: Digest) -> StoreFuture<'_, bool>;
+}
+
+/// Why a release was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The flow released a code before.
+    AlreadyUsed,
+    /// No flow id or no code to record.
+    Unverifiable,
+    Store(StoreError),
+}
+
+/// What the proxy records, over a [`Store`]: the flows that released a code, and (with the
+/// token guard on) the keyed hashes of the codes released.
+pub struct Records {
+    store: Arc<dyn Store>,
+    keys: Arc<ArcSwap<KeyRing>>,
+    /// How long a released flow is remembered: as long as its state could still be opened.
+    flow_ttl: Duration,
+    /// `token_guard.code_ttl`, when the token guard is on.
+    code_ttl: Option<Duration>,
+    metrics: Arc<Metrics>,
+}
+
+impl Records {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<ArcSwap<KeyRing>>,
+        flow_ttl: Duration,
+        code_ttl: Option<Duration>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Records {
+            store,
+            keys,
+            flow_ttl,
+            code_ttl,
+            metrics,
+        }
+    }
+
+    /// Before a code is released: its flow has released none before (the flow is recorded
+    /// now), and the code is recorded for the token guard.
+    pub async fn release(&self, flow_id: Digest, code: &str) -> Result<(), Refused> {
+        let claimed = self.store.claim(flow_id, self.flow_ttl).await;
+        match self.counted(claimed).map_err(Refused::Store)? {
+            true => {}
+            false => return Err(Refused::AlreadyUsed),
+        }
+        if let Some(code_ttl) = self.code_ttl {
+            let digest = self.keys.load().code_digests(code).next();
+            let digest = digest.expect("a key ring has a key");
+            let recorded = self.store.claim(digest, code_ttl).await;
+            self.counted(recorded).map_err(Refused::Store)?;
+        }
+        Ok(())
+    }
+
+    /// A token request's code: recorded (released by the proxy, not yet redeemed, not
+    /// expired), and now consumed.
+    pub async fn redeem(&self, code: &str) -> Result<bool, StoreError> {
+        let keys = self.keys.load_full();
+        // Recorded under the sealing key of the moment; looked up under every key.
+        for digest in keys.code_digests(code) {
+            let taken = self.store.take(digest).await;
+            if self.counted(taken)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn counted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            tracing::warn!(%error, "store error: failing closed");
+            self.metrics.store_error();
+        }
+        result
+    }
+}
+
+/// For a single instance: a map in memory, bounded, with expired entries evicted.
+pub struct MemoryStore {
+    entries: Mutex<HashMap<Digest, Instant>>,
+    max_entries: usize,
+}
+
+impl MemoryStore {
+    pub fn new(max_entries: usize) -> Self {
+        MemoryStore {
+            entries: Mutex::new(HashMap::new()),
+            max_entries,
+        }
+    }
+
+    fn claim_now(&self, key: Digest, ttl: Duration, now: Instant) -> Result<bool, StoreError> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.get(&key).is_some_and(|expiry| *expiry > now) {
+            return Ok(false);
+        }
+        if entries.len() >= self.max_entries {
+            // Evicting the expired ones costs a pass over the map, but only when it is full.
+            entries.retain(|_, expiry| *expiry > now);
+            if entries.len() >= self.max_entries {
+                return Err(StoreError::Full);
+            }
+        }
+        entries.insert(key, now + ttl);
+        Ok(true)
+    }
+
+    fn take_now(&self, key: Digest, now: Instant) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.remove(&key).is_some_and(|expiry| expiry > now)
+    }
+}
+
+impl Store for MemoryStore {
+    fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
+        let result = self.claim_now(key, ttl, Instant::now());
+        Box::pin(std::future::ready(result))
+    }
+
+    fn take(&self, key: Digest) -> StoreFuture<'_, bool> {
+        let result = Ok(self.take_now(key, Instant::now()));
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// For many instances: Redis, through `redis`'s connection manager (reconnects by itself).
+pub struct RedisStore {
+    manager: redis::aio::ConnectionManager,
+    /// Every key gets this prefix, so that one Redis can serve other things too.
+    prefix: &'static [u8],
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// For `url` (`redis://` or `rediss://`, user and password in it for ACLs). It connects on
+    /// first use: a Redis that is not reachable now is not an error here; requests fail closed
+    /// until it is. Must be called within a tokio runtime.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client =
+            redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisStore {
+            manager,
+            prefix: b"medmij-vert:",
+            timeout,
+        })
+    }
+
+    fn key(&self, key: &Digest) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
+        full.extend_from_slice(self.prefix);
+        full.extend_from_slice(key);
+        full
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let mut manager = self.manager.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async(&mut manager)).await {
+            Ok(result) => result.map_err(|e| StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable(
+                "no answer within store.timeout".into(),
+            )),
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(&key))
+            .arg(1u8)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        Box::pin(async move {
+            let answer: Option<String> = self.run(cmd).await?;
+            Ok(answer.is_some())
+        })
+    }
+
+    fn take(&self, key: Digest) -> StoreFuture<'_, bool> {
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(self.key(&key));
+        Box::pin(async move {
+            let answer: Option<Vec<u8>> = self.run(cmd).await?;
+            Ok(answer.is_some())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Digest = [1; 32];
+    const B: Digest = [2; 32];
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_key_is_claimed_once_until_it_expires() {
+        let store = MemoryStore::new(10);
+        let now = Instant::now();
+        assert_eq!(store.claim_now(A, MINUTE, now), Ok(true));
+        assert_eq!(store.claim_now(A, MINUTE, now), Ok(false));
+        assert_eq!(store.claim_now(B, MINUTE, now), Ok(true));
+        // Expired: it may be claimed again.
+        assert_eq!(store.claim_now(A, MINUTE, now + MINUTE * 2), Ok(true));
+    }
+
+    #[test]
+    fn a_key_is_taken_once_and_not_after_it_expired() {
+        let store = MemoryStore::new(10);
+        let now = Instant::now();
+        assert!(!store.take_now(A, now));
+        store.claim_now(A, MINUTE, now).unwrap();
+        assert!(store.take_now(A, now));
+        assert!(!store.take_now(A, now));
+        store.claim_now(B, MINUTE, now).unwrap();
+        assert!(!store.take_now(B, now + MINUTE * 2));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_expired_entries_are_evicted() {
+        let store = MemoryStore::new(2);
+        let now = Instant::now();
+        store.claim_now([1; 32], MINUTE, now).unwrap();
+        store.claim_now([2; 32], MINUTE * 10, now).unwrap();
+        // Full, nothing expired: fail closed.
+        assert_eq!(store.claim_now([3; 32], MINUTE, now), Err(StoreError::Full));
+        // The first expires: room again.
+        assert_eq!(store.claim_now([3; 32], MINUTE, now + MINUTE * 2), Ok(true));
+        assert_eq!(store.entries.lock().unwrap().len(), 2);
+    }
+}
