@@ -178,7 +178,6 @@ mod tests {
     use crate::seal::KeyRing;
     use crate::store::{MemoryStore, Store};
 
-
     fn records(store: Arc<dyn Store>) -> Arc<Records> {
         Arc::new(Records::new(
             store,

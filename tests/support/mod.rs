@@ -59,8 +59,18 @@ impl Harness {
 
     /// A proxy in front of any upstream.
     pub fn start_with_upstream(upstream: &str, extra: &str) -> Harness {
+        Harness::start_with_key(upstream, extra, &generate_key_line())
+    }
+
+    /// A second instance beside `other`: the same upstream and state key (as a load balancer's
+    /// pool would have), with its own `extra`.
+    pub fn beside(other: &Harness, upstream: &str, extra: &str) -> Harness {
+        Harness::start_with_key(upstream, extra, &other.key_line)
+    }
+
+    fn start_with_key(upstream: &str, extra: &str, key_line: &str) -> Harness {
         let dir = temp_dir();
-        let key_line = generate_key_line();
+        let key_line = key_line.to_owned();
         std::fs::write(dir.join("state.key"), format!("{key_line}\n")).unwrap();
         let toml = config_text(upstream, extra);
         let config = Config::from_toml(&toml, &dir).unwrap_or_else(|e| panic!("{e}\n{toml}"));
@@ -717,5 +727,71 @@ impl Drop for Recorder {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// A real `redis-server` (Debian's package) on a free port of 127.0.0.1, no persistence; killed
+/// on drop. `stop` and `start_again` play an outage.
+pub struct Redis {
+    child: Option<std::process::Child>,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis { child: None, port };
+        redis.start_again();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start_again(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; ./test.sh installs it)");
+        self.child = Some(child);
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        wait_until("redis-server answers PING", || {
+            TcpStream::connect(addr)
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                    s.write_all(b"PING\r\n")?;
+                    let mut buf = [0u8; 7];
+                    s.read_exact(&mut buf)?;
+                    Ok(&buf == b"+PONG\r\n")
+                })
+                .unwrap_or(false)
+        });
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
