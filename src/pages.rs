@@ -127,6 +127,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "{pgo} vroeg om de gegevens van iemand anders. Maar u heeft bij het inloggen niet gekozen om namens die persoon in te loggen, of u koos een andere soort machtiging.",
                 "Daarom stoppen we hier. Er zijn geen gegevens gedeeld.",
                 "Wilt u het opnieuw proberen? Ga terug naar {pgo} en begin opnieuw. Kies bij het inloggen met DigiD voor inloggen namens de ander.",
+                "Lukt het niet? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
             ],
             link: "",
         },
@@ -136,6 +137,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "{pgo} asked for someone else's data. But when you signed in, you did not choose to act on behalf of that person, or you chose another kind of authorisation.",
                 "So we stop here. No data has been shared.",
                 "Want to try again? Go back to {pgo} and start again. When you sign in with DigiD, choose to sign in on behalf of the other person.",
+                "Still not working? Contact your healthcare provider and mention the code below.",
             ],
             link: "",
         },
@@ -145,6 +147,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "U heeft bij het inloggen gekozen om namens iemand anders in te loggen. Maar {pgo} vroeg om uw eigen gegevens.",
                 "Daarom stoppen we hier. Er zijn geen gegevens gedeeld.",
                 "Wilt u uw eigen gegevens ophalen? Ga terug naar {pgo} en log opnieuw in, nu voor uzelf.",
+                "Lukt het niet? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
             ],
             link: "",
         },
@@ -154,6 +157,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "When you signed in, you chose to act on behalf of someone else. But {pgo} asked for your own data.",
                 "So we stop here. No data has been shared.",
                 "Want to get your own data? Go back to {pgo} and sign in again, this time for yourself.",
+                "Still not working? Contact your healthcare provider and mention the code below.",
             ],
             link: "",
         },
@@ -163,6 +167,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "U wilde gegevens ophalen namens iemand anders. {pgo} gaf een geboortedatum door. Die is niet dezelfde als de geboortedatum van de persoon namens wie u inlogde.",
                 "Daarom zijn er geen gegevens gedeeld.",
                 "Ga terug naar {pgo}. Kijk daar of u de goede persoon en geboortedatum heeft gekozen.",
+                "Lukt het niet? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
             ],
             link: "Terug naar {pgo}",
         },
@@ -172,6 +177,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "You wanted to get data on behalf of someone else. {pgo} gave a date of birth that is not the date of birth of the person you signed in for.",
                 "So no data has been shared.",
                 "Go back to {pgo} and check that you chose the right person and date of birth.",
+                "Still not working? Contact your healthcare provider and mention the code below.",
             ],
             link: "Back to {pgo}",
         },
@@ -181,6 +187,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "Het inloggen duurde langer dan {minutes} minuten. Om uw gegevens te beschermen, stoppen we daarom.",
                 "Er zijn geen gegevens gedeeld.",
                 "Ga terug naar {pgo} en probeer het opnieuw.",
+                "Lukt het niet? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
             ],
             link: "",
         },
@@ -190,6 +197,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "Signing in took longer than {minutes} minutes. To protect your data, we stop here.",
                 "No data has been shared.",
                 "Go back to {pgo} and try again.",
+                "Still not working? Contact your healthcare provider and mention the code below.",
             ],
             link: "",
         },
@@ -199,6 +207,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "U bent al ingelogd voor {pgo}. Een tweede keer kan niet met dezelfde inlog.",
                 "Er zijn geen extra gegevens gedeeld.",
                 "Ga terug naar {pgo}. Lukt het daar niet? Begin dan opnieuw vanuit {pgo}.",
+                "Blijft dit gebeuren? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
             ],
             link: "",
         },
@@ -208,6 +217,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
                 "You already signed in for {pgo}. The same login cannot be used a second time.",
                 "No further data has been shared.",
                 "Go back to {pgo}. If that does not work, start again from {pgo}.",
+                "If this keeps happening, contact your healthcare provider and mention the code below.",
             ],
             link: "",
         },
@@ -231,44 +241,72 @@ fn words(topic: Topic, lang: Lang) -> Words {
         },
         (Topic::Unreachable, Lang::Nl) => Words {
             title: "Deze dienst is nu niet bereikbaar",
-            paragraphs: &["Probeer het over een paar minuten opnieuw."],
+            paragraphs: &[
+                "Wij kunnen uw zorgaanbieder nu niet bereiken. Er zijn geen gegevens gedeeld.",
+                "Probeer het over een paar minuten opnieuw vanuit uw app.",
+                "Blijft dit gebeuren? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
+            ],
             link: "",
         },
         (Topic::Unreachable, Lang::En) => Words {
             title: "This service cannot be reached right now",
-            paragraphs: &["Please try again in a few minutes."],
+            paragraphs: &[
+                "We cannot reach your healthcare provider right now. No data has been shared.",
+                "Please try again from your app in a few minutes.",
+                "If this keeps happening, contact your healthcare provider and mention the code below.",
+            ],
             link: "",
         },
         (Topic::TimedOut, Lang::Nl) => Words {
             title: "Deze dienst reageert niet op tijd",
-            paragraphs: &["Probeer het over een paar minuten opnieuw."],
+            paragraphs: &[
+                "Uw zorgaanbieder gaf niet op tijd antwoord. Er zijn geen gegevens gedeeld.",
+                "Probeer het over een paar minuten opnieuw vanuit uw app.",
+                "Blijft dit gebeuren? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
+            ],
             link: "",
         },
         (Topic::TimedOut, Lang::En) => Words {
             title: "This service did not answer in time",
-            paragraphs: &["Please try again in a few minutes."],
+            paragraphs: &[
+                "Your healthcare provider did not answer in time. No data has been shared.",
+                "Please try again from your app in a few minutes.",
+                "If this keeps happening, contact your healthcare provider and mention the code below.",
+            ],
             link: "",
         },
         (Topic::UriTooLong, Lang::Nl) => Words {
             title: "Deze aanvraag is te lang",
-            paragraphs: &["Het adres is langer dan wij aannemen. Er zijn geen gegevens gedeeld."],
+            paragraphs: &[
+                "De link die u gebruikte is te lang. Er zijn geen gegevens gedeeld.",
+                "Ga terug naar uw app en probeer het opnieuw.",
+                "Blijft dit gebeuren? Neem dan contact op met de maker van uw app en noem de code hieronder.",
+            ],
             link: "",
         },
         (Topic::UriTooLong, Lang::En) => Words {
             title: "This request is too long",
-            paragraphs: &["The address is longer than we accept. No data has been shared."],
+            paragraphs: &[
+                "The link you used is too long. No data has been shared.",
+                "Go back to your app and try again.",
+                "If this keeps happening, contact the maker of your app and mention the code below.",
+            ],
             link: "",
         },
         (Topic::TooLarge, Lang::Nl) => Words {
             title: "Deze aanvraag is te groot",
             paragraphs: &[
                 "U stuurde meer gegevens dan wij aannemen. Er zijn geen gegevens gedeeld.",
+                "Ga terug en probeer het opnieuw.",
             ],
             link: "",
         },
         (Topic::TooLarge, Lang::En) => Words {
             title: "This request is too large",
-            paragraphs: &["You sent more data than we accept. No data has been shared."],
+            paragraphs: &[
+                "You sent more data than we accept. No data has been shared.",
+                "Go back and try again.",
+            ],
             link: "",
         },
         (Topic::BodyTimedOut, Lang::Nl) => Words {
@@ -283,12 +321,20 @@ fn words(topic: Topic, lang: Lang) -> Words {
         },
         (Topic::MethodNotAllowed | Topic::BadRequest, Lang::Nl) => Words {
             title: "Deze aanvraag kunnen we niet verwerken",
-            paragraphs: &["De aanvraag is niet goed opgebouwd. Er zijn geen gegevens gedeeld."],
+            paragraphs: &[
+                "Er klopt iets niet aan de link die u gebruikte. Er zijn geen gegevens gedeeld.",
+                "Ga terug naar uw app en probeer het opnieuw.",
+                "Blijft dit gebeuren? Neem dan contact op met de maker van uw app en noem de code hieronder.",
+            ],
             link: "",
         },
         (Topic::MethodNotAllowed | Topic::BadRequest, Lang::En) => Words {
             title: "We cannot process this request",
-            paragraphs: &["The request is not well-formed. No data has been shared."],
+            paragraphs: &[
+                "Something is wrong with the link you used. No data has been shared.",
+                "Go back to your app and try again.",
+                "If this keeps happening, contact the maker of your app and mention the code below.",
+            ],
             link: "",
         },
     }
@@ -311,7 +357,7 @@ struct Page<'a> {
     style: &'a str,
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}h1{font-size:1.6rem;line-height:1.25}a.button{display:inline-block;padding:.6rem 1rem;background:#01689b;color:#fff;text-decoration:none;border-radius:4px}.trace{color:#555;font-size:.9rem}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}h1{font-size:1.6rem;line-height:1.25}a.button{display:inline-block;padding:.6rem 1rem;background:#01689b;color:#fff;text-decoration:none;border-radius:4px}.trace{color:#555;font-size:.9rem}code{overflow-wrap:anywhere}@media print{body{margin:0;max-width:none;color:#000}a.button{background:none;color:#000;padding:0;text-decoration:underline}}";
 
 /// The page's only style is allowed by its hash, so the policy can forbid everything else.
 static CONTENT_SECURITY_POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
