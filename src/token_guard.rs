@@ -83,18 +83,30 @@ where
     }
 
     fn call(&mut self, req: Request<Buffered>) -> Self::Future {
-        let guarded = req.method() == Method::POST
-            && self
-                .layer
-                .paths
-                .as_ref()
-                .is_some_and(|paths| paths.route(req.uri().path()) == Route::Guarded);
+        let guarded = self
+            .layer
+            .paths
+            .as_ref()
+            .is_some_and(|paths| paths.route(req.uri().path()) == Route::Guarded);
         if !guarded {
             return Answer::Inner {
                 future: Deferred::Now {
                     future: self.inner.call(req),
                 },
             };
+        }
+        // RFC 6749 §3.2: token requests are POSTs. Anything else on this path, or a query that
+        // carries a code beside the body's, never reaches the AS.
+        if req.method() != Method::POST {
+            let mut answer = oauth_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
+            answer
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return Answer::own(answer);
+        }
+        if !token::query_is_clean(req.uri().query().unwrap_or("")) {
+            tracing::info!("token request refused: a code or grant in the query");
+            return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
         let (parts, body) = req.into_parts();
         let body = full_bytes(body);
@@ -274,12 +286,38 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK);
-        // Not the token path, or not a POST: not this layer's business.
-        let get = Request::get("/oauth2/token?code=x")
+        // Another path: not this layer's business.
+        let other = Request::get("/oauth2/authorize?code=x")
             .body(Full::default())
             .unwrap();
-        assert_eq!(call(&records, &calls, get).await.0, StatusCode::OK);
+        assert_eq!(call(&records, &calls, other).await.0, StatusCode::OK);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_token_path_takes_only_posts_without_a_code_in_the_query() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        records.release([9; 32], "C0DE").await.unwrap();
+        let get = Request::get("/oauth2/token?grant_type=authorization_code&code=OTHER")
+            .body(Full::default())
+            .unwrap();
+        assert_eq!(
+            call(&records, &calls, get).await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        // A released code in the body, another in the query (merged by some frameworks).
+        let merged = Request::post("/OAuth2/token.json?code=OTHER")
+            .body(Full::new(Bytes::from_static(
+                b"grant_type=authorization_code&code=C0DE",
+            )))
+            .unwrap();
+        let (status, body) = call(&records, &calls, merged).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::BAD_REQUEST, "{\"error\":\"invalid_request\"}")
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
     /// A store that is down.

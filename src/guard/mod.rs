@@ -180,7 +180,8 @@ impl Guard {
         };
         let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
         let lang = || Lang::from_accept_language(accept_language);
-        let (location, flow, outcome, detail) = match verdict {
+        // `release`: the code goes out only once the store has recorded it.
+        let (location, flow, outcome, detail, release) = match verdict {
             Verdict::PassThrough => return Inspected::Done(response),
             Verdict::StatelessError => {
                 // No code to protect and no state to restore; said, so that the AS's habit
@@ -198,14 +199,19 @@ impl Guard {
                 );
                 return Inspected::Done(response);
             }
-            Verdict::Restore { location, flow } => (location, flow, "restored", "state restored"),
+            Verdict::Restore { location, flow } => {
+                (location, flow, "restored", "state restored", false)
+            }
             Verdict::AddState { location, flow } => (
                 location,
                 flow,
                 "restored",
                 "client state added to an error redirect without one",
+                false,
             ),
-            Verdict::Release { location, flow } => (location, flow, "released", "code released"),
+            Verdict::Release { location, flow } => {
+                (location, flow, "released", "code released", true)
+            }
             Verdict::Withhold {
                 exception,
                 detail,
@@ -227,16 +233,8 @@ impl Guard {
             );
             return Inspected::Done(ResB::response(page));
         };
-        if outcome != "released" {
-            self.decision(
-                outcome,
-                "ext.vert.authint.202",
-                None,
-                detail,
-                &Subject::flow(&flow),
-            );
-            response.headers_mut().insert(header::LOCATION, value);
-            return Inspected::Done(response);
+        if !release {
+            return Inspected::Done(self.pass_on(response, value, outcome, detail, &flow));
         }
         let code = flow_return::released_code(&location).map(Cow::into_owned);
         let (guard, lang) = (self.clone(), lang());
@@ -247,17 +245,7 @@ impl Guard {
                 _ => Err(Refused::Unverifiable),
             };
             let (exception, detail) = match recorded {
-                Ok(()) => {
-                    guard.decision(
-                        outcome,
-                        "ext.vert.authint.202",
-                        None,
-                        detail,
-                        &Subject::flow(&flow),
-                    );
-                    response.headers_mut().insert(header::LOCATION, value);
-                    return response;
-                }
+                Ok(()) => return guard.pass_on(response, value, outcome, detail, &flow),
                 Err(Refused::AlreadyUsed) => (
                     Exception::AlreadyUsed,
                     "a second code for a flow that released one",
@@ -270,6 +258,27 @@ impl Guard {
             };
             ResB::response(guard.withhold(exception, detail, Some(&flow), lang))
         }))
+    }
+
+    /// A flow return on its way to the client with the `Location` the verdict wrote, and its
+    /// decision line.
+    fn pass_on<ResB>(
+        &self,
+        mut response: Response<ResB>,
+        location: HeaderValue,
+        outcome: &'static str,
+        detail: &str,
+        flow: &Flow,
+    ) -> Response<ResB> {
+        self.decision(
+            outcome,
+            "ext.vert.authint.202",
+            None,
+            detail,
+            &Subject::flow(flow),
+        );
+        response.headers_mut().insert(header::LOCATION, location);
+        response
     }
 
     /// Removes the signal headers, and says whether one came more than once. One scan of the

@@ -3,7 +3,18 @@
 
 use std::borrow::Cow;
 
-use super::query;
+use super::{fold, query};
+
+/// Whether a token request's query string is free of the parameters the body carries: some
+/// frameworks merge query and body parameters, and the AS would then see a code the proxy did
+/// not check.
+pub fn query_is_clean(query: &str) -> bool {
+    query::pairs(query).all(|pair| {
+        query::decode(pair.name).is_ok_and(|name| {
+            !fold::reads_as(&name, "code") && !fold::reads_as(&name, "grant_type")
+        })
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRequest<'a> {
@@ -15,7 +26,9 @@ pub enum TokenRequest<'a> {
     Invalid(&'static str),
 }
 
-/// Reads a token request body.
+/// Reads a token request body. A name that another stack's parser could read as `code` or
+/// `grant_type` (`CODE`, a Unicode spelling) counts as that name, so that no second code can
+/// ride along to an AS that reads names without case.
 pub fn parse(body: &[u8]) -> TokenRequest<'_> {
     let Ok(body) = std::str::from_utf8(body) else {
         return TokenRequest::Invalid("body is not UTF-8");
@@ -26,8 +39,8 @@ pub fn parse(body: &[u8]) -> TokenRequest<'_> {
             return TokenRequest::Invalid("malformed body");
         };
         let slot = match name.as_ref() {
-            "grant_type" => &mut grant_type,
-            "code" => &mut code,
+            name if fold::reads_as(name, "grant_type") => &mut grant_type,
+            name if fold::reads_as(name, "code") => &mut code,
             _ => continue,
         };
         if slot.is_some() {
@@ -60,6 +73,21 @@ mod tests {
     }
 
     #[test]
+    fn a_query_may_not_carry_a_second_code() {
+        assert!(query_is_clean(""));
+        assert!(query_is_clean("client_id=pgo.example.nl"));
+        for query in [
+            "code=x",
+            "CODE=x",
+            "grant_type=authorization_code",
+            "%63ode=x",
+            "%zz=x",
+        ] {
+            assert!(!query_is_clean(query), "{query}");
+        }
+    }
+
+    #[test]
     fn other_grants_pass() {
         assert_eq!(
             parse(b"grant_type=refresh_token&refresh_token=r"),
@@ -82,6 +110,8 @@ mod tests {
             b"code=a",
             b"grant_type=authorization_code&code=%zz",
             b"grant_type=authorization_code&code=\xff",
+            b"grant_type=authorization_code&code=a&CODE=b",
+            b"grant_type=authorization_code&Grant_Type=client_credentials&code=a",
         ] {
             assert!(
                 matches!(parse(body), TokenRequest::Invalid(_)),
