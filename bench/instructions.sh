@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # User-space instructions per proxied request, counted by valgrind's callgrind: steadier than
 # requests/s on a shared machine. Counts medmij-vert-proxy and nginx (as a proxy) in front of
-# the same upstream (nginx answering with a fixed 302).
+# the same upstream, on both paths: pass-through (nginx answering with a fixed 302) and the rule
+# path (an authorization request, answered with a code redirect carrying the state and the
+# signal; see bench/run.sh).
 #
 #   bench/instructions.sh [seconds]
 #
@@ -38,7 +40,10 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; $3 }
 EOF
 }
-nginx_conf upstream on "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 302 /login?next=%2Fhome; } }"
+nginx_conf upstream on "server { listen 127.0.0.1:$UPSTREAM_PORT;
+    location / { return 302 /login?next=%2Fhome; }
+    location = /oauth2/authorize { add_header X-Vert-Representation none;
+      return 302 \"https://pgo.example.nl/callback?code=C0DE&state=\$arg_state\"; } }"
 nginx_conf nginx off "upstream as { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server { listen 127.0.0.1:$PROXY_PORT; location / { proxy_pass http://as; proxy_http_version 1.1;
     proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$remote_addr; } }"
@@ -52,25 +57,32 @@ url = "http://127.0.0.1:$UPSTREAM_PORT"
 static = [ { hostname = "pgo.example.nl" } ]
 [log]
 level = "warn"
+[store]
+max_entries = 20000000
 EOF
 
 nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" &
 UPSTREAM_PID=$!
 sleep 0.5
 
-count() { # name command...
-  local name=$1; shift
+RULE_PATH="/oauth2/authorize?response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=abc123&scope=48"
+
+count() { # name path command...
+  local name=$1 path=$2; shift 2
   valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p.out" "$@" 2>/dev/null &
   local pid=$!
   sleep 4
   local warm total requests
-  warm=$(wrk -t1 -c16 -d2s "http://127.0.0.1:$PROXY_PORT/" | awk '/requests in/ {print $1}')
-  requests=$(wrk -t1 -c16 -d"${SECONDS_RUN}s" "http://127.0.0.1:$PROXY_PORT/" | awk '/requests in/ {print $1}')
+  warm=$(wrk -t1 -c16 -d2s "http://127.0.0.1:$PROXY_PORT$path" | awk '/requests in/ {print $1}')
+  requests=$(wrk -t1 -c16 -d"${SECONDS_RUN}s" "http://127.0.0.1:$PROXY_PORT$path" | awk '/requests in/ {print $1}')
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   total=$(for f in "$WORK/$name".*.out; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done | paste -sd+ | bc)
   requests=$((requests + warm))
-  printf '%-18s %8d requests  %6d instructions per request\n' "$name" "$requests" $((total / requests))
+  printf '%-30s %8d requests  %6d instructions per request\n' "$name" "$requests" $((total / requests))
+  rm -f "$WORK/$name".*.out
 }
 
-count medmij-vert-proxy "$BIN" --config "$WORK/proxy.toml"
-count nginx nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+count "pass-through medmij-vert-proxy" / "$BIN" --config "$WORK/proxy.toml"
+count "pass-through nginx" / nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+count "rule path medmij-vert-proxy" "$RULE_PATH" "$BIN" --config "$WORK/proxy.toml"
+count "rule path nginx" "$RULE_PATH" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Pass-through benchmark: direct to a fast upstream, through medmij-vert-proxy, and through
-# nginx, interleaved in one run (A B C A B C ...), on loopback.
+# Benchmark: direct to a fast upstream, through medmij-vert-proxy, and through nginx,
+# interleaved in one run (A B C A B C ...), on loopback.
 #
-#   bench/run.sh [pinned|shared|both] [rounds] [seconds] [connections]
+#   bench/run.sh [pinned|shared|both] [rounds] [seconds] [connections] [pass|rule]
 #
-# The upstream is nginx answering every request with a fixed 302 (an AS-internal redirect, so
-# the proxy's Location inspection runs on every response). Both proxies run one worker:
+# pass (pass-through): the upstream is nginx answering every request with a fixed 302 (an
+# AS-internal redirect, so the proxy's Location inspection runs on every response).
+# rule (the rule path): every request is an authorization request; the upstream answers it
+# with a 302 to the redirect_uri carrying a code, the state it received and the signal
+# (X-Vert-Representation: none), so one request runs the whole rule path: parse and check the
+# query, seal, forward, open the state, check the signal, record the flow, release. nginx,
+# the anchor, proxies the same request. Both proxies run one worker:
 # medmij-vert-proxy with listen.workers = 1, nginx with worker_processes 1, proxy_pass to an
 # upstream block with keepalive and proxy_http_version 1.1.
 #
@@ -19,6 +24,12 @@ MODE=${1:-both}
 ROUNDS=${2:-5}
 SECONDS_PER_RUN=${3:-10}
 CONNECTIONS=${4:-64}
+SCENARIO=${5:-pass}
+case $SCENARIO in
+  pass) TARGET_PATH=/ ;;
+  rule) TARGET_PATH="/oauth2/authorize?response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=abc123&scope=48" ;;
+  *) echo "scenario: pass or rule" >&2; exit 2 ;;
+esac
 UPSTREAM_PORT=18081
 VERT_PORT=18082
 NGINX_PORT=18083
@@ -65,7 +76,10 @@ http {
 EOF
 }
 
-nginx_conf upstream $UPSTREAM_PORT "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 302 /login?next=%2Fhome; } }"
+nginx_conf upstream $UPSTREAM_PORT "server { listen 127.0.0.1:$UPSTREAM_PORT;
+    location / { return 302 /login?next=%2Fhome; }
+    location = /oauth2/authorize { add_header X-Vert-Representation none;
+      return 302 \"https://pgo.example.nl/callback?code=C0DE&state=\$arg_state\"; } }"
 nginx_conf nginx $NGINX_PORT "upstream as { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server { listen 127.0.0.1:$NGINX_PORT;
     location / { proxy_pass http://as; proxy_http_version 1.1; proxy_set_header Connection \"\";
@@ -81,6 +95,9 @@ url = "http://127.0.0.1:$UPSTREAM_PORT"
 static = [ { hostname = "pgo.example.nl", name = "Voorbeeld PGO" } ]
 [log]
 level = "warn"
+[store]
+# Every request is a new flow, kept for state.flow_ttl: room for a whole run.
+max_entries = 20000000
 EOF
 
 start() { # cpu-list command...
@@ -117,7 +134,7 @@ run_mode() { # pinned|shared
   wait_port $UPSTREAM_PORT; wait_port $NGINX_PORT; wait_port $VERT_PORT
   # Warm up each target (connection pools, caches).
   for port in $UPSTREAM_PORT $VERT_PORT $NGINX_PORT; do
-    wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/" >/dev/null
+    wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port$TARGET_PATH" >/dev/null
   done
   for round in $(seq 1 "$ROUNDS"); do
     for target in direct medmij-vert-proxy nginx; do
@@ -126,7 +143,7 @@ run_mode() { # pinned|shared
         medmij-vert-proxy) port=$VERT_PORT ;;
         nginx) port=$NGINX_PORT ;;
       esac
-      local cmd=(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "http://127.0.0.1:$port/")
+      local cmd=(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "http://127.0.0.1:$port$TARGET_PATH")
       local out
       if [ "$wrk_cpus" = "-" ]; then out=$("${cmd[@]}"); else out=$(taskset -c "$wrk_cpus" "${cmd[@]}"); fi
       local rps p50 p99 non2xx
@@ -145,11 +162,11 @@ run_mode() { # pinned|shared
   sleep 0.5
 }
 
-echo "medmij-vert-proxy pass-through benchmark: $ROUNDS rounds x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, $(nproc) CPUs, $(nginx -v 2>&1)"
+echo "medmij-vert-proxy benchmark ($SCENARIO): $ROUNDS rounds x ${SECONDS_PER_RUN}s, $CONNECTIONS connections, $(nproc) CPUs, $(nginx -v 2>&1)"
 case $MODE in
   pinned|shared) run_mode "$MODE" ;;
   both) run_mode pinned; run_mode shared ;;
-  *) echo "usage: $0 [pinned|shared|both] [rounds] [seconds] [connections]" >&2; exit 2 ;;
+  *) echo "usage: $0 [pinned|shared|both] [rounds] [seconds] [connections] [pass|rule]" >&2; exit 2 ;;
 esac
 
 echo
