@@ -764,7 +764,7 @@ impl Check {
 }
 
 /// Checks a `log.level` directive without installing anything (the subscriber is
-/// [`crate::telemetry`]'s; the config only asks whether the text parses).
+/// the telemetry module's; the config only asks whether the text parses).
 fn check_level(level: &str) -> Result<(), String> {
     tracing_subscriber::EnvFilter::try_new(level)
         .map(|_| ())

@@ -1,7 +1,7 @@
 //! How lenient parsers read text: what a router or a query parser of another stack could take
 //! a string for. Java's `equalsIgnoreCase` and .NET's `OrdinalIgnoreCase` fold `ı` and `İ`
 //! onto `i`; routers that normalise Unicode read `／` as `/` and fullwidth letters as ASCII.
-//! Both the authorize path ([`crate::paths`]) and the names of a flow return's parameters
+//! Both the authorize path (the HTTP side's `paths`) and the names of a flow return's parameters
 //! ([`super::flow_return`]) are compared in this reading, so that no spelling another stack
 //! would accept slips past a check made in ASCII.
 
