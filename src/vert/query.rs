@@ -74,13 +74,13 @@ impl<'q> Iterator for Pairs<'q> {
                 return None;
             }
             let bytes = self.rest.as_bytes();
-            let end = bytes.iter().position(|&b| b == b'&').unwrap_or(bytes.len());
+            let end = memchr::memchr(b'&', bytes).unwrap_or(bytes.len());
             let segment = &self.rest[..end];
             self.rest = self.rest.get(end + 1..).unwrap_or("");
             if segment.is_empty() {
                 continue;
             }
-            return Some(match segment.as_bytes().iter().position(|&b| b == b'=') {
+            return Some(match memchr::memchr(b'=', segment.as_bytes()) {
                 Some(i) => RawPair {
                     name: &segment[..i],
                     value: &segment[i + 1..],
@@ -98,10 +98,18 @@ impl<'q> Iterator for Pairs<'q> {
 /// Decodes one name or value: `+` is a space, `%XX` a byte, the result must be UTF-8.
 pub fn decode(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
     let bytes = raw.as_bytes();
-    if !bytes.iter().all(|&b| is_query_byte(b)) {
+    // One branch-free pass that both checks the bytes and sees whether any needs decoding:
+    // this runs over every name and value of every authorization request and flow return.
+    let (mut bad, mut escaped) = (false, false);
+    for &b in bytes {
+        let class = BYTE_CLASS[usize::from(b)];
+        bad |= class == BAD;
+        escaped |= class == ESCAPE;
+    }
+    if bad {
         return Err(DecodeError::BadByte);
     }
-    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+    if !escaped {
         return Ok(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(bytes.len());
@@ -132,10 +140,24 @@ pub fn decode(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
         .map_err(|_| DecodeError::InvalidUtf8)
 }
 
-/// Visible ASCII except `#` (which would end the query) and `&`/`=` handled by the splitter.
-fn is_query_byte(b: u8) -> bool {
-    (0x21..=0x7e).contains(&b) && b != b'#'
-}
+const BAD: u8 = 0;
+const PLAIN: u8 = 1;
+const ESCAPE: u8 = 2;
+
+/// Each byte's class in a query: visible ASCII but `#` (which would end the query; `&` and `=`
+/// are the splitter's) is allowed, `%` and `+` need decoding, anything else is refused.
+const BYTE_CLASS: [u8; 256] = {
+    let mut class = [BAD; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        class[b] = PLAIN;
+        b += 1;
+    }
+    class[b'#' as usize] = BAD;
+    class[b'%' as usize] = ESCAPE;
+    class[b'+' as usize] = ESCAPE;
+    class
+};
 
 fn hex(b: u8) -> Option<u8> {
     match b {
