@@ -155,3 +155,113 @@ impl<C: GracefulConnection> Future for Watched<C> {
         this.conn.poll(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::sync::oneshot;
+
+    /// A real hyper connection over an in-memory pipe, watched by `drain` and spawned; the
+    /// client's end. The service answers once `gate` opens (at once when there is none).
+    fn serve(drain: &Drain, gate: Option<oneshot::Receiver<()>>) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(4096);
+        let gate = std::sync::Mutex::new(gate);
+        let service = hyper::service::service_fn(move |_req| {
+            let gate = gate.lock().unwrap().take();
+            async move {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"done"))))
+            }
+        });
+        let mut http = http1::Builder::new();
+        // No timeout of hyper's own: only the drain may end an idle connection here.
+        http.timer(TokioTimer::new()).header_read_timeout(None);
+        let conn = http.serve_connection(TokioIo::new(server), service);
+        tokio::spawn(drain.watch(conn));
+        client
+    }
+
+    /// Lets every ready task run.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The peer closed the pipe: a read gives end of stream (after any bytes still in it).
+    async fn closed(client: &mut DuplexStream) -> Vec<u8> {
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        rest
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connections_close_at_once_when_the_drain_starts() {
+        let drain = Drain::default();
+        let mut clients: Vec<DuplexStream> = (0..3).map(|_| serve(&drain, None)).collect();
+        settle().await;
+        assert_eq!(drain.count(), 3);
+        // On the paused clock, a drain that never ends runs into this at once.
+        tokio::time::timeout(Duration::from_secs(60), drain.clone().shutdown())
+            .await
+            .expect("idle connections do not hold up the drain");
+        assert_eq!(drain.count(), 0);
+        for client in &mut clients {
+            assert!(closed(client).await.is_empty());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_finishes_before_its_connection_closes() {
+        let drain = Drain::default();
+        let (open_gate, gate) = oneshot::channel();
+        let mut client = serve(&drain, Some(gate));
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        settle().await;
+        let mut shutdown = Box::pin(drain.clone().shutdown());
+        // The request holds the drain open.
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => panic!("drained with a request in flight"),
+            _ = settle() => {}
+        }
+        open_gate.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), shutdown)
+            .await
+            .expect("the drain ends with the request");
+        let answer = String::from_utf8(closed(&mut client).await).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_watched_after_the_drain_began_closes_at_once() {
+        let drain = Drain::default();
+        let first = serve(&drain, None);
+        settle().await;
+        drop(first); // its connection ends by itself
+        settle().await;
+        assert_eq!(drain.count(), 0);
+        let shutdown = tokio::spawn(drain.clone().shutdown());
+        settle().await;
+        let mut late = serve(&drain, None);
+        assert!(closed(&mut late).await.is_empty());
+        tokio::time::timeout(Duration::from_secs(60), shutdown)
+            .await
+            .expect("the drain ends")
+            .unwrap();
+    }
+}

@@ -318,3 +318,124 @@ impl Drop for PooledBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::server::conn::http1 as server;
+    use hyper_util::rt::TokioTimer;
+    use tokio::net::TcpListener;
+
+    /// An upstream on 127.0.0.1:0 answering `200` with a body of `len` bytes; it counts the
+    /// connections it accepts, and with `close_idle` closes each connection after one answer.
+    async fn upstream(len: usize, close_idle: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_req| async move {
+                        let body = Full::new(Bytes::from(vec![b'x'; len]));
+                        Ok::<_, Infallible>(Response::new(body))
+                    });
+                    let mut http = server::Builder::new();
+                    http.timer(TokioTimer::new()).keep_alive(!close_idle);
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn pool(authority: &str) -> (Pool, Arc<Metrics>) {
+        let metrics = Metrics::new();
+        let cfg = config::Upstream {
+            authority: authority.parse().unwrap(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            pool_idle_timeout: Duration::from_secs(30),
+            pool_max_idle: 4,
+            health_path: None,
+        };
+        (Pool::new(&cfg, metrics.clone()), metrics)
+    }
+
+    fn get() -> Request<Buffered> {
+        Request::get("/x")
+            .header("host", "as")
+            .body(Buffered::default())
+            .unwrap()
+    }
+
+    /// Sends one request and reads its body to the end.
+    async fn exchange(pool: &Pool) -> usize {
+        let response = pool.send(get()).await.unwrap();
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .len()
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_kept_alive_and_reused() {
+        let (addr, accepted) = upstream(10, false).await;
+        let (pool, _) = pool(&addr);
+        for _ in 0..5 {
+            assert_eq!(exchange(&pool).await, 10);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_takes_its_connection_with_it() {
+        let (addr, accepted) = upstream(100_000, false).await;
+        let (pool, _) = pool(&addr);
+        let response = pool.send(get()).await.unwrap();
+        drop(response); // HTTP/1.1 cannot skip the rest of a body
+        assert_eq!(exchange(&pool).await, 100_000);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // The second one, read to its end, is reused.
+        assert_eq!(exchange(&pool).await, 100_000);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_not_used_again() {
+        let (addr, accepted) = upstream(10, true).await;
+        let (pool, _) = pool(&addr);
+        for n in 1..=3 {
+            assert_eq!(exchange(&pool).await, 10);
+            assert_eq!(accepted.load(Ordering::SeqCst), n);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_is_an_error_and_counted() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (pool, metrics) = pool(&format!("127.0.0.1:{port}"));
+        let Err(error) = pool.send(get()).await else {
+            panic!("a response from a closed port")
+        };
+        assert!(error.is_connect(), "{error}");
+        assert!(
+            metrics
+                .encode()
+                .contains("medmij_vert_upstream_connect_failures_total 1")
+        );
+    }
+}
