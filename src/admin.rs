@@ -69,45 +69,31 @@ pub fn start(
         probe: Mutex::new(None),
     });
     let (shutdown, mut stopped) = watch::channel(false);
-    let thread = std::thread::Builder::new()
-        .name("vert-admin".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    tracing::error!(error = %e, "admin listener stopped");
-                    return;
-                }
+    let thread = crate::runtime::spawn_thread("vert-admin", move || async move {
+        let Ok(listener) = TcpListener::from_std(listener) else {
+            return;
+        };
+        loop {
+            let stream = tokio::select! {
+                _ = stopped.changed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
             };
-            runtime.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(listener) else {
-                    return;
-                };
-                loop {
-                    let stream = tokio::select! {
-                        _ = stopped.changed() => break,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                    };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
                     let state = state.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req| {
-                            let state = state.clone();
-                            async move { Ok::<_, Infallible>(answer(&state, &req).await) }
-                        });
-                        let mut http = http1::Builder::new();
-                        http.timer(TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(5));
-                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                    });
-                }
+                    async move { Ok::<_, Infallible>(answer(&state, &req).await) }
+                });
+                let mut http = http1::Builder::new();
+                http.timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5));
+                let _ = http.serve_connection(TokioIo::new(stream), service).await;
             });
-        })?;
+        }
+    })?;
     Ok(Admin {
         addr,
         shutdown,

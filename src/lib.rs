@@ -22,6 +22,7 @@ pub mod pool;
 pub mod proxy;
 pub mod record;
 pub mod resources;
+pub mod runtime;
 pub mod sanitize;
 pub mod seal;
 pub mod server;

@@ -107,24 +107,10 @@ impl StoreRuntime {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (made, store) = std::sync::mpsc::channel();
         let url = url.to_owned();
-        let thread = std::thread::Builder::new()
-            .name("vert-store".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = made.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let _ = made.send(RedisStore::new(&url, timeout).map_err(|e| e.to_string()));
-                    let _ = stopped.await;
-                });
-            })?;
+        let thread = crate::runtime::spawn_thread("vert-store", move || async move {
+            let _ = made.send(RedisStore::new(&url, timeout).map_err(|e| e.to_string()));
+            let _ = stopped.await;
+        })?;
         let store = store
             .recv()
             .map_err(|_| io::Error::other("store.url: the store thread ended"))?
