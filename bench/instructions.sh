@@ -7,8 +7,8 @@
 #
 #   bench/instructions.sh [seconds]
 #
-# The figure includes start-up and shutdown, so it is an upper bound; with tens of thousands of
-# requests that is well under 1 %.
+# Only the measured run is counted (not start-up, warm-up or shutdown); its 16 connections
+# are opened within it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${1:-10}
@@ -20,8 +20,12 @@ if ! need wrk || ! need nginx || ! need valgrind || ! need callgrind_annotate; t
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind >/dev/null
 fi
-cargo build --release --locked -q
-BIN=$PWD/target/release/medmij-vert-proxy
+# BIN=path/to/another/build counts that build instead (the ablations in the README);
+# COUNT_NGINX=0 skips the nginx counts.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked -q
+  BIN=$PWD/target/release/medmij-vert-proxy
+fi
 
 WORK=$(mktemp -d)
 UPSTREAM_PID=
@@ -69,20 +73,23 @@ RULE_PATH="/oauth2/authorize?response_type=code&client_id=pgo.example.nl&redirec
 
 count() { # name path command...
   local name=$1 path=$2; shift 2
-  valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p.out" "$@" 2>/dev/null &
+  # Instrumentation is switched on only for the measured run: start-up, warm-up and shutdown
+  # are not counted, so runs of different lengths give the same figure.
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/$name.%p.out" "$@" 2>/dev/null &
   local pid=$!
   sleep 4
-  local warm total requests
-  warm=$(wrk -t1 -c16 -d2s "http://127.0.0.1:$PROXY_PORT$path" | awk '/requests in/ {print $1}')
+  local total requests
+  wrk -t1 -c16 -d2s "http://127.0.0.1:$PROXY_PORT$path" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
   requests=$(wrk -t1 -c16 -d"${SECONDS_RUN}s" "http://127.0.0.1:$PROXY_PORT$path" | awk '/requests in/ {print $1}')
+  callgrind_control -i off "$pid" >/dev/null 2>&1
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   total=$(for f in "$WORK/$name".*.out; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done | paste -sd+ | bc)
-  requests=$((requests + warm))
   printf '%-30s %8d requests  %6d instructions per request\n' "$name" "$requests" $((total / requests))
   rm -f "$WORK/$name".*.out
 }
 
 count "pass-through medmij-vert-proxy" / "$BIN" --config "$WORK/proxy.toml"
-count "pass-through nginx" / nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+[ "${COUNT_NGINX:-1}" = 0 ] || count "pass-through nginx" / nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
 count "rule path medmij-vert-proxy" "$RULE_PATH" "$BIN" --config "$WORK/proxy.toml"
-count "rule path nginx" "$RULE_PATH" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+[ "${COUNT_NGINX:-1}" = 0 ] || count "rule path nginx" "$RULE_PATH" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"

@@ -10,7 +10,6 @@ pub mod answer;
 pub mod config;
 pub mod conn;
 pub mod demo;
-pub mod drain;
 pub mod error_pages;
 pub mod forwarded;
 pub mod guard;

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
@@ -19,7 +20,6 @@ use tower::ServiceBuilder;
 use crate::admin::{self, Admin};
 use crate::config::Config;
 use crate::conn::{Activity, Limits, TimedIo, Tracked};
-use crate::drain::Drain;
 use crate::error_pages::ErrorPagesLayer;
 use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
@@ -271,7 +271,7 @@ fn run_worker(
             http.max_headers(listen.max_headers);
         }
         let http = Arc::new(http);
-        let drain = Drain::default();
+        let drain = GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
                 biased;
@@ -297,7 +297,7 @@ fn run_worker(
                 upstream: upstream.for_peer(Peer::new(peer.ip(), trusted)),
                 activity: Arc::new(Activity::default()),
                 http: http.clone(),
-                drain: drain.clone(),
+                drain: drain.watcher(),
             };
             // Timeouts count raw bytes, so the TLS handshake is under the head's timeout.
             let io = TimedIo::new(stream, connection.activity.clone(), limits);
@@ -332,7 +332,8 @@ struct Connection {
     upstream: Upstream,
     activity: Arc<Activity>,
     http: Arc<http1::Builder>,
-    drain: Drain,
+    /// Closes the connection gracefully when the worker drains.
+    drain: Watcher,
 }
 
 impl Connection {
