@@ -21,7 +21,8 @@ if ! need wrk || ! need nginx || ! need valgrind || ! need callgrind_annotate; t
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind >/dev/null
 fi
 # BIN=path/to/another/build counts that build instead (the ablations in the README);
-# COUNT_NGINX=0 skips the nginx counts.
+# COUNT_NGINX=0 skips the nginx counts; KEEP=dir keeps the callgrind profiles there, for
+# `callgrind_annotate --inclusive=yes dir/rule-path-medmij-vert-proxy.out`.
 if [ -z "${BIN:-}" ]; then
   cargo build --release --locked -q
   BIN=$PWD/target/release/medmij-vert-proxy
@@ -86,6 +87,10 @@ count() { # name path command...
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   total=$(for f in "$WORK/$name".*.out; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done | paste -sd+ | bc)
   printf '%-30s %8d requests  %6d instructions per request\n' "$name" "$requests" $((total / requests))
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    for f in "$WORK/$name".*.out; do cp "$f" "$KEEP/${name// /-}.out"; done
+  fi
   rm -f "$WORK/$name".*.out
 }
 
