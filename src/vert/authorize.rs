@@ -190,6 +190,11 @@ pub fn request_ids(query: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) 
     let mut request_id = None;
     let mut correlation_id = None;
     for pair in query::pairs(query) {
+        // Decoding never lengthens a name: one shorter than both ids cannot be either, and
+        // needs no decoding (most of an authorization request's names).
+        if pair.name.len() < "X-Correlation-ID".len() {
+            continue;
+        }
         let slot = match query::decode(pair.name).ok().as_deref() {
             Some("MedMij-Request-ID") => &mut request_id,
             Some("X-Correlation-ID") => &mut correlation_id,
@@ -810,5 +815,8 @@ mod tests {
         assert_eq!((r.as_deref(), c.as_deref()), (Some("r1"), Some("c-1")));
         let (r, c) = request_ids("MedMij-Request-ID=r1&MedMij-Request-ID=r2");
         assert_eq!((r, c), (None, None));
+        // Names spelled with escapes are read too.
+        let (r, c) = request_ids("MedMij%2DRequest-ID=r1&X%2DCorrelation%2DID=c1");
+        assert_eq!((r.as_deref(), c.as_deref()), (Some("r1"), Some("c1")));
     }
 }
