@@ -98,14 +98,7 @@ impl<'q> Iterator for Pairs<'q> {
 /// Decodes one name or value: `+` is a space, `%XX` a byte, the result must be UTF-8.
 pub fn decode(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
     let bytes = raw.as_bytes();
-    // One branch-free pass that both checks the bytes and sees whether any needs decoding:
-    // this runs over every name and value of every authorization request and flow return.
-    let (mut bad, mut escaped) = (false, false);
-    for &b in bytes {
-        let class = BYTE_CLASS[usize::from(b)];
-        bad |= class == BAD;
-        escaped |= class == ESCAPE;
-    }
+    let (bad, escaped) = classify(bytes);
     if bad {
         return Err(DecodeError::BadByte);
     }
@@ -140,24 +133,32 @@ pub fn decode(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
         .map_err(|_| DecodeError::InvalidUtf8)
 }
 
-const BAD: u8 = 0;
-const PLAIN: u8 = 1;
-const ESCAPE: u8 = 2;
-
-/// Each byte's class in a query: visible ASCII but `#` (which would end the query; `&` and `=`
-/// are the splitter's) is allowed, `%` and `+` need decoding, anything else is refused.
-const BYTE_CLASS: [u8; 256] = {
-    let mut class = [BAD; 256];
-    let mut b = 0x21;
-    while b <= 0x7e {
-        class[b] = PLAIN;
-        b += 1;
+/// One pass over a name or value, eight bytes at a time (it runs over every name and value of
+/// every authorization request and flow return, the sealed state included): is there a byte
+/// that may not appear raw (`bad`: anything but visible ASCII, and `#`, which would end the
+/// query; `&` and `=` are the splitter's), and one that needs decoding (`escaped`: `%`, `+`)?
+fn classify(bytes: &[u8]) -> (bool, bool) {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Exact for "any byte" (Hacker's Delight 6-1; Anderson's bit hacks): a borrow or carry
+    // can only spread from a byte that already answers yes.
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let has_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH != 0;
+    let has_above_7e = |x: u64| (x.wrapping_add(ONES) | x) & HIGH != 0;
+    let splat = |b: u8| ONES * u64::from(b);
+    let (mut bad, mut escaped) = (false, false);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
+        bad |= has_below(x, 0x21) | has_above_7e(x) | has_zero(x ^ splat(b'#'));
+        escaped |= has_zero(x ^ splat(b'%')) | has_zero(x ^ splat(b'+'));
     }
-    class[b'#' as usize] = BAD;
-    class[b'%' as usize] = ESCAPE;
-    class[b'+' as usize] = ESCAPE;
-    class
-};
+    for &b in chunks.remainder() {
+        bad |= !(0x21..=0x7e).contains(&b) | (b == b'#');
+        escaped |= (b == b'%') | (b == b'+');
+    }
+    (bad, escaped)
+}
 
 fn hex(b: u8) -> Option<u8> {
     match b {
@@ -236,6 +237,37 @@ impl UriBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn classify_agrees_with_the_byte_by_byte_rule(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let bad = bytes.iter().any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#');
+            let escaped = bytes.iter().any(|&b| b == b'%' || b == b'+');
+            proptest::prop_assert_eq!(classify(&bytes), (bad, escaped));
+        }
+    }
+
+    #[test]
+    fn classify_sees_each_kind_of_byte_at_every_position() {
+        for at in 0..20 {
+            for (b, expected) in [
+                (0x00, (true, false)),
+                (0x20, (true, false)),
+                (0x21, (false, false)),
+                (b'#', (true, false)),
+                (b'%', (false, true)),
+                (b'+', (false, true)),
+                (0x7e, (false, false)),
+                (0x7f, (true, false)),
+                (0x80, (true, false)),
+                (0xff, (true, false)),
+            ] {
+                let mut bytes = vec![b'a'; 20];
+                bytes[at] = b;
+                assert_eq!(classify(&bytes), expected, "byte {b:#x} at {at}");
+            }
+        }
+    }
 
     #[test]
     fn decodes_plus_and_percent() {
