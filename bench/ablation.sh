@@ -23,7 +23,7 @@ for patch in "${PATCHES[@]}"; do
   git worktree add -q --detach "$tree" HEAD
   git -C "$tree" apply "$PWD/$patch"
   # Its own target directory, so the committed build stays as it is.
-  (cd "$tree" && cargo build --release -q)
+  (cd "$tree" && RUSTFLAGS=-Awarnings cargo build --release -q)
   echo "== $(basename "$patch" .patch)"
   BIN="$tree/target/release/medmij-vert-proxy" COUNT_NGINX=0 bench/instructions.sh "$SECONDS_RUN"
   git worktree remove --force "$tree"

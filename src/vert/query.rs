@@ -147,15 +147,20 @@ fn classify(bytes: &[u8]) -> (bool, bool) {
     let has_above_7e = |x: u64| (x.wrapping_add(ONES) | x) & HIGH != 0;
     let splat = |b: u8| ONES * u64::from(b);
     let (mut bad, mut escaped) = (false, false);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let x = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
+    let mut check = |x: u64| {
         bad |= has_below(x, 0x21) | has_above_7e(x) | has_zero(x ^ splat(b'#'));
         escaped |= has_zero(x ^ splat(b'%')) | has_zero(x ^ splat(b'+'));
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        check(u64::from_le_bytes(chunk.try_into().expect("chunks of eight")));
     }
-    for &b in chunks.remainder() {
-        bad |= !(0x21..=0x7e).contains(&b) | (b == b'#');
-        escaped |= (b == b'%') | (b == b'+');
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // The last few bytes, padded with a byte that is neither bad nor escaped.
+        let mut last = [b'a'; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        check(u64::from_le_bytes(last));
     }
     (bad, escaped)
 }
