@@ -41,5 +41,5 @@ for line in out.splitlines():
     groups[key] += cost
 total = sum(groups.values())
 print(f"{total // requests:>8}  total per request")
-for key, cost in groups.most_common(25):
+for key, cost in groups.most_common(int(sys.argv[3]) if len(sys.argv) > 3 else 25):
     print(f"{cost // requests:>8}  {key}")
