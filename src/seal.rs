@@ -16,10 +16,10 @@
 //! Version and key id are authenticated as associated data. Nonces are random, from the OS.
 //! AES-256-GCM-SIV (RFC 8452) because it is cheap per message on AES-NI and CLMUL (a fifth of
 //! XChaCha20-Poly1305's instructions for a ~150-byte state) and safe with random 96-bit nonces:
-//! it derives a fresh key per nonce, so the number of states one key may seal is bounded far
-//! beyond any deployment (RFC 8452 §9: about 2^64 messages before the advantage reaches
-//! 2^-32), and even a repeated nonce reveals only that two plaintexts were equal, never the
-//! authentication key (as AES-GCM would). Version 1 states are still opened, so that flows in
+//! a repeat becomes likely only after about 2^48 seals under one key (the birthday bound), and
+//! GCM-SIV is nonce-misuse resistant, so even a repeat reveals only whether two sealed flows
+//! were identical, never the authentication key or other plaintexts
+//! (as a repeated AES-GCM nonce would). Version 1 states are still opened, so that flows in
 //! flight across an upgrade are not lost; nothing seals them any more, so after one
 //! `state.flow_ttl` none is left, and version 1 can go in the release after next.
 

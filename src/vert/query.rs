@@ -153,7 +153,9 @@ fn classify(bytes: &[u8]) -> (bool, bool) {
     };
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
-        check(u64::from_le_bytes(chunk.try_into().expect("chunks of eight")));
+        check(u64::from_le_bytes(
+            chunk.try_into().expect("chunks of eight"),
+        ));
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
