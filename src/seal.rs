@@ -171,10 +171,14 @@ impl KeyRing {
         }
         // The nonce itself: random, authenticated with the flow, and public (it is in the
         // state), so it needs no hashing (a SHA-256 here cost 3,400 instructions a request).
-        // The last byte tells the versions' nonces apart.
+        // A version 1 id stays what it was before version 2 (the nonce, zero-padded), so that
+        // a flow released just before an upgrade is still known after it; a version 2 id ends
+        // in its version byte, where a version 1 id has a zero, so the two never meet.
         let mut id = [0u8; 32];
         id[..header_len - 2].copy_from_slice(&token[2..header_len]);
-        id[31] = token[0];
+        if token[0] == VERSION {
+            id[31] = VERSION;
+        }
         let opened = if token[0] == VERSION {
             self.open_token(&mut token)
         } else {
@@ -456,7 +460,10 @@ mod tests {
         let (opened, id) = ring.open_with_id(&old);
         assert_eq!(opened, Opened::Flow(f.clone()));
         let id = id.unwrap();
-        assert_eq!(id[31], VERSION_1);
+        // The id version 1 recorded before the upgrade: its nonce, zero-padded.
+        let nonce = &URL_SAFE_NO_PAD.decode(&old).unwrap()[2..HEADER_1_LEN];
+        assert_eq!(&id[..NONCE_1_LEN], nonce);
+        assert_eq!(id[NONCE_1_LEN..], [0u8; 32 - NONCE_1_LEN]);
         assert_eq!(ring.open_with_id(&old).1, Some(id));
         assert_eq!(ring.open_with_id(&ring.seal(&f)).1.unwrap()[31], VERSION);
         // Tampered or under another key: invalid, as for the current version.
