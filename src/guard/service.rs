@@ -168,7 +168,12 @@ impl<S> VertGuard<S> {
             Decision::Forward(accepted) => {
                 let flow = accepted.flow(unix_now(), correlation_id);
                 let sealed = guard.keys.load().seal(&flow);
-                let query = accepted.forward_query(&sealed, guard.strip_scope_token);
+                // Whatever spelling of the path reached here, the AS gets the canonical one.
+                let path_and_query = accepted.forward_target(
+                    &guard.authorize_path,
+                    &sealed,
+                    guard.strip_scope_token,
+                );
                 let kind = accepted.requested.map(|r| r.kind);
                 // ext.vert.authint.201/.204: the AS is told to ask DigiD for representation.
                 let rule = match kind {
@@ -185,8 +190,6 @@ impl<S> VertGuard<S> {
                     "state sealed, forwarded upstream",
                     &subject,
                 );
-                // Whatever spelling of the path reached here, the AS gets the canonical one.
-                let path_and_query = format!("{}?{query}", guard.authorize_path);
                 (path_and_query, kind, Box::new(flow))
             }
         };

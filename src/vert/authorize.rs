@@ -398,15 +398,20 @@ impl<'q> Accepted<'q> {
         }
     }
 
-    /// The query to forward upstream: the same pairs in the same order and encoding, except
+    /// The request target to forward upstream, `path?query`; the query has the same pairs in
+    /// the same order and encoding, except
     /// `state`, which becomes the sealed state, and, with `strip_token`, the scope without the
     /// representation token (for an AS that rejects unknown tokens). A scope left empty is
     /// dropped.
-    pub fn forward_query(&self, sealed_state: &str, strip_token: bool) -> String {
+    pub fn forward_target(&self, path: &str, sealed_state: &str, strip_token: bool) -> String {
         let query = self.parsed.query;
-        let mut out = String::with_capacity(query.len() + sealed_state.len());
-        let push = |part: &str, out: &mut String| {
-            if !out.is_empty() {
+        // One buffer for the whole target: the path, then the query, then nothing copied again.
+        let mut out = String::with_capacity(path.len() + 1 + query.len() + sealed_state.len());
+        out.push_str(path);
+        out.push('?');
+        let mut first = true;
+        let mut push = |part: &str, out: &mut String| {
+            if !std::mem::take(&mut first) {
                 out.push('&');
             }
             out.push_str(part);
@@ -548,7 +553,7 @@ mod tests {
         let a = accepted(run(&base("&scope=48&MedMij_geboortedatum=garbage")));
         assert_eq!(a.requested, None);
         assert!(
-            a.forward_query("S", false)
+            a.forward_target("/a", "S", false)
                 .contains("MedMij_geboortedatum=garbage")
         );
     }
@@ -750,9 +755,9 @@ mod tests {
         let q = base("&nonce=a%2Bb&scope=onbehalfof+48&MedMij_geboortedatum=19700901&x");
         let a = accepted(run(&q));
         assert_eq!(
-            a.forward_query("SEALED", false),
+            a.forward_target("/oauth2/authorize", "SEALED", false),
             format!(
-                "response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state=SEALED\
+                "/oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&state=SEALED\
                  &nonce=a%2Bb&scope=onbehalfof+48&MedMij_geboortedatum=19700901&x"
             )
         );
@@ -763,14 +768,14 @@ mod tests {
         let a = accepted(run(&base(
             "&scope=48+onbehalfof+x&MedMij_geboortedatum=19700901",
         )));
-        assert!(a.forward_query("S", true).contains("&scope=48%20x&"));
+        assert!(a.forward_target("/a", "S", true).contains("&scope=48%20x&"));
         let a = accepted(run(&base(
             "&scope=onbehalfof&MedMij_geboortedatum=19700901",
         )));
-        assert!(!a.forward_query("S", true).contains("scope"));
+        assert!(!a.forward_target("/a", "S", true).contains("scope"));
         // Nothing to strip without representation: the scope goes as sent.
         let a = accepted(run(&base("&scope=48+x")));
-        assert!(a.forward_query("S", true).contains("&scope=48+x"));
+        assert!(a.forward_target("/a", "S", true).contains("&scope=48+x"));
     }
 
     #[test]
