@@ -86,7 +86,8 @@ impl<S> VertGuard<S> {
         let query = req.uri().query().unwrap_or("");
         // The client's ids: from the query (core.authint.200), else from its request headers;
         // a correlation id is made up when there is none, and shown on the Persoon's pages.
-        let (request_id, correlation_id) = authorize::request_ids(query);
+        let parsed = authorize::Parsed::new(query);
+        let (request_id, correlation_id) = parsed.request_ids();
         let request_id = request_id
             .and_then(|id| Uuid::try_parse(&id).ok())
             .or_else(|| header_uuid(req.headers(), &MEDMIJ_REQUEST_ID));
@@ -130,7 +131,7 @@ impl<S> VertGuard<S> {
             enabled: &guard.enabled,
             today,
         };
-        let (path_and_query, kind, flow) = match authorize::decide(query, &settings) {
+        let (path_and_query, kind, flow) = match authorize::decide_parsed(parsed, &settings) {
             Decision::Refuse(refusal) => {
                 let name = refusal.client.as_ref().map(|c| c.name.as_str());
                 subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());

@@ -102,7 +102,7 @@ impl<'q> Slot<'q> {
 
 /// A query split once into its pairs, with the specified parameters picked out.
 #[derive(Debug, Clone)]
-struct Parsed<'q> {
+pub struct Parsed<'q> {
     query: &'q str,
     pairs: Vec<(Option<Param>, RawPair<'q>)>,
     slots: [Slot<'q>; Param::ALL.len()],
@@ -111,7 +111,8 @@ struct Parsed<'q> {
 }
 
 impl<'q> Parsed<'q> {
-    fn new(query: &'q str) -> Self {
+    /// Splits and decodes the query once, for [`Parsed::request_ids`] and [`decide_parsed`].
+    pub fn new(query: &'q str) -> Self {
         let mut parsed = Parsed {
             query,
             pairs: Vec::new(),
@@ -141,6 +142,19 @@ impl<'q> Parsed<'q> {
             parsed.pairs.push((param, pair));
         }
         parsed
+    }
+
+    /// The client's `MedMij-Request-ID` and `X-Correlation-ID` from the query (core.authint.200),
+    /// each when it appears exactly once and decodes: a repeated id is no id.
+    pub fn request_ids(&self) -> (Option<Cow<'q, str>>, Option<Cow<'q, str>>) {
+        let id = |param: Param| {
+            let slot = &self.slots[param as usize];
+            match (&slot.decoded, slot.count) {
+                (Some(Ok(v)), 1) => Some(v.clone()),
+                _ => None,
+            }
+        };
+        (id(Param::RequestId), id(Param::CorrelationId))
     }
 
     fn slot(&self, p: Param) -> &Slot<'q> {
@@ -185,36 +199,16 @@ pub enum Decision<'q> {
     Redirect(ErrorRedirect),
 }
 
-/// The request ids a log line carries: as sent when they are single and decode, else absent.
-pub fn request_ids(query: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
-    let mut request_id = None;
-    let mut correlation_id = None;
-    for pair in query::pairs(query) {
-        // Decoding never lengthens a name: one shorter than both ids cannot be either, and
-        // needs no decoding (most of an authorization request's names).
-        if pair.name.len() < "X-Correlation-ID".len() {
-            continue;
-        }
-        let slot = match query::decode(pair.name).ok().as_deref() {
-            Some("MedMij-Request-ID") => &mut request_id,
-            Some("X-Correlation-ID") => &mut correlation_id,
-            _ => continue,
-        };
-        // A repeated id is no id.
-        *slot = match slot {
-            None => Some(query::decode(pair.value).ok()),
-            Some(_) => Some(None),
-        };
-    }
-    (request_id.flatten(), correlation_id.flatten())
-}
-
 /// Decides on an authorization request, given its query string.
 ///
 /// Order follows RFC 6749 §4.1.2.1: until `client_id` and `redirect_uri` are proven, nothing is
 /// redirected anywhere (1a); after that, errors go back to the client (1b).
 pub fn decide<'q>(query: &'q str, settings: &Settings<'_>) -> Decision<'q> {
-    let parsed = Parsed::new(query);
+    decide_parsed(Parsed::new(query), settings)
+}
+
+/// [`decide`] on a query already parsed (the guard reads the ids from it first).
+pub fn decide_parsed<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
     let refuse = |reason, client: Option<&Client>| {
         Decision::Refuse(Refusal {
             reason,
@@ -816,12 +810,12 @@ mod tests {
 
     #[test]
     fn request_ids_are_read_once() {
-        let (r, c) = request_ids("MedMij-Request-ID=r1&X-Correlation-ID=c%2D1&x=1");
+        let (r, c) = Parsed::new("MedMij-Request-ID=r1&X-Correlation-ID=c%2D1&x=1").request_ids();
         assert_eq!((r.as_deref(), c.as_deref()), (Some("r1"), Some("c-1")));
-        let (r, c) = request_ids("MedMij-Request-ID=r1&MedMij-Request-ID=r2");
+        let (r, c) = Parsed::new("MedMij-Request-ID=r1&MedMij-Request-ID=r2").request_ids();
         assert_eq!((r, c), (None, None));
         // Names spelled with escapes are read too.
-        let (r, c) = request_ids("MedMij%2DRequest-ID=r1&X%2DCorrelation%2DID=c1");
+        let (r, c) = Parsed::new("MedMij%2DRequest-ID=r1&X%2DCorrelation%2DID=c1").request_ids();
         assert_eq!((r.as_deref(), c.as_deref()), (Some("r1"), Some("c1")));
     }
 }
