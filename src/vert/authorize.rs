@@ -392,11 +392,10 @@ impl<'q> Accepted<'q> {
         }
     }
 
-    /// The request target to forward upstream, `path?query`; the query has the same pairs in
-    /// the same order and encoding, except
-    /// `state`, which becomes the sealed state, and, with `strip_token`, the scope without the
-    /// representation token (for an AS that rejects unknown tokens). A scope left empty is
-    /// dropped.
+    /// The request target to forward upstream, `path?query`. The query has the same pairs in
+    /// the same order and encoding, except `state`, which becomes the sealed state, and, with
+    /// `strip_token`, the scope without the representation token (for an AS that rejects
+    /// unknown tokens). A scope left empty is dropped.
     pub fn forward_target(&self, path: &str, sealed_state: &str, strip_token: bool) -> String {
         let query = self.parsed.query;
         // One buffer for the whole target: the path, then the query, then nothing copied again.
