@@ -176,36 +176,31 @@ pub fn start(addr: SocketAddr, headers: SignalHeaders) -> io::Result<DemoAs> {
         store: Mutex::default(),
     });
     let shared = demo.clone();
-    let thread = std::thread::Builder::new()
-        .name("demo-as".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the demo AS");
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("a tokio listener");
-                loop {
-                    let stream = tokio::select! {
-                        _ = rx.changed() => break,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                    };
+    let thread = crate::runtime::spawn_thread("demo-as", move || async move {
+        let Ok(listener) = TcpListener::from_std(listener) else {
+            tracing::error!("demo AS: no listener");
+            return;
+        };
+        loop {
+            let stream = tokio::select! {
+                _ = rx.changed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+            };
+            let demo = demo.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
                     let demo = demo.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req| {
-                            let demo = demo.clone();
-                            async move { Ok::<_, Infallible>(demo.handle(req).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
+                    async move { Ok::<_, Infallible>(demo.handle(req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
-        })?;
+        }
+    })?;
     Ok(DemoAs {
         demo: shared,
         addr,
