@@ -366,54 +366,48 @@ impl Scripted {
         let closed = std::sync::Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();
         let closed_counter = closed.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let stream = tokio::select! {
-                        _ = &mut stopped => break,
-                        s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let shared = shared.clone();
-                    let closed = closed_counter.clone();
-                    tokio::spawn(async move {
-                        let service =
-                            service_fn(move |_req: http::Request<hyper::body::Incoming>| {
-                                let (location, used, birthdate) = shared.lock().unwrap().clone();
-                                async move {
-                                    let mut r = http::Response::builder().status(302);
-                                    if let Ok(v) = http::HeaderValue::from_str(&location) {
-                                        r = r.header("location", v);
-                                    }
-                                    if let Some(u) = used {
-                                        r = r.header("x-vert-representation", u);
-                                    }
-                                    if let Some(b) = birthdate {
-                                        r = r.header("x-vert-birthdate", b);
-                                    }
-                                    Ok::<_, std::convert::Infallible>(
-                                        r.body(Full::new(Bytes::from_static(b"redirecting C0DE")))
-                                            .unwrap(),
-                                    )
-                                }
-                            });
-                        let mut builder = http1::Builder::new();
-                        builder
-                            .timer(hyper_util::rt::TokioTimer::new())
-                            .header_read_timeout(idle_close);
-                        let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                        closed.fetch_add(1, Ordering::SeqCst);
+        medmij_vert_proxy::runtime::spawn_thread("test-scripted", move || async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let stream = tokio::select! {
+                    _ = &mut stopped => break,
+                    s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let shared = shared.clone();
+                let closed = closed_counter.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                        let (location, used, birthdate) = shared.lock().unwrap().clone();
+                        async move {
+                            let mut r = http::Response::builder().status(302);
+                            if let Ok(v) = http::HeaderValue::from_str(&location) {
+                                r = r.header("location", v);
+                            }
+                            if let Some(u) = used {
+                                r = r.header("x-vert-representation", u);
+                            }
+                            if let Some(b) = birthdate {
+                                r = r.header("x-vert-birthdate", b);
+                            }
+                            Ok::<_, std::convert::Infallible>(
+                                r.body(Full::new(Bytes::from_static(b"redirecting C0DE")))
+                                    .unwrap(),
+                            )
+                        }
                     });
-                }
-            });
-        });
+                    let mut builder = http1::Builder::new();
+                    builder
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(idle_close);
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        })
+        .unwrap();
         Scripted {
             addr,
             script,
@@ -611,12 +605,8 @@ impl Recorder {
         )));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (record, counter, shared) = (bytes.clone(), connections.clone(), script.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
+        let thread =
+            medmij_vert_proxy::runtime::spawn_thread("test-recorder", move || async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let mut tasks = tokio::task::JoinSet::new();
                 loop {
@@ -648,8 +638,8 @@ impl Recorder {
                     });
                 }
                 tasks.shutdown().await;
-            });
-        });
+            })
+            .unwrap();
         Recorder {
             addr,
             bytes,
