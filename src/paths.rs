@@ -106,11 +106,15 @@ pub struct Canonical {
     pub lookalike: bool,
 }
 
-/// A path that is already canonical (apart from letter case).
+/// A path that is already canonical (apart from letter case): ASCII only, so that no
+/// character another stack folds onto ASCII can skip [`canonical`].
 fn is_plain(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };
+    if !rest.is_ascii() {
+        return false;
+    }
     if rest.is_empty() {
         return true;
     }
@@ -152,23 +156,16 @@ pub fn canonical(path: &str) -> Option<Canonical> {
 /// The segments of a decoded path: `;parameters`, empty and `.` segments gone, `..` resolved,
 /// trailing dots and spaces trimmed.
 fn segments(decoded: &str) -> Vec<&str> {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        let segment = segment.split(';').next().unwrap_or("");
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            _ => {
-                let trimmed = segment.trim_end_matches(['.', ' ']);
-                if !trimmed.is_empty() {
-                    segments.push(trimmed);
-                }
-            }
-        }
-    }
-    segments
+    let named = decoded
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or(""))
+        .filter(|segment| !segment.is_empty());
+    let (resolved, _) = crate::vert::syntax::resolve_dots(named);
+    resolved
+        .into_iter()
+        .map(|segment| segment.trim_end_matches(['.', ' ']))
+        .filter(|segment| !segment.is_empty())
+        .collect()
 }
 
 fn join(segments: &[&str]) -> String {
@@ -187,21 +184,7 @@ fn percent_decode(s: &str) -> Option<String> {
     if !s.contains('%') {
         return Some(s.to_owned());
     }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::vert::syntax::percent_decode(s)?).ok()
 }
 
 #[cfg(test)]

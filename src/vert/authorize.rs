@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::exceptions::{Exception, error_redirect};
+use super::fold;
 use super::query::{self, DecodeError, RawPair};
 use super::{Birthdate, Client, ClientList, Flow, Kind, Requested};
 
@@ -72,8 +73,24 @@ impl Param {
         }
     }
 
+    /// The parameter a (decoded) name is, read as the most lenient framework reads names
+    /// ([`fold::param_key`]): `REDIRECT_URI`, `redirect.uri` and `redirect_uri[]` are all
+    /// `redirect_uri` to some AS, so they are to the proxy.
     fn from_name(name: &str) -> Option<Param> {
-        Param::ALL.into_iter().find(|p| p.name() == name)
+        Some(match fold::param_key(name)?.as_str() {
+            "response_type" => Param::ResponseType,
+            "client_id" => Param::ClientId,
+            "redirect_uri" => Param::RedirectUri,
+            "scope" => Param::Scope,
+            "state" => Param::State,
+            "medmij_geboortedatum" => Param::Birthdate,
+            "response_mode" => Param::ResponseMode,
+            "request" => Param::Request,
+            "request_uri" => Param::RequestUri,
+            "medmij-request-id" => Param::RequestId,
+            "x-correlation-id" => Param::CorrelationId,
+            _ => return None,
+        })
     }
 }
 
@@ -695,6 +712,124 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Spellings of a judged name that some framework binds to it (issue 17, finding 2).
+    const SPELLINGS: [&str; 8] = [
+        "{UP}",
+        "{Title}",
+        "{lower}%20",
+        "%20{lower}",
+        "{dotted}",
+        "{spaced}",
+        "{lower}%5B%5D",
+        "{lower}%00",
+    ];
+
+    fn spellings(name: &str) -> Vec<String> {
+        let title: String = name
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("_");
+        SPELLINGS
+            .iter()
+            .map(|s| {
+                s.replace("{UP}", &name.to_ascii_uppercase())
+                    .replace("{Title}", &title)
+                    .replace("{lower}", name)
+                    .replace("{dotted}", &name.replacen('_', ".", 1))
+                    .replace("{spaced}", &name.replacen('_', "+", 1))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lenient_names_a_second_client_id_or_redirect_uri_before_or_after_is_1a() {
+        for name in ["client_id", "redirect_uri"] {
+            for spelling in spellings(name) {
+                let value = if name == "client_id" {
+                    "evil.example".to_string()
+                } else {
+                    "https%3A%2F%2Fevil.example%2Fcb".to_string()
+                };
+                let before = format!("{spelling}={value}&{}", base(""));
+                let after = base(&format!("&{spelling}={value}"));
+                for q in [before, after] {
+                    match run(&q) {
+                        Decision::Refuse(r) => assert!(r.reason.contains("repeated"), "{q}: {r:?}"),
+                        other => panic!("{q}: expected 1a, got {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lenient_names_a_second_spelling_of_another_judged_name_is_1b() {
+        for (name, value) in [
+            ("state", "evil"),
+            ("scope", "onbehalfof"),
+            ("response_type", "token"),
+            ("response_mode", "form_post"),
+            ("medmij_geboortedatum", "20000101"),
+        ] {
+            for spelling in spellings(name) {
+                let extra = "&scope=onbehalfof&MedMij_geboortedatum=19700901&response_mode=query";
+                let before = format!("{spelling}={value}&{}", base(extra));
+                let after = base(&format!("{extra}&{spelling}={value}"));
+                for q in [before, after] {
+                    let r = redirected(run(&q));
+                    assert_eq!(
+                        (r.exception, r.error),
+                        (Exception::Auth1b, "invalid_request"),
+                        "{q}"
+                    );
+                    assert!(r.description.contains("repeated"), "{q}: {}", r.description);
+                }
+            }
+        }
+        for spelling in spellings("request_uri")
+            .into_iter()
+            .chain(spellings("request"))
+        {
+            let r = redirected(run(&base(&format!("&{spelling}=urn:x"))));
+            assert_eq!(
+                r.description, "request objects are not supported",
+                "{spelling}"
+            );
+        }
+    }
+
+    #[test]
+    fn lenient_names_a_lone_spelling_is_judged_as_that_parameter() {
+        // Only `REDIRECT_URI`: an AS that binds without case sees it, so the proxy checks it.
+        let q = format!(
+            "response_type=code&client_id={PGO}&REDIRECT_URI=https%3A%2F%2Fevil.example%2Fcb&state=x"
+        );
+        assert!(matches!(run(&q), Decision::Refuse(_)));
+        let q = format!("response_type=code&Client.Id={PGO}&redirect_uri={REDIRECT}&state=x");
+        assert!(matches!(run(&q), Decision::Forward(_)));
+        // And the proxy's own state replaces the client's under whatever name it came.
+        let q = format!("response_type=code&client_id={PGO}&redirect_uri={REDIRECT}&STATE=x");
+        let a = accepted(run(&q));
+        assert_eq!(a.state, "x");
+        let target = a.forward_target("/a", "SEALED", false);
+        assert!(
+            target.contains("&state=SEALED") && !target.contains("STATE"),
+            "{target}"
+        );
+        // Names that merely resemble one stay other parameters, untouched.
+        let a = accepted(run(&base("&redirect-uri=x&client_idx=y")));
+        assert!(
+            a.forward_target("/a", "S", false)
+                .ends_with("&redirect-uri=x&client_idx=y")
+        );
     }
 
     #[test]

@@ -81,13 +81,14 @@ impl ClientList {
             .strip_prefix("https://")
             .ok_or(RedirectUriError::NotHttps)?;
         let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-        if authority.contains('@') {
+        let authority = super::syntax::Authority::split(authority);
+        if authority.userinfo.is_some() {
             return Err(RedirectUriError::Userinfo);
         }
-        if authority.contains(':') {
+        if authority.port.is_some() {
             return Err(RedirectUriError::Port);
         }
-        if authority != client_id {
+        if authority.host != client_id {
             return Err(RedirectUriError::HostDiffers);
         }
         Ok(())
@@ -101,9 +102,7 @@ pub fn is_uri_text(s: &str) -> bool {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let ok =
-                    b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
-                if !ok {
+                if super::syntax::escape(&b[i..]).is_none() {
                     return false;
                 }
                 i += 3;

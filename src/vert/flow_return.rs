@@ -142,12 +142,9 @@ impl<'a> Target<'a> {
             .split(['/', '\\'])
             .next()
             .unwrap_or(after_scheme);
-        let host_port = authority.rsplit('@').next().unwrap_or(authority);
-        let host = match host_port.rfind(':') {
-            Some(i) if !host_port[i..].contains(']') => &host_port[..i],
-            _ => host_port,
-        };
-        let host = host.trim_end_matches('.');
+        let host = super::syntax::Authority::split(authority)
+            .host
+            .trim_end_matches('.');
         Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(host.to_ascii_lowercase())
         } else {
@@ -203,7 +200,16 @@ impl<'a> Params<'a> {
                     params.code = true;
                 }
                 "error" => params.error = true,
-                other => params.code_like |= fold::reads_as(other, "code"),
+                // Names a lenient parser of the client's binds to a judged one
+                // (`fold::param_key`): a second `state` the client might read instead of the
+                // restored one makes the query unreadable; an `ERROR` makes it an error
+                // redirect, which carries no code.
+                other => match fold::param_key(other).as_ref().map(fold::ParamKey::as_str) {
+                    Some("code") => params.code_like = true,
+                    Some("state") => return None,
+                    Some("error") => params.error = true,
+                    _ => {}
+                },
             }
         }
         Some(params)
@@ -748,6 +754,26 @@ mod tests {
             "https://pgo.example.nl/cb?code=C&CODE=D&state=SEALED",
             // And in an error redirect.
             "https://pgo.example.nl/cb?error=access_denied&CODE=D&state=SEALED",
+        ] {
+            let v = check(loc, Some(flow(None)), Some("none"), None);
+            assert_eq!(exception(&v), Some(Exception::FailClosed), "{loc}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn lenient_names_in_a_location_a_second_state_or_error_or_code_is_withheld() {
+        for loc in [
+            // PHP's mangling, a `[]` suffix, white space: each is `code` to some client.
+            "https://pgo.example.nl/cb?code=C&code%5B%5D=D&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&%20code=D&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&code%20=D&state=SEALED",
+            // A second state the client could read instead of the restored one.
+            "https://pgo.example.nl/cb?code=C&state=SEALED&STATE=evil",
+            "https://pgo.example.nl/cb?STATE=evil&code=C&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&state=SEALED&State%5B%5D=evil",
+            // An error under another name next to a code: neither clean code nor error.
+            "https://pgo.example.nl/cb?code=C&ERROR=x&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&Error%20=x&state=SEALED",
         ] {
             let v = check(loc, Some(flow(None)), Some("none"), None);
             assert_eq!(exception(&v), Some(Exception::FailClosed), "{loc}: {v:?}");

@@ -1,9 +1,11 @@
 //! How lenient parsers read text: what a router or a query parser of another stack could take
 //! a string for. Java's `equalsIgnoreCase` and .NET's `OrdinalIgnoreCase` fold `ı` and `İ`
 //! onto `i`; routers that normalise Unicode read `／` as `/` and fullwidth letters as ASCII.
-//! Both the authorize path (the HTTP side's `paths`) and the names of a flow return's parameters
-//! ([`super::flow_return`]) are compared in this reading, so that no spelling another stack
-//! would accept slips past a check made in ASCII.
+//! The authorize and token paths (the HTTP side's `paths`) and the parameter names the proxy
+//! judges, in the authorization request ([`super::authorize`]), a flow return's `Location`
+//! ([`super::flow_return`]) and a token body ([`super::token`]), are compared in this reading
+//! ([`loose`], [`param_key`]), so that no spelling another stack would accept slips past a
+//! check made in ASCII.
 
 use std::borrow::Cow;
 
@@ -40,10 +42,62 @@ fn ascii_reading(c: char) -> Option<String> {
     })
 }
 
-/// Whether a lenient parser could read `name` as `wanted` (ASCII, lower case): any letter
-/// case, and any Unicode spelling [`loose`] reads as it.
+/// The longest name [`param_key`] reads: longer than every name the proxy judges.
+const KEY_MAX: usize = 24;
+
+/// A parameter name as the most lenient framework binds it: see [`param_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamKey {
+    bytes: [u8; KEY_MAX],
+    len: usize,
+}
+
+impl ParamKey {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written into the buffer.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+/// The name a lenient framework binds a (percent-decoded) parameter name to, in lower case; `None`
+/// when that is longer than any name the proxy judges, or not ASCII. Folded together:
+/// - letter case (ASP.NET Core, Rails' `HashWithIndifferentAccess` in part, many hand-written
+///   binders), and every Unicode spelling [`loose`] reads as ASCII;
+/// - white space and control characters around the name (binders that trim, C parsers that
+///   stop at NUL);
+/// - PHP's mangling: `.`, ` ` and an unclosed `[` become `_`;
+/// - a `[...]` suffix (PHP, Rails, Node's `qs`: `redirect_uri[]` binds to `redirect_uri`).
+///
+/// Over-reading is safe (a name read as a judged one is judged, or refused as a repeat);
+/// under-reading is what lets a second `redirect_uri` past the check.
+pub fn param_key(name: &str) -> Option<ParamKey> {
+    let read = loose(name);
+    let mut name = read.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+    if name.ends_with(']')
+        && let Some(open) = name.find('[')
+    {
+        name = &name[..open];
+    }
+    if name.len() > KEY_MAX || !name.is_ascii() {
+        return None;
+    }
+    let mut key = ParamKey {
+        bytes: [0; KEY_MAX],
+        len: name.len(),
+    };
+    for (slot, b) in key.bytes.iter_mut().zip(name.bytes()) {
+        *slot = match b {
+            b'.' | b' ' | b'[' => b'_',
+            b => b.to_ascii_lowercase(),
+        };
+    }
+    Some(key)
+}
+
+/// Whether a lenient parser could read `name` as `wanted` (ASCII, lower case): see
+/// [`param_key`].
 pub fn reads_as(name: &str, wanted: &str) -> bool {
-    loose(name).eq_ignore_ascii_case(wanted)
+    param_key(name).is_some_and(|key| key.as_str() == wanted)
 }
 
 #[cfg(test)]
@@ -87,8 +141,43 @@ mod tests {
         for name in ["code", "CODE", "Code", "\u{ff43}ode", "\u{1d41c}ode"] {
             assert!(reads_as(name, "code"), "{name}");
         }
-        for name in ["codes", "cod", "c\u{f6}de", "state"] {
+        for name in ["codes", "cod", "c\u{f6}de", "state", "co_de", "xcode"] {
             assert!(!reads_as(name, "code"), "{name}");
         }
+    }
+
+    #[test]
+    fn names_as_lenient_binders_read_them() {
+        for name in [
+            "redirect_uri",
+            "REDIRECT_URI",
+            "Redirect_Uri",
+            "redirect_uri ",
+            " redirect_uri",
+            "redirect_uri\t",
+            "redirect_uri\0",
+            "redirect.uri",
+            "redirect uri",
+            "redirect[uri",
+            "redirect_uri[]",
+            "redirect_uri[0]",
+            "REDIRECT_UR\u{130}",
+            "redirect_ur\u{131}",
+        ] {
+            assert!(reads_as(name, "redirect_uri"), "{name:?}");
+        }
+        for name in [
+            "redirect-uri",
+            "redirecturi",
+            "redirect_uri_x",
+            "[redirect_uri]",
+        ] {
+            assert!(!reads_as(name, "redirect_uri"), "{name:?}");
+        }
+        assert_eq!(param_key(&"a".repeat(25)), None);
+        assert_eq!(
+            param_key("MedMij_Geboortedatum").unwrap().as_str(),
+            "medmij_geboortedatum"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod flow_return;
 pub mod fold;
 pub mod query;
+pub mod syntax;
 pub mod token;
 pub mod uri;
 

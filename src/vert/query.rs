@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use super::syntax;
+
 /// One `name=value` pair, as it appeared on the wire (still percent-encoded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawPair<'q> {
@@ -114,12 +116,7 @@ pub fn decode(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
                 i += 1;
             }
             b'%' => {
-                let hi = bytes.get(i + 1).and_then(|&b| hex(b));
-                let lo = bytes.get(i + 2).and_then(|&b| hex(b));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(DecodeError::BadPercent),
-                }
+                out.push(syntax::escape(&bytes[i..]).ok_or(DecodeError::BadPercent)?);
                 i += 3;
             }
             b => {
@@ -165,15 +162,6 @@ fn classify(bytes: &[u8]) -> (bool, bool) {
         check(u64::from_le_bytes(last));
     }
     (bad, escaped)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Percent-encodes a value for a query: only unreserved characters stay as they are, so the

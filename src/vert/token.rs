@@ -26,9 +26,13 @@ pub enum TokenRequest<'a> {
     Invalid(&'static str),
 }
 
-/// Reads a token request body. A name that another stack's parser could read as `code` or
-/// `grant_type` (`CODE`, a Unicode spelling) counts as that name, so that no second code can
-/// ride along to an AS that reads names without case.
+/// Reads a token request body (`application/x-www-form-urlencoded`; the HTTP side refuses any
+/// other). Names are read as the most lenient framework reads them ([`fold::param_key`]:
+/// `CODE`, `Grant.Type`, `code[]`, a Unicode spelling), and a `;` inside a pair is read as a
+/// `;`-splitting parser reads it, so that no second code or grant can ride along. A body with a
+/// code goes on only as exactly `grant_type=authorization_code` and one code: a grant another
+/// stack could read as that (`Authorization_Code`, `authorization_code%20`,
+/// `authorization_code;x=1`), an empty one, or none next to a code is `invalid_request`.
 pub fn parse(body: &[u8]) -> TokenRequest<'_> {
     let Ok(body) = std::str::from_utf8(body) else {
         return TokenRequest::Invalid("body is not UTF-8");
@@ -38,9 +42,13 @@ pub fn parse(body: &[u8]) -> TokenRequest<'_> {
         let Ok(name) = query::decode(pair.name) else {
             return TokenRequest::Invalid("malformed body");
         };
-        let slot = match name.as_ref() {
-            name if fold::reads_as(name, "grant_type") => &mut grant_type,
-            name if fold::reads_as(name, "code") => &mut code,
+        let as_sent = pair.as_sent(body);
+        if as_sent.contains(';') && as_sent.split(';').skip(1).any(judged) {
+            return TokenRequest::Invalid("code or grant_type behind a ;");
+        }
+        let slot = match fold::param_key(&name) {
+            Some(key) if key.as_str() == "grant_type" => &mut grant_type,
+            Some(key) if key.as_str() == "code" => &mut code,
             _ => continue,
         };
         if slot.is_some() {
@@ -55,9 +63,28 @@ pub fn parse(body: &[u8]) -> TokenRequest<'_> {
     match (grant_type.as_deref(), code) {
         (Some("authorization_code"), Some(code)) if !code.is_empty() => TokenRequest::Code(code),
         (Some("authorization_code"), _) => TokenRequest::Invalid("code missing"),
-        (Some(_), _) => TokenRequest::OtherGrant,
-        (None, _) => TokenRequest::Invalid("grant_type missing"),
+        (_, Some(_)) => TokenRequest::Invalid("a code without grant_type=authorization_code"),
+        (None, None) => TokenRequest::Invalid("grant_type missing"),
+        (Some(grant), None) if reads_as_code_grant(grant) => {
+            TokenRequest::Invalid("grant_type spelled unlike authorization_code")
+        }
+        (Some(""), None) => TokenRequest::Invalid("grant_type empty"),
+        (Some(_), None) => TokenRequest::OtherGrant,
     }
+}
+
+/// A `;`-separated piece whose name reads as one the token guard judges.
+fn judged(piece: &str) -> bool {
+    let name = piece.split('=').next().unwrap_or(piece);
+    query::decode(name)
+        .is_ok_and(|name| fold::reads_as(&name, "code") || fold::reads_as(&name, "grant_type"))
+}
+
+/// A grant type that a framework which trims, ignores case or cuts at `;` reads as
+/// `authorization_code`.
+fn reads_as_code_grant(grant: &str) -> bool {
+    let cut = grant.split([';', ',']).next().unwrap_or(grant);
+    fold::reads_as(cut, "authorization_code")
 }
 
 #[cfg(test)]
@@ -93,9 +120,8 @@ mod tests {
             parse(b"grant_type=refresh_token&refresh_token=r"),
             TokenRequest::OtherGrant
         );
-        // A code beside another grant is not this guard's to judge.
         assert_eq!(
-            parse(b"grant_type=client_credentials&code=x"),
+            parse(b"grant_type=client_credentials&client_id=x"),
             TokenRequest::OtherGrant
         );
     }
@@ -119,5 +145,46 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn lenient_grant_types_next_to_a_code_are_invalid_request() {
+        for body in [
+            &b"grant_type=Authorization_Code&code=a"[..],
+            b"grant_type=AUTHORIZATION_CODE&code=a",
+            b"grant_type=authorization_code%20&code=a",
+            b"grant_type=%20authorization_code&code=a",
+            b"grant_type=authorization_code;x=1&code=a",
+            b"grant_type=&code=a",
+            b"code=a",
+            b"grant_type=refresh_token&code=a",
+            b"grant_type=client_credentials&code=x",
+            b"GRANT_TYPE=authorization_code&grant_type=authorization_code&code=a",
+            b"grant.type=authorization_code&grant_type=authorization_code&code=a",
+            b"grant_type=authorization_code&code=a&Code%5B%5D=b",
+            b"grant_type=authorization_code&code=a&x=1;code=b",
+            b"grant_type=refresh_token&x=1;grant_type=authorization_code",
+        ] {
+            assert!(
+                matches!(parse(body), TokenRequest::Invalid(_)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Without a code, a grant that reads as the code grant is refused too; other grants pass.
+        for body in [
+            &b"grant_type=Authorization_Code"[..],
+            b"grant_type=authorization_code%20",
+        ] {
+            assert!(matches!(parse(body), TokenRequest::Invalid(_)), "{body:?}");
+        }
+        assert_eq!(
+            parse(b"grant_type=refresh_token&refresh_token=r"),
+            TokenRequest::OtherGrant
+        );
+        assert_eq!(
+            parse(b"Grant.Type=authorization_code&Code=a"),
+            TokenRequest::Code("a".into())
+        );
     }
 }

@@ -65,8 +65,8 @@ fn percent_normalize(s: &str) -> Option<String> {
             i = next;
             continue;
         }
-        let hex = bytes.get(i + 1..i + 3)?;
-        let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+        let value = super::syntax::escape(&bytes[i..])?;
+        let hex = &bytes[i + 1..i + 3];
         if is_unreserved(value) {
             out.push(char::from(value));
         } else {
@@ -98,30 +98,18 @@ fn lower_outside_escapes(s: &str) -> String {
 
 /// RFC 3986 §5.2.4.
 fn remove_dot_segments(path: &str) -> String {
-    let mut input = path;
+    let absolute = path.starts_with('/');
+    let parts = path.split('/').skip(usize::from(absolute));
+    let (segments, directory) = super::syntax::resolve_dots(parts.filter(|_| !path.is_empty()));
     let mut output = String::with_capacity(path.len());
-    while !input.is_empty() {
-        if let Some(rest) = input
-            .strip_prefix("../")
-            .or_else(|| input.strip_prefix("./"))
-        {
-            input = rest;
-        } else if input.starts_with("/./") {
-            input = &input[2..];
-        } else if input == "/." {
-            input = "/";
-        } else if input.starts_with("/../") || input == "/.." {
-            input = if input == "/.." { "/" } else { &input[3..] };
-            let cut = output.rfind('/').unwrap_or(0);
-            output.truncate(cut);
-        } else if input == "." || input == ".." {
-            input = "";
-        } else {
-            let start = usize::from(input.starts_with('/'));
-            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
-            output.push_str(&input[..end]);
-            input = &input[end..];
+    for (i, segment) in segments.iter().enumerate() {
+        if absolute || i > 0 {
+            output.push('/');
         }
+        output.push_str(segment);
+    }
+    if directory || (absolute && output.is_empty()) {
+        output.push('/');
     }
     output
 }
