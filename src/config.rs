@@ -505,7 +505,13 @@ fn check_path(path: &str) -> Result<(), &'static str> {
     if !path.starts_with('/') {
         return Err("must start with /");
     }
-    let segments_ok = path[1..].split('/').all(|s| {
+    // One trailing `/` is allowed (Django's routes end in one); the router matches both
+    // spellings, and the AS gets the configured one.
+    let body = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let segments_ok = body[1..].split('/').all(|s| {
         !s.is_empty()
             && s != "."
             && s != ".."
@@ -514,7 +520,7 @@ fn check_path(path: &str) -> Result<(), &'static str> {
     });
     if !segments_ok {
         return Err(
-            "must be a plain path: segments of A-Z a-z 0-9 - . _ ~, no empty, . or .. segment, no trailing /",
+            "must be a plain path: segments of A-Z a-z 0-9 - . _ ~, no empty, . or .. segment (one trailing / allowed)",
         );
     }
     Ok(())
@@ -940,8 +946,10 @@ mod tests {
     #[test]
     fn authorize_path_forms() {
         assert!(check_path("/oauth2/authorize").is_ok());
+        assert!(check_path("/o/authorize/").is_ok());
         for bad in [
-            "/oauth2/authorize/",
+            "/oauth2/authorize//",
+            "//",
             "/a//b",
             "/a/../b",
             "/a%2Fb",

@@ -21,6 +21,7 @@ pub mod pool;
 pub mod proxy;
 pub mod record;
 pub mod resources;
+pub mod router;
 pub mod runtime;
 pub mod sanitize;
 pub mod seal;

@@ -46,6 +46,7 @@ struct ReloadLabels {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteClass {
     Authorize,
+    Token,
     Other,
 }
 
@@ -54,12 +55,14 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     /// By route class and status class, made at start: counted on every request, so without
     /// the family's hash lookup and lock.
-    requests: [[Counter; 5]; 2],
+    requests: [[Counter; 5]; 3],
     upstream_response: Histogram,
     open_connections: Gauge,
     upstream_connect_failures: Counter,
     reloads: Family<ReloadLabels, Counter>,
     store_errors: Counter,
+    store_records: Gauge,
+    share_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -77,7 +80,7 @@ impl Default for Metrics {
             "Requests answered, by route class and status class",
             family.clone(),
         );
-        let requests = ["authorize", "other"].map(|route| {
+        let requests = ["authorize", "token", "other"].map(|route| {
             ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|status| {
                 family
                     .get_or_create(&RequestLabels { route, status })
@@ -115,8 +118,22 @@ impl Default for Metrics {
             "Store (in-process or Redis) operations that failed; the proxy failed closed",
             store_errors.clone(),
         );
+        let store_records = Gauge::default();
+        registry.register(
+            "store_records",
+            "Live records this instance made (released flows and, with the token guard, codes), counted against store.max_entries",
+            store_records.clone(),
+        );
+        let share_refusals = Counter::default();
+        registry.register(
+            "store_share_refusals",
+            "Releases withheld because their source held its share of the records (store.source_share)",
+            share_refusals.clone(),
+        );
         Metrics {
             store_errors,
+            store_records,
+            share_refusals,
             registry,
             decisions,
             requests,
@@ -140,10 +157,21 @@ impl Metrics {
     pub fn request(&self, route: RouteClass, status: http::StatusCode) {
         let route = match route {
             RouteClass::Authorize => 0,
-            RouteClass::Other => 1,
+            RouteClass::Token => 1,
+            RouteClass::Other => 2,
         };
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.requests[route][class].inc();
+    }
+
+    /// The live records this instance holds, after a change.
+    pub fn store_records(&self, live: usize) {
+        self.store_records
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
+    }
+
+    pub fn share_refusal(&self) {
+        self.share_refusals.inc();
     }
 
     pub fn upstream_response(&self, took: Duration) {

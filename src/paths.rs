@@ -22,35 +22,46 @@
 //!
 //! A path that cannot be decoded, or decodes to control characters, is refused.
 
-/// Where a request goes.
+/// Where a request goes: decided once, by [`crate::router`], for every layer after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// The guarded path (the authorize endpoint, or the token endpoint), under any spelling.
-    Guarded,
+    /// The authorize endpoint, under any spelling: the guard decides.
+    Authorize,
+    /// The token endpoint (`token_guard.path`, when set), under any spelling.
+    Token,
     /// Anything else: forwarded as is.
     Other,
     /// A path that does not read one way: refused with 400.
     Unreadable,
 }
 
+/// The guarded paths in canonical form.
 #[derive(Debug, Clone)]
-pub struct GuardedPaths {
-    /// The configured authorize path in canonical form.
+pub struct Routes {
     authorize: String,
+    token: Option<String>,
     case_insensitive: bool,
 }
 
-impl GuardedPaths {
-    /// `authorize_path` is a plain path (checked by the config: no dots, escapes or empty
-    /// segments), so its canonical form is itself, lower-cased if needed.
-    pub fn new(authorize_path: &str, case_insensitive: bool) -> Self {
-        let authorize = if case_insensitive {
-            authorize_path.to_ascii_lowercase()
-        } else {
-            authorize_path.to_owned()
+impl Routes {
+    /// The configured paths are plain (checked by the config: no dots, escapes or empty
+    /// segments; a trailing `/` allowed), so their canonical form is themselves without the
+    /// trailing `/`, lower-cased if needed.
+    pub fn new(authorize_path: &str, token_path: Option<&str>, case_insensitive: bool) -> Self {
+        let canonical = |path: &str| {
+            let path = match path.trim_end_matches('/') {
+                "" => "/",
+                trimmed => trimmed,
+            };
+            if case_insensitive {
+                path.to_ascii_lowercase()
+            } else {
+                path.to_owned()
+            }
         };
-        GuardedPaths {
-            authorize,
+        Routes {
+            authorize: canonical(authorize_path),
+            token: token_path.map(canonical),
             case_insensitive,
         }
     }
@@ -60,6 +71,11 @@ impl GuardedPaths {
             // The common case: no spelling tricks possible, no allocation.
             return self.route_canonical(path, self.case_insensitive);
         }
+        self.route_full(path)
+    }
+
+    /// [`Routes::route`] without the fast path: always the canonical reading.
+    fn route_full(&self, path: &str) -> Route {
         let Some(canonical) = canonical(path) else {
             return Route::Unreadable;
         };
@@ -74,13 +90,6 @@ impl GuardedPaths {
     }
 
     fn route_canonical(&self, path: &str, fold_case: bool) -> Route {
-        let is_authorize = |p: &str| {
-            if fold_case {
-                p.eq_ignore_ascii_case(&self.authorize)
-            } else {
-                p == self.authorize
-            }
-        };
         // Spring MVC's suffix pattern matching routes `/authorize.json` (and `.a.b`) to
         // `/authorize`.
         let last = path.rfind('/').map_or(0, |i| i + 1);
@@ -88,8 +97,20 @@ impl GuardedPaths {
             Some(dot) if dot > 0 => Some(&path[..last + dot]),
             _ => None,
         };
-        if is_authorize(path) || without_suffix.is_some_and(is_authorize) {
-            Route::Guarded
+        let is = |wanted: &str| {
+            let same = |p: &str| {
+                if fold_case {
+                    p.eq_ignore_ascii_case(wanted)
+                } else {
+                    p == wanted
+                }
+            };
+            same(path) || without_suffix.is_some_and(same)
+        };
+        if is(&self.authorize) {
+            Route::Authorize
+        } else if self.token.as_deref().is_some_and(is) {
+            Route::Token
         } else {
             Route::Other
         }
@@ -106,13 +127,13 @@ pub struct Canonical {
     pub lookalike: bool,
 }
 
-/// A path that is already canonical (apart from letter case): ASCII only, so that no
+/// A path that is already canonical (apart from letter case): visible ASCII only, so that no
 /// character another stack folds onto ASCII can skip [`canonical`].
 fn is_plain(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };
-    if !rest.is_ascii() {
+    if !rest.bytes().all(|b| b.is_ascii_graphic()) {
         return false;
     }
     if rest.is_empty() {
@@ -191,8 +212,8 @@ fn percent_decode(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn paths(ci: bool) -> GuardedPaths {
-        GuardedPaths::new("/oauth2/authorize", ci)
+    fn paths(ci: bool) -> Routes {
+        Routes::new("/oauth2/authorize", Some("/oauth2/token"), ci)
     }
 
     #[test]
@@ -219,7 +240,7 @@ mod tests {
             "/oauth2/authorize%20",
             "/../oauth2/authorize",
         ] {
-            assert_eq!(p.route(path), Route::Guarded, "{path}");
+            assert_eq!(p.route(path), Route::Authorize, "{path}");
         }
     }
 
@@ -228,7 +249,7 @@ mod tests {
         let p = paths(false);
         assert_eq!(p.route("/OAUTH2/authorize"), Route::Other);
         assert_eq!(p.route("/oauth2/%41uthorize"), Route::Other);
-        assert_eq!(p.route("/oauth2/authorize/"), Route::Guarded);
+        assert_eq!(p.route("/oauth2/authorize/"), Route::Authorize);
     }
 
     #[test]
@@ -236,7 +257,6 @@ mod tests {
         let p = paths(true);
         for path in [
             "/",
-            "/oauth2/token",
             "/oauth2/authorized",
             "/oauth2/authorize/x",
             "/oauth2/authorizex",
@@ -283,7 +303,7 @@ mod tests {
                 "/oauth2%EF%BC%8Fauthorize", // fullwidth solidus (NFKC)
                 "/%EF%BD%8F%EF%BD%81uth2/authorize.json", // fullwidth o, a, and a suffix
             ] {
-                assert_eq!(p.route(path), Route::Guarded, "{path}");
+                assert_eq!(p.route(path), Route::Authorize, "{path}");
             }
             // ẓ is not z: no router reads it so.
             assert_eq!(p.route("/oauth2/authori%E1%BA%93e"), Route::Other);
@@ -299,7 +319,7 @@ mod tests {
             "/oauth2/authorize.a.b",
             "/oauth2/%61uthorize.json",
         ] {
-            assert_eq!(p.route(path), Route::Guarded, "{path}");
+            assert_eq!(p.route(path), Route::Authorize, "{path}");
         }
         for path in [
             "/oauth2/authorizes.json",
@@ -318,7 +338,7 @@ mod tests {
             "//evil.example:443/oauth2/authorize",
             "/%2Fx/oauth2/authorize",
         ] {
-            assert_eq!(p.route(path), Route::Guarded, "{path}");
+            assert_eq!(p.route(path), Route::Authorize, "{path}");
         }
         assert_eq!(p.route("/x/oauth2/authorize"), Route::Other);
     }
@@ -332,6 +352,72 @@ mod tests {
             "/a/", "/a//b", "/a/.", "/a/..", "/a.", "/a%41", "/a;b", "/a\\b", "", "a",
         ] {
             assert!(!is_plain(tricky), "{tricky}");
+        }
+    }
+
+    #[test]
+    fn the_token_path_gets_its_own_route_under_every_spelling() {
+        let p = paths(true);
+        for path in [
+            "/oauth2/token",
+            "/oauth2/token/",
+            "/OAuth2/token.json",
+            "/oauth2/to%6Ben",
+            "/oauth2/to\u{212a}en",
+            "/oauth2/to%E2%84%AAen",
+            "//x/oauth2/token",
+        ] {
+            assert_eq!(p.route(path), Route::Token, "{path}");
+        }
+        let off = Routes::new("/oauth2/authorize", None, true);
+        assert_eq!(off.route("/oauth2/token"), Route::Other);
+    }
+
+    #[test]
+    fn raw_utf8_spellings_get_the_full_reading() {
+        // The router refuses raw bytes beyond ASCII first; the fast path must not answer for
+        // them either way.
+        for p in [paths(true), paths(false)] {
+            for path in [
+                "/oauth2/author\u{131}ze",
+                "/OAUTH2/AUTHOR\u{130}ZE",
+                "/oauth2/\u{ff41}uthorize",
+                "/oauth2\u{ff0f}authorize",
+            ] {
+                assert!(!is_plain(path), "{path}");
+                assert_eq!(p.route(path), Route::Authorize, "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn configured_paths_may_end_in_a_slash() {
+        let p = Routes::new("/o/authorize/", Some("/o/token/"), false);
+        for path in ["/o/authorize", "/o/authorize/", "/o//authorize/"] {
+            assert_eq!(p.route(path), Route::Authorize, "{path}");
+        }
+        assert_eq!(p.route("/o/token/"), Route::Token);
+    }
+
+    proptest::proptest! {
+        /// Wherever the fast path answers, the full canonical reading gives the same route.
+        #[test]
+        fn the_fast_path_agrees_with_the_canonical_reading(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "oauth2", "OAuth2", "authorize", "AUTHORIZE", "token", "authorize.json",
+                    "x", ".", "..", "", ";a=1", "authorize;x", "%61uthorize", "a.", "a ", "~",
+                    "\\", "\u{131}", "%2F", "t%6Fken", "-", "_",
+                ]),
+                0..6,
+            ),
+            ci in proptest::bool::ANY,
+        ) {
+            let path = format!("/{}", parts.join("/"));
+            let p = Routes::new("/oauth2/authorize", Some("/oauth2/token"), ci);
+            if is_plain(&path) {
+                proptest::prop_assert_eq!(p.route(&path), p.route_full(&path), "{}", path);
+            }
         }
     }
 }

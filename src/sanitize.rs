@@ -11,7 +11,8 @@
 //! - header names with `_` dropped (nginx's default): CGI, WSGI and PHP stacks merge
 //!   `X_Vert_Requested` with `X-Vert-Requested`;
 //! - path- and method-override headers dropped: routers that obey them would send a request
-//!   checked as one path to another.
+//!   checked as one path to another;
+//! - `Expect: 100-continue` answered by the proxy and taken off; any other expectation: 417.
 
 use std::task::{Context, Poll};
 
@@ -55,16 +56,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        match clean(&mut req) {
-            Ok(()) => Answer::Inner {
+        let refused = match clean(&mut req) {
+            Ok(()) => take_expectation(req.headers_mut())
+                .err()
+                .map(|reason| (StatusCode::EXPECTATION_FAILED, reason)),
+            Err(reason) => Some((StatusCode::BAD_REQUEST, reason)),
+        };
+        match refused {
+            None => Answer::Inner {
                 future: self.inner.call(req),
             },
-            Err(reason) => Answer::own(refuse(
-                req.headers(),
-                Topic::BadRequest,
-                StatusCode::BAD_REQUEST,
-                reason,
-            )),
+            Some((status, reason)) => {
+                Answer::own(refuse(req.headers(), Topic::BadRequest, status, reason))
+            }
         }
     }
 }
@@ -85,6 +89,22 @@ pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), &'static str> {
     for name in doomed {
         headers.remove(name);
     }
+    Ok(())
+}
+
+/// `Expect` is the proxy's to answer, never the AS's: hyper sends `100 Continue` when the body
+/// is read (the proxy reads it whole before anything goes upstream), so an `Expect` forwarded
+/// with the body would let an AS that answers expectations early, without draining, read the
+/// body as a second request. `100-continue` is taken off; any other expectation is 417
+/// (RFC 9110 §10.1.1).
+fn take_expectation(headers: &mut http::HeaderMap) -> Result<(), &'static str> {
+    let mut values = headers.get_all(header::EXPECT).iter();
+    match (values.next(), values.next()) {
+        (None, _) => return Ok(()),
+        (Some(value), None) if value.as_bytes().eq_ignore_ascii_case(b"100-continue") => {}
+        _ => return Err("an expectation other than 100-continue"),
+    }
+    headers.remove(header::EXPECT);
     Ok(())
 }
 
@@ -345,5 +365,24 @@ mod tests {
         );
         clean(&mut req).unwrap();
         assert_eq!(names(&req), ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn expect_100_continue_is_taken_off_and_other_expectations_are_417() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-Continue"));
+        assert_eq!(take_expectation(&mut headers), Ok(()));
+        assert!(headers.get(header::EXPECT).is_none());
+        for values in [
+            &["x-foo"][..],
+            &["100-continue", "100-continue"],
+            &["100-continue, x"],
+        ] {
+            let mut headers = http::HeaderMap::new();
+            for v in values {
+                headers.append(header::EXPECT, HeaderValue::from_static(v));
+            }
+            assert!(take_expectation(&mut headers).is_err(), "{values:?}");
+        }
     }
 }

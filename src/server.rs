@@ -25,10 +25,12 @@ use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
 use crate::limits::LimitsLayer;
 use crate::metrics::Metrics;
+use crate::paths::Routes;
 use crate::pool::Pool;
 use crate::proxy::{Upstream, UpstreamFactory};
 use crate::record::RecordLayer;
 use crate::resources::Resources;
+use crate::router::RouteLayer;
 use crate::sanitize::SanitizeLayer;
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::telemetry;
@@ -141,6 +143,7 @@ struct Shared {
     config: Config,
     guard: VertGuardLayer,
     token_guard: TokenGuardLayer,
+    router: RouteLayer,
     limits: LimitsLayer,
     record: RecordLayer,
     trusted: Vec<IpNet>,
@@ -175,16 +178,18 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
     };
     let guard = Guard::new(&config, resources, metrics.clone(), store);
     let token_guard = match &config.token_guard {
-        Some(t) => TokenGuardLayer::new(
-            &t.path,
-            config.oauth.case_insensitive_paths,
-            guard.records(),
-        ),
+        Some(_) => TokenGuardLayer::new(guard.records()),
         None => TokenGuardLayer::off(guard.records()),
     };
+    let routes = Routes::new(
+        &config.oauth.authorize_path,
+        config.token_guard.as_ref().map(|t| t.path.as_str()),
+        config.oauth.case_insensitive_paths,
+    );
     let shared = Arc::new(Shared {
         guard: VertGuardLayer::new(guard),
         token_guard,
+        router: RouteLayer::new(routes),
         limits: LimitsLayer::new(&config.listen),
         record: RecordLayer::new(metrics.clone()),
         trusted: config.listen.trusted_proxies.clone(),
@@ -347,6 +352,7 @@ impl Connection {
         let service = ServiceBuilder::new()
             .layer(shared.record.clone()) // requests by route and status class
             .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
+            .layer(shared.router.clone()) // the route, decided once from one reading of the path
             .layer(shared.limits) // target length; body buffered, bounded, timed
             .layer(shared.guard.clone()) // MedMij: authorize decisions in, verdicts out
             .layer(shared.token_guard.clone()) // only released codes reach the token endpoint

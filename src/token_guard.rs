@@ -19,32 +19,27 @@ use http_body_util::Full;
 use crate::answer::{Answer, Deferred};
 use crate::limits::Buffered;
 use crate::pages::{PageBody, WithPages};
-use crate::paths::{GuardedPaths, Route};
+use crate::paths::Route;
 use crate::store::Records;
 use crate::vert::token::{self, TokenRequest};
 
 #[derive(Clone)]
 pub struct TokenGuardLayer {
-    /// None: the token guard is off, and every request passes.
-    paths: Option<Arc<GuardedPaths>>,
+    /// Off: every request passes.
+    on: bool,
     records: Arc<Records>,
 }
 
 impl TokenGuardLayer {
-    /// `path`: the AS's token endpoint, matched under every spelling (like the authorize path).
-    pub fn new(path: &str, case_insensitive: bool, records: Arc<Records>) -> Self {
-        TokenGuardLayer {
-            paths: Some(Arc::new(GuardedPaths::new(path, case_insensitive))),
-            records,
-        }
+    /// On: requests the router marked [`Route::Token`] (the configured path under every
+    /// spelling) are guarded.
+    pub fn new(records: Arc<Records>) -> Self {
+        TokenGuardLayer { on: true, records }
     }
 
     /// Off: one branch per request, and the stack keeps one type either way.
     pub fn off(records: Arc<Records>) -> Self {
-        TokenGuardLayer {
-            paths: None,
-            records,
-        }
+        TokenGuardLayer { on: false, records }
     }
 }
 
@@ -83,12 +78,12 @@ where
     }
 
     fn call(&mut self, req: Request<Buffered>) -> Self::Future {
-        let guarded = self
-            .layer
-            .paths
-            .as_ref()
-            .is_some_and(|paths| paths.route(req.uri().path()) == Route::Guarded);
-        if !guarded {
+        // The router decided the route; a request it did not mark is not guessed at.
+        let route = req.extensions().get::<Route>().copied();
+        if self.layer.on && route.is_none() {
+            return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
+        }
+        if !self.layer.on || route != Some(Route::Token) {
             return Answer::Inner {
                 future: Deferred::Now {
                     future: self.inner.call(req),
@@ -106,6 +101,12 @@ where
         }
         if !token::query_is_clean(req.uri().query().unwrap_or("")) {
             tracing::info!("token request refused: a code or grant in the query");
+            return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
+        }
+        if let Err(why) = form_body(req.headers()) {
+            // A framework that reads multipart or JSON bodies, or inflates them, would find
+            // parameters in it that the form reading below does not.
+            tracing::info!(reason = why, "token request refused: invalid_request");
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
         let (parts, body) = req.into_parts();
@@ -149,6 +150,41 @@ where
             future: Deferred::Later { future },
         }
     }
+}
+
+/// RFC 6749 §4.1.3: the body is `application/x-www-form-urlencoded`, read here as UTF-8. Only
+/// that, once, without parameters other than `charset=utf-8`, and without a content coding, is
+/// read; anything else is for another reader than this guard.
+fn form_body(headers: &http::HeaderMap) -> Result<(), &'static str> {
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(content_type), None) = (types.next(), types.next()) else {
+        return Err("no Content-Type, or more than one");
+    };
+    let content_type = content_type
+        .to_str()
+        .map_err(|_| "unreadable Content-Type")?;
+    let mut parts = content_type.split(';').map(str::trim);
+    if !parts
+        .next()
+        .is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    {
+        return Err("body is not application/x-www-form-urlencoded");
+    }
+    for parameter in parts {
+        let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        let value = value.trim().trim_matches('"');
+        if !(name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")) {
+            return Err("Content-Type parameter other than charset=utf-8");
+        }
+    }
+    let identity = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if !identity {
+        return Err("a content coding on the body");
+    }
+    Ok(())
 }
 
 /// The bytes of a buffered body: a `Full` yields them at its first poll, without waiting.
@@ -202,8 +238,17 @@ mod tests {
 
     fn post(body: &'static str) -> Request<Buffered> {
         Request::post("/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from_static(body.as_bytes())))
             .unwrap()
+    }
+
+    /// The request with the route the router gives it (the token guard reads it from there).
+    fn routed(mut req: Request<Buffered>) -> Request<Buffered> {
+        let routes = crate::paths::Routes::new("/oauth2/authorize", Some("/oauth2/token"), true);
+        let route = routes.route(req.uri().path());
+        req.extensions_mut().insert(route);
+        req
     }
 
     async fn call(
@@ -219,8 +264,8 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Either::Left(Full::new(body))))
             }
         });
-        let layer = TokenGuardLayer::new("/oauth2/token", true, records.clone());
-        let response = layer.layer(inner).oneshot(req).await.unwrap();
+        let layer = TokenGuardLayer::new(records.clone());
+        let response = layer.layer(inner).oneshot(routed(req)).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8(body.to_vec()).unwrap())
@@ -308,6 +353,7 @@ mod tests {
         );
         // A released code in the body, another in the query (merged by some frameworks).
         let merged = Request::post("/OAuth2/token.json?code=OTHER")
+            .header("content-type", "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from_static(
                 b"grant_type=authorization_code&code=C0DE",
             )))
@@ -354,5 +400,109 @@ mod tests {
             )
         );
         assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn token_bodies_other_than_a_plain_form_are_invalid_request() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        records.release([5; 32], "C0DE").await.unwrap();
+        let multipart = "--b\r\ncontent-disposition: form-data; name=\"grant_type\"\r\n\r\nauthorization_code\r\n--b\r\ncontent-disposition: form-data; name=\"code\"\r\n\r\nNEVER\r\n--b--\r\n";
+        for (headers, body) in [
+            // The preamble holds an innocent form; the parts hold the code.
+            (
+                vec![("content-type", "multipart/form-data; boundary=b")],
+                format!("grant_type=refresh_token&x=\r\n{multipart}"),
+            ),
+            (
+                vec![("content-type", "application/json")],
+                r#"{"grant_type":"authorization_code","code":"NEVER"}"#.to_string(),
+            ),
+            (
+                vec![],
+                "grant_type=refresh_token&refresh_token=r".to_string(),
+            ),
+            (
+                vec![(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=latin1",
+                )],
+                "grant_type=refresh_token&refresh_token=r".to_string(),
+            ),
+            (
+                vec![
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("content-encoding", "gzip"),
+                ],
+                "grant_type=refresh_token&refresh_token=r".to_string(),
+            ),
+            (
+                vec![
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("content-type", "multipart/form-data; boundary=b"),
+                ],
+                "grant_type=refresh_token&refresh_token=r".to_string(),
+            ),
+        ] {
+            let mut builder = Request::post("/oauth2/token");
+            for (name, value) in &headers {
+                builder = builder.header(*name, *value);
+            }
+            let req = builder.body(Full::new(Bytes::from(body))).unwrap();
+            let (status, answer) = call(&records, &calls, req).await;
+            assert_eq!(
+                (status, answer.as_str()),
+                (StatusCode::BAD_REQUEST, "{\"error\":\"invalid_request\"}"),
+                "{headers:?}"
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        // charset=utf-8 (any case, quoted or not) is the form still.
+        for content_type in [
+            "application/x-www-form-urlencoded; charset=UTF-8",
+            "Application/X-WWW-Form-Urlencoded;charset=\"utf-8\"",
+        ] {
+            let req = Request::post("/oauth2/token")
+                .header("content-type", content_type)
+                .body(Full::new(Bytes::from_static(
+                    b"grant_type=refresh_token&refresh_token=r",
+                )))
+                .unwrap();
+            assert_eq!(
+                call(&records, &calls, req).await.0,
+                StatusCode::OK,
+                "{content_type}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn lenient_grant_types_next_to_a_released_code_never_reach_the_as() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        records.release([6; 32], "C0DE").await.unwrap();
+        for body in [
+            "grant_type=Authorization_Code&code=C0DE",
+            "grant_type=authorization_code%20&code=C0DE",
+            "grant_type=&code=C0DE",
+            "grant_type=authorization_code;x=1&code=C0DE",
+            "code=C0DE",
+        ] {
+            let (status, answer) = call(&records, &calls, post(body)).await;
+            assert_eq!(
+                (status, answer.as_str()),
+                (StatusCode::BAD_REQUEST, "{\"error\":\"invalid_request\"}"),
+                "{body}"
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        // The code was not used up by those: the exact form still redeems it.
+        let (status, _) = call(
+            &records,
+            &calls,
+            post("grant_type=authorization_code&code=C0DE"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
     }
 }

@@ -11,7 +11,6 @@ use http::Response;
 use http::header::HeaderValue;
 
 use super::{Guard, Inspected};
-use crate::metrics::RouteClass;
 use crate::pages::{PageBody, WithPages};
 use crate::vert::Flow;
 
@@ -20,8 +19,6 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F, ResB> {
         #[pin]
         stage: Stage<F, ResB>,
-        // Marks the response for the request counter ([`crate::record`]).
-        authorize: bool,
     }
 }
 
@@ -61,7 +58,6 @@ impl<F, ResB> ResponseFuture<F, ResB> {
                 accept_language,
                 answering,
             },
-            authorize: false,
         }
     }
 
@@ -71,14 +67,7 @@ impl<F, ResB> ResponseFuture<F, ResB> {
                 response: Some(response),
                 body: PhantomData,
             },
-            authorize: false,
         }
-    }
-
-    /// The answer to a request on the authorize endpoint.
-    pub(super) fn on_authorize(mut self) -> Self {
-        self.authorize = true;
-        self
     }
 }
 
@@ -91,7 +80,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let mut response = loop {
+        let response = loop {
             match this.stage.as_mut().project() {
                 StageProj::Inspect {
                     future,
@@ -114,9 +103,6 @@ where
                 }
             }
         };
-        if *this.authorize {
-            response.extensions_mut().insert(RouteClass::Authorize);
-        }
         Poll::Ready(Ok(response))
     }
 }

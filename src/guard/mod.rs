@@ -22,7 +22,6 @@ use http::header::{self, HeaderName, HeaderValue};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pages::{Lang, WithPages};
-use crate::paths::GuardedPaths;
 use crate::resources::{Resources, load_clients, load_keys};
 use crate::seal::KeyRing;
 use crate::seal::random_uuid;
@@ -45,7 +44,6 @@ use answers::Subject;
 
 /// Everything the guard needs, shared by all connections.
 pub struct Guard {
-    paths: GuardedPaths,
     authorize_path: String,
     /// Swapped whole on reload (SIGHUP); a request works with the list it started with.
     clients: ArcSwap<ClientList>,
@@ -79,10 +77,6 @@ impl Guard {
             metrics.clone(),
         ));
         Guard {
-            paths: GuardedPaths::new(
-                &config.oauth.authorize_path,
-                config.oauth.case_insensitive_paths,
-            ),
             authorize_path: config.oauth.authorize_path.clone(),
             clients: ArcSwap::from_pointee(resources.clients),
             enabled: r.scopes.clone(),

@@ -48,14 +48,15 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // SPEC §3.1: only the proxy tells the AS that representation was asked for.
         remove_if_present(req.headers_mut(), &self.guard.request_header);
-        match self.guard.paths.route(req.uri().path()) {
-            Route::Other => self.forward(req, None),
-            Route::Guarded => self.authorize(req).on_authorize(),
-            Route::Unreadable => ResponseFuture::ready(refuse(
+        // The router decided the route; a request that did not pass it is not guessed at.
+        match req.extensions().get::<Route>() {
+            Some(Route::Authorize) => self.authorize(req),
+            Some(Route::Token | Route::Other) => self.forward(req, None),
+            Some(Route::Unreadable) | None => ResponseFuture::ready(refuse(
                 req.headers(),
                 Topic::BadRequest,
                 StatusCode::BAD_REQUEST,
-                "path that does not read one way",
+                "request without a route",
             )),
         }
     }

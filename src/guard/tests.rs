@@ -92,14 +92,27 @@ async fn call<S>(service: S, req: Request<()>) -> Response<Body>
 where
     S: Service<Request<()>, Response = Response<Body>, Error = Infallible>,
 {
-    layer().layer(service).oneshot(req).await.unwrap()
+    layer().layer(service).oneshot(routed(req)).await.unwrap()
+}
+
+/// The request with the route the router gives it (the guard reads it from there).
+fn routed(mut req: Request<()>) -> Request<()> {
+    static ROUTES: std::sync::LazyLock<crate::paths::Routes> =
+        std::sync::LazyLock::new(|| crate::paths::Routes::new("/oauth2/authorize", None, true));
+    if req.extensions().get::<crate::paths::Route>().is_none() {
+        let route = ROUTES.route(req.uri().path());
+        req.extensions_mut().insert(route);
+    }
+    req
 }
 
 fn get(target: &str) -> Request<()> {
-    Request::get(target)
-        .header("host", "as.example.nl")
-        .body(())
-        .unwrap()
+    routed(
+        Request::get(target)
+            .header("host", "as.example.nl")
+            .body(())
+            .unwrap(),
+    )
 }
 
 async fn text(response: Response<Body>) -> String {
