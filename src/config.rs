@@ -38,6 +38,9 @@ pub struct Store {
     pub max_entries: usize,
     /// How long a Redis command may take before the proxy fails closed.
     pub timeout: Duration,
+    /// The share of `max_entries`, in percent, that the releases of one source (client
+    /// address; an IPv6 /64) may hold at once.
+    pub source_share_percent: usize,
 }
 
 /// `[token_guard]`: only codes the proxy released reach the AS's token endpoint.
@@ -223,7 +226,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("state", &["key_file", "flow_ttl", "clock_skew"]),
     ("log", &["level", "format", "access"]),
     ("admin", &["addr"]),
-    ("store", &["url", "max_entries", "timeout"]),
+    (
+        "store",
+        &["url", "max_entries", "timeout", "source_share_percent"],
+    ),
     ("token_guard", &["path", "code_ttl"]),
 ];
 
@@ -430,6 +436,7 @@ impl Config {
             url: c.string(&s, "url").map(str::to_owned),
             max_entries: c.integer(&s, "max_entries", 100_000, 1, 100_000_000),
             timeout: c.duration(&s, "timeout", "1s"),
+            source_share_percent: c.integer(&s, "source_share_percent", 5, 1, 100),
         };
         if let Some(url) = &store.url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))

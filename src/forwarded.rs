@@ -102,6 +102,7 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 /// The client end of one connection, prepared once per connection.
 #[derive(Clone, Debug)]
 pub struct Peer {
+    addr: IpAddr,
     ip: HeaderValue,
     /// Listed in `listen.trusted_proxies`: its `X-Forwarded-*` are extended, not replaced.
     trusted: bool,
@@ -110,9 +111,27 @@ pub struct Peer {
 impl Peer {
     pub fn new(ip: IpAddr, trusted: bool) -> Self {
         Peer {
+            addr: ip,
             ip: HeaderValue::from_str(&ip.to_string()).expect("an IP address is a header value"),
             trusted,
         }
+    }
+
+    /// The client's address as the proxy determines it: the peer's, or, from a trusted proxy,
+    /// the last `X-Forwarded-For` entry (the one that proxy added; entries before it are the
+    /// client's own claims). A trusted peer that names no readable address is the client.
+    pub fn client(&self, headers: &HeaderMap) -> IpAddr {
+        if !self.trusted {
+            return self.addr;
+        }
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| last.trim().parse().ok())
+            .unwrap_or(self.addr)
     }
 
     /// Sets `X-Forwarded-For`, `-Proto` and `-Host` (`host`: the request's `Host`). From an
@@ -293,5 +312,19 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "as.example.nl");
+    }
+
+    #[test]
+    fn the_client_is_the_peer_or_the_last_entry_a_trusted_proxy_added() {
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let headers = map(&[("x-forwarded-for", "198.51.100.7, 192.0.2.9")]);
+        assert_eq!(Peer::new(peer, false).client(&headers), peer);
+        assert_eq!(
+            Peer::new(peer, true).client(&headers),
+            "192.0.2.9".parse::<IpAddr>().unwrap()
+        );
+        let forged = map(&[("x-forwarded-for", "192.0.2.9, junk")]);
+        assert_eq!(Peer::new(peer, true).client(&forged), peer);
+        assert_eq!(Peer::new(peer, true).client(&HeaderMap::new()), peer);
     }
 }

@@ -62,6 +62,7 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     store_errors: Counter,
     store_records: Gauge,
+    store_capacity: Gauge,
     share_refusals: Counter,
 }
 
@@ -124,6 +125,12 @@ impl Default for Metrics {
             "Live records this instance made (released flows and, with the token guard, codes), counted against store.max_entries",
             store_records.clone(),
         );
+        let store_capacity = Gauge::default();
+        registry.register(
+            "store_capacity",
+            "store.max_entries: the records the store holds before it fails closed (in-process), and the base of each source's share",
+            store_capacity.clone(),
+        );
         let share_refusals = Counter::default();
         registry.register(
             "store_share_refusals",
@@ -133,6 +140,7 @@ impl Default for Metrics {
         Metrics {
             store_errors,
             store_records,
+            store_capacity,
             share_refusals,
             registry,
             decisions,
@@ -168,6 +176,11 @@ impl Metrics {
     pub fn store_records(&self, live: usize) {
         self.store_records
             .set(i64::try_from(live).unwrap_or(i64::MAX));
+    }
+
+    pub fn store_capacity(&self, max_entries: usize) {
+        self.store_capacity
+            .set(i64::try_from(max_entries).unwrap_or(i64::MAX));
     }
 
     pub fn share_refusal(&self) {

@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
+use tower_http::add_extension::AddExtensionLayer;
 
 use crate::admin::{self, Admin};
 use crate::config::Config;
@@ -297,9 +298,11 @@ fn run_worker(
             };
             let _ = stream.set_nodelay(true);
             let trusted = shared.trusted.iter().any(|net| net.contains(&peer.ip()));
+            let peer = Peer::new(peer.ip(), trusted);
             let connection = Connection {
                 shared: shared.clone(),
-                upstream: upstream.for_peer(Peer::new(peer.ip(), trusted)),
+                upstream: upstream.for_peer(peer.clone()),
+                peer,
                 activity: Arc::new(Activity::default()),
                 http: http.clone(),
                 drain: drain.watcher(),
@@ -335,6 +338,8 @@ fn run_worker(
 struct Connection {
     shared: Arc<Shared>,
     upstream: Upstream,
+    /// Handed to the layers in each request's extensions (the guard counts releases by it).
+    peer: Peer,
     activity: Arc<Activity>,
     http: Arc<http1::Builder>,
     /// Closes the connection gracefully when the worker drains.
@@ -353,6 +358,7 @@ impl Connection {
             .layer(shared.record.clone()) // requests by route and status class
             .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
             .layer(shared.router.clone()) // the route, decided once from one reading of the path
+            .layer(AddExtensionLayer::new(self.peer)) // who the client is, for the guard
             .layer(shared.limits) // target length; body buffered, bounded, timed
             .layer(shared.guard.clone()) // MedMij: authorize decisions in, verdicts out
             .layer(shared.token_guard.clone()) // only released codes reach the token endpoint

@@ -7,9 +7,10 @@
 //! keyed hashes (HMAC with a key derived from the state key), so the store never holds a usable
 //! code or anything personal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,9 +60,90 @@ pub trait Store: Send + Sync {
 pub enum Refused {
     /// The flow released a code before.
     AlreadyUsed,
+    /// Its source holds its share of the records (`store.source_share_percent`).
+    OverShare,
     /// No flow id or no code to record.
     Unverifiable,
     Store(StoreError),
+}
+
+/// Where a release comes from, for the share of the records one source may hold: the client
+/// address as the proxy determines it (`listen.trusted_proxies`), an IPv6 address as its /64
+/// (one host commonly holds a whole /64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Source(IpAddr);
+
+impl Source {
+    pub fn new(ip: IpAddr) -> Self {
+        Source(match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+            v4 => v4,
+        })
+    }
+
+    /// A release whose source is not known (a stack built without the peer): all such share
+    /// one bucket, so they fail closed together, never past the bound.
+    pub fn unknown() -> Self {
+        Source(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+    }
+}
+
+/// The live records of each source, in this instance: no source may hold more than its share,
+/// so that no one client can fill `store.max_entries` and make every other Persoon's release
+/// fail closed. Records expire in the order they were made (one lifetime for all), so each
+/// source keeps a queue of expiry times.
+struct Shares {
+    per_source: usize,
+    ttl: Duration,
+    by_source: HashMap<Source, VecDeque<Instant>>,
+    live: usize,
+    /// When the map holds this many sources, the ones with nothing live are dropped.
+    sweep_at: usize,
+}
+
+impl Shares {
+    fn new(per_source: usize, ttl: Duration) -> Self {
+        Shares {
+            per_source,
+            ttl,
+            by_source: HashMap::new(),
+            live: 0,
+            sweep_at: 1024,
+        }
+    }
+
+    /// Counts `records` more for `source`, unless that takes it over its share.
+    fn admit(&mut self, source: Source, records: usize, now: Instant) -> bool {
+        if self.by_source.len() >= self.sweep_at {
+            let live = &mut self.live;
+            self.by_source.retain(|_, queue| {
+                *live -= expire(queue, now);
+                !queue.is_empty()
+            });
+            self.sweep_at = (self.by_source.len() * 2).max(1024);
+        }
+        let queue = self.by_source.entry(source).or_default();
+        self.live -= expire(queue, now);
+        if queue.len() + records > self.per_source {
+            return false;
+        }
+        queue.extend(std::iter::repeat_n(now + self.ttl, records));
+        self.live += records;
+        true
+    }
+}
+
+/// Drops the expired times at the front of a queue; how many.
+fn expire(queue: &mut VecDeque<Instant>, now: Instant) -> usize {
+    let before = queue.len();
+    while queue.front().is_some_and(|expiry| *expiry <= now) {
+        queue.pop_front();
+    }
+    before - queue.len()
 }
 
 /// What the proxy records, over a [`Store`]: the flows that released a code, and (with the
@@ -73,29 +155,56 @@ pub struct Records {
     flow_ttl: Duration,
     /// `token_guard.code_ttl`, when the token guard is on.
     code_ttl: Option<Duration>,
+    shares: Mutex<Shares>,
     metrics: Arc<Metrics>,
 }
 
 impl Records {
+    /// `per_source`: how many live records one [`Source`]'s releases may hold.
     pub fn new(
         store: Arc<dyn Store>,
         keys: Arc<ArcSwap<KeyRing>>,
         flow_ttl: Duration,
         code_ttl: Option<Duration>,
+        per_source: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // A code's record lives no longer than its flow's in practice; both are counted for
+        // the longer of the two, which can only make a share end later, never earlier.
+        let ttl = flow_ttl.max(code_ttl.unwrap_or_default());
         Records {
             store,
             keys,
             flow_ttl,
             code_ttl,
+            shares: Mutex::new(Shares::new(per_source.max(1), ttl)),
             metrics,
         }
     }
 
-    /// Before a code is released: its flow has released none before (the flow is recorded
-    /// now), and the code is recorded for the token guard.
-    pub async fn release(&self, flow_id: Digest, code: &str) -> Result<(), Refused> {
+    /// The records one release makes: the flow's, and the code's with the token guard on.
+    fn per_release(&self) -> usize {
+        1 + usize::from(self.code_ttl.is_some())
+    }
+
+    /// Before a code is released: its source holds less than its share, its flow has released
+    /// none before (the flow is recorded now), and the code is recorded for the token guard.
+    pub async fn release(
+        &self,
+        flow_id: Digest,
+        code: &str,
+        source: Source,
+    ) -> Result<(), Refused> {
+        let admitted = {
+            let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+            let admitted = shares.admit(source, self.per_release(), Instant::now());
+            self.metrics.store_records(shares.live);
+            admitted
+        };
+        if !admitted {
+            self.metrics.share_refusal();
+            return Err(Refused::OverShare);
+        }
         let claimed = self.store.claim(flow_id, self.flow_ttl).await;
         match self.counted(claimed).map_err(Refused::Store)? {
             true => {}
@@ -340,5 +449,76 @@ mod tests {
         // The first expires: room again.
         assert_eq!(store.claim_now([3; 32], MINUTE, now + MINUTE * 2), Ok(true));
         assert_eq!(store.entries.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn one_source_fills_its_share_another_is_still_served() {
+        let mut shares = Shares::new(4, MINUTE);
+        let now = Instant::now();
+        let busy = Source::new("192.0.2.1".parse().unwrap());
+        let other = Source::new("192.0.2.2".parse().unwrap());
+        assert!(shares.admit(busy, 2, now));
+        assert!(shares.admit(busy, 2, now));
+        assert!(!shares.admit(busy, 2, now));
+        assert!(shares.admit(other, 2, now));
+        // Its records expire, and so does its refusal.
+        assert!(shares.admit(busy, 2, now + MINUTE));
+        assert_eq!(shares.live, 4);
+    }
+
+    #[test]
+    fn an_ipv6_source_is_its_slash_64_and_mapped_ipv4_is_ipv4() {
+        let a = Source::new("2001:db8:1:2::1".parse().unwrap());
+        let b = Source::new("2001:db8:1:2:ffff::9".parse().unwrap());
+        let c = Source::new("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            Source::new("::ffff:192.0.2.1".parse().unwrap()),
+            Source::new("192.0.2.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn sources_with_nothing_live_are_swept() {
+        let mut shares = Shares::new(2, MINUTE);
+        let now = Instant::now();
+        for i in 0..2000u32 {
+            let ip = std::net::Ipv4Addr::from(i);
+            assert!(shares.admit(Source::new(ip.into()), 1, now));
+        }
+        // All expired: the next admit sweeps them.
+        assert!(shares.admit(Source::unknown(), 1, now + MINUTE * 2));
+        assert!(shares.by_source.len() < 1024, "{}", shares.by_source.len());
+        assert_eq!(shares.live, 1);
+    }
+
+    #[tokio::test]
+    async fn a_source_over_its_share_is_refused_and_counted() {
+        let metrics = Metrics::new();
+        let records = Records::new(
+            Arc::new(MemoryStore::new(100)),
+            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
+            MINUTE,
+            Some(MINUTE),
+            4,
+            metrics.clone(),
+        );
+        let busy = Source::new("192.0.2.1".parse().unwrap());
+        let other = Source::new("192.0.2.2".parse().unwrap());
+        // Two records a release with the token guard on: two releases fill a share of four.
+        records.release([1; 32], "a", busy).await.unwrap();
+        records.release([2; 32], "b", busy).await.unwrap();
+        assert_eq!(
+            records.release([3; 32], "c", busy).await,
+            Err(Refused::OverShare)
+        );
+        records.release([4; 32], "d", other).await.unwrap();
+        let text = metrics.encode();
+        assert!(
+            text.contains("medmij_vert_store_share_refusals_total 1"),
+            "{text}"
+        );
+        assert!(text.contains("medmij_vert_store_records 6"), "{text}");
     }
 }

@@ -224,7 +224,7 @@ mod tests {
 
     use crate::metrics::Metrics;
     use crate::seal::KeyRing;
-    use crate::store::{MemoryStore, Store};
+    use crate::store::{MemoryStore, Source, Store};
 
     fn records(store: Arc<dyn Store>) -> Arc<Records> {
         Arc::new(Records::new(
@@ -232,6 +232,7 @@ mod tests {
             Arc::new(ArcSwap::from_pointee(KeyRing::random())),
             Duration::from_secs(60),
             Some(Duration::from_secs(600)),
+            100,
             Metrics::new(),
         ))
     }
@@ -275,7 +276,10 @@ mod tests {
     async fn a_released_code_is_redeemed_once() {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
-        records.release([7; 32], "C0DE").await.unwrap();
+        records
+            .release([7; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
         let body = "grant_type=authorization_code&code=C0DE";
         assert_eq!(
             call(&records, &calls, post(body)).await,
@@ -343,7 +347,10 @@ mod tests {
     async fn the_token_path_takes_only_posts_without_a_code_in_the_query() {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
-        records.release([9; 32], "C0DE").await.unwrap();
+        records
+            .release([9; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
         let get = Request::get("/oauth2/token?grant_type=authorization_code&code=OTHER")
             .body(Full::default())
             .unwrap();
@@ -406,7 +413,10 @@ mod tests {
     async fn token_bodies_other_than_a_plain_form_are_invalid_request() {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
-        records.release([5; 32], "C0DE").await.unwrap();
+        records
+            .release([5; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
         let multipart = "--b\r\ncontent-disposition: form-data; name=\"grant_type\"\r\n\r\nauthorization_code\r\n--b\r\ncontent-disposition: form-data; name=\"code\"\r\n\r\nNEVER\r\n--b--\r\n";
         for (headers, body) in [
             // The preamble holds an innocent form; the parts hold the code.
@@ -480,7 +490,10 @@ mod tests {
     async fn lenient_grant_types_next_to_a_released_code_never_reach_the_as() {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
-        records.release([6; 32], "C0DE").await.unwrap();
+        records
+            .release([6; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
         for body in [
             "grant_type=Authorization_Code&code=C0DE",
             "grant_type=authorization_code%20&code=C0DE",

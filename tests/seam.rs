@@ -300,3 +300,224 @@ fn a_code_under_another_name_is_withheld() {
         "{r}"
     );
 }
+
+/// Issue 17, finding 1: raw UTF-8 in the target is refused with 400 for every path, before
+/// either guard could miss it; the AS never hears of it.
+#[test]
+fn raw_utf8_spellings_of_the_guarded_paths_are_refused_by_both_guards() {
+    let (upstream, h) = start("[token_guard]\npath = \"/oauth2/token\"\n");
+    let addr = h.proxy_addr();
+    for path in [
+        "/oauth2/author\u{131}ze",  // dotless ı (Java equalsIgnoreCase)
+        "/OAUTH2/AUTHOR\u{130}ZE",  // İ (.NET OrdinalIgnoreCase)
+        "/oauth2/\u{ff41}uthorize", // fullwidth a
+        "/oauth2\u{ff0f}authorize", // fullwidth solidus
+        "/static/caf\u{e9}",        // any path
+    ] {
+        let request = format!(
+            "GET {path}?{UNKNOWN_CLIENT} HTTP/1.1\r\nHost: as.example.nl\r\nConnection: close\r\n\r\n"
+        );
+        let r = raw(addr, request.as_bytes(), Duration::from_secs(10));
+        assert_eq!(raw_status(&r), 400, "{path}: {r}");
+        assert!(!r.contains("evil.test"), "{r}");
+    }
+    let body = "grant_type=authorization_code&code=NEVER";
+    for path in ["/oauth2/to\u{212a}en", "/oauth2/TO\u{212a}EN"] {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: as.example.nl\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let r = raw(addr, request.as_bytes(), Duration::from_secs(10));
+        assert_eq!(raw_status(&r), 400, "{path}: {r}");
+    }
+    assert_eq!(upstream.connections(), 0, "{}", upstream.received());
+    still_serving(addr, &upstream);
+}
+
+/// Issue 17, finding 2: a second spelling of `redirect_uri` or `client_id` before or after
+/// the real one is a repeated parameter: the 1a page, never a redirect, nothing forwarded.
+#[test]
+fn lenient_names_a_second_redirect_uri_or_client_id_is_1a_before_and_after() {
+    let (upstream, h) = start("");
+    let addr = h.proxy_addr();
+    for extra in [
+        "REDIRECT_URI=https%3A%2F%2Fevil.example%2Fcb",
+        "Redirect_Uri=https%3A%2F%2Fevil.example%2Fcb",
+        "redirect_uri%20=https%3A%2F%2Fevil.example%2Fcb",
+        "redirect.uri=https%3A%2F%2Fevil.example%2Fcb",
+        "redirect+uri=https%3A%2F%2Fevil.example%2Fcb",
+        "redirect_uri%5B%5D=https%3A%2F%2Fevil.example%2Fcb",
+        "CLIENT_ID=other.example.nl",
+    ] {
+        for query in [format!("{extra}&{VALID}"), format!("{VALID}&{extra}")] {
+            let r = get_raw(addr, &format!("/oauth2/authorize?{query}"), "");
+            assert_eq!(raw_status(&r), 400, "{query}: {r}");
+            assert!(!r.to_ascii_lowercase().contains("\r\nlocation:"), "{r}");
+        }
+    }
+    assert_eq!(upstream.connections(), 0, "{}", upstream.received());
+    // A second spelling of another judged name is 1b: an error redirect to the client.
+    let r = get_raw(
+        addr,
+        &format!("/oauth2/authorize?{VALID}&SCOPE=onbehalfof"),
+        "",
+    );
+    assert_eq!(raw_status(&r), 302, "{r}");
+    assert!(r.contains("error=invalid_request"), "{r}");
+    assert_eq!(upstream.connections(), 0);
+}
+
+/// Issue 17, finding 3: token bodies a framework reads differently (multipart, lenient grant
+/// types) never reach the AS.
+#[test]
+fn token_bodies_read_differently_by_frameworks_never_reach_the_as() {
+    let (upstream, h) = start("[token_guard]\npath = \"/oauth2/token\"\n");
+    let addr = h.proxy_addr();
+    let multipart = "grant_type=refresh_token&x=\r\n--b\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\nauthorization_code\r\n--b\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\nNEVER\r\n--b--\r\n";
+    let form = "application/x-www-form-urlencoded";
+    for (content_type, body) in [
+        ("multipart/form-data; boundary=b", multipart),
+        (form, "grant_type=Authorization_Code&code=NEVER"),
+        (form, "grant_type=authorization_code%20&code=NEVER"),
+        (form, "grant_type=&code=NEVER"),
+        (form, "grant_type=authorization_code;x=1&code=NEVER"),
+    ] {
+        let r = send_raw(
+            addr,
+            &format!(
+                "POST /oauth2/token HTTP/1.1\r\nHost: as.example.nl\r\nContent-Type: {content_type}\r\nContent-Length: {}",
+                body.len()
+            ),
+            body,
+        );
+        assert_eq!(raw_status(&r), 400, "{body}: {r}");
+        assert!(r.ends_with("{\"error\":\"invalid_request\"}"), "{r}");
+    }
+    assert_eq!(upstream.connections(), 0, "{}", upstream.received());
+    still_serving(addr, &upstream);
+}
+
+/// An AS that answers `Expect: 100-continue` at once, without reading the body, then reads on
+/// from where it stopped (the bug finding 4 names): a body forwarded with `Expect` would be
+/// its next request. Counts the request heads it parsed, and keeps them.
+struct EarlyAnswering {
+    addr: SocketAddr,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl EarlyAnswering {
+    fn start() -> EarlyAnswering {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut pending: Vec<u8> = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head: Vec<u8> = pending.drain(..end + 4).collect();
+                            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse::<usize>().unwrap_or(0));
+                            let early = head.contains("\r\nexpect: 100-continue");
+                            seen.lock().unwrap().push(head);
+                            if !early {
+                                // A careful AS reads the body it was announced.
+                                while pending.len() < length {
+                                    match stream.read(&mut buf) {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                                    }
+                                }
+                                pending.drain(..length);
+                            }
+                            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if stream.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        EarlyAnswering { addr, heads }
+    }
+}
+
+/// Issue 17, finding 4: the proxy answers `Expect: 100-continue` itself and never forwards
+/// it, so an AS that answers expectations early never reads a body as a request; any other
+/// expectation is 417.
+#[test]
+fn expect_100_continue_is_answered_by_the_proxy_and_never_reaches_the_as() {
+    let upstream = EarlyAnswering::start();
+    let h = Harness::start_with_upstream(&format!("http://{}", upstream.addr), "");
+    let addr = h.proxy_addr();
+    let smuggled = "POST /oauth2/token HTTP/1.1\r\nHost: as\r\nContent-Length: 38\r\n\r\ngrant_type=authorization_code&code=NO";
+    let r = send_raw(
+        addr,
+        &format!(
+            "POST /form HTTP/1.1\r\nHost: as.example.nl\r\nExpect: 100-continue\r\nContent-Length: {}",
+            smuggled.len()
+        ),
+        smuggled,
+    );
+    assert!(r.ends_with("ok"), "{r}");
+    wait_until("the AS read the request", || {
+        !upstream.heads.lock().unwrap().is_empty()
+    });
+    let heads = upstream.heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(heads[0].starts_with("post /form "), "{heads:?}");
+    assert!(!heads[0].contains("expect"), "{heads:?}");
+    drop(heads);
+    let r = send_raw(
+        addr,
+        "POST /form HTTP/1.1\r\nHost: as.example.nl\r\nExpect: x-custom\r\nContent-Length: 1",
+        "x",
+    );
+    assert_eq!(raw_status(&r), 417, "{r}");
+    assert_eq!(upstream.heads.lock().unwrap().len(), 1);
+}
+
+/// Issue 17, finding 5: one source (here named by a trusted proxy's `X-Forwarded-For`) can
+/// fill only its share of the records; it gets the fail-closed page, another source's flow is
+/// released.
+#[test]
+fn store_share_one_source_fills_its_share_and_another_is_still_released() {
+    let (upstream, h) = start(
+        "[listen]\ntrusted_proxies = [\"127.0.0.1\"]\n[store]\nmax_entries = 8\nsource_share_percent = 50\n[admin]\naddr = \"127.0.0.1:0\"\n",
+    );
+    let addr = h.proxy_addr();
+    upstream.answer_authorize(
+        "https://pgo.example.nl/callback?code=C0DE&state={state}",
+        &[("x-vert-representation", "none")],
+    );
+    let from = |ip: &str| {
+        let r = get_raw(
+            addr,
+            &format!("/oauth2/authorize?{VALID}"),
+            &format!("\r\nX-Forwarded-For: {ip}"),
+        );
+        raw_status(&r)
+    };
+    // Four records each (no token guard: one a release).
+    for _ in 0..4 {
+        assert_eq!(from("192.0.2.1"), 302);
+    }
+    assert_eq!(from("192.0.2.1"), 502, "over its share: fail closed");
+    assert_eq!(from("198.51.100.2"), 302, "another source is served");
+    assert_eq!(h.metric("medmij_vert_store_share_refusals_total"), 1);
+    assert_eq!(h.metric("medmij_vert_store_records"), 5);
+}

@@ -12,6 +12,7 @@ use http::header::HeaderValue;
 
 use super::{Guard, Inspected};
 use crate::pages::{PageBody, WithPages};
+use crate::store::Source;
 use crate::vert::Flow;
 
 pin_project_lite::pin_project! {
@@ -33,6 +34,7 @@ pin_project_lite::pin_project! {
             // The flow of the authorization request this answers (boxed: most requests have
             // none, and every future carries the field).
             answering: Option<Box<Flow>>,
+            source: Source,
         },
         Releasing {
             release: Pin<Box<dyn Future<Output = Response<ResB>> + Send>>,
@@ -50,6 +52,7 @@ impl<F, ResB> ResponseFuture<F, ResB> {
         guard: Arc<Guard>,
         accept_language: Option<HeaderValue>,
         answering: Option<Box<Flow>>,
+        source: Source,
     ) -> Self {
         ResponseFuture {
             stage: Stage::Inspect {
@@ -57,6 +60,7 @@ impl<F, ResB> ResponseFuture<F, ResB> {
                 guard,
                 accept_language,
                 answering,
+                source,
             },
         }
     }
@@ -87,10 +91,11 @@ where
                     guard,
                     accept_language,
                     answering,
+                    source,
                 } => {
                     let response = ready!(future.poll(cx))?;
                     let answering = answering.as_deref();
-                    match guard.inspect(response, accept_language.as_ref(), answering) {
+                    match guard.inspect(response, accept_language.as_ref(), answering, *source) {
                         Inspected::Done(response) => break response,
                         Inspected::Release(release) => {
                             this.stage.set(Stage::Releasing { release });

@@ -25,7 +25,7 @@ use crate::pages::{Lang, WithPages};
 use crate::resources::{Resources, load_clients, load_keys};
 use crate::seal::KeyRing;
 use crate::seal::random_uuid;
-use crate::store::{Records, Refused, Store};
+use crate::store::{Records, Refused, Source, Store};
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
 use crate::vert::{ClientList, Exception, Flow, Kind};
 
@@ -69,11 +69,13 @@ impl Guard {
     ) -> Self {
         let r = &config.representation;
         let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
+        metrics.store_capacity(config.store.max_entries);
         let records = Arc::new(Records::new(
             store,
             keys.clone(),
             config.state.flow_ttl + config.state.clock_skew,
             config.token_guard.as_ref().map(|t| t.code_ttl),
+            config.store.max_entries * config.store.source_share_percent / 100,
             metrics.clone(),
         ));
         Guard {
@@ -138,6 +140,7 @@ impl Guard {
         mut response: Response<ResB>,
         accept_language: Option<&HeaderValue>,
         answering: Option<&Flow>,
+        source: Source,
     ) -> Inspected<ResB> {
         // The signal is for the proxy only: it never reaches the browser.
         let (used, birthdate, repeated) = self.take_signal(response.headers_mut());
@@ -235,7 +238,7 @@ impl Guard {
         Inspected::Release(Box::pin(async move {
             // One code per flow; and, with the token guard, the code recorded for redemption.
             let recorded = match (flow_id, code) {
-                (Some(id), Some(code)) => guard.records.release(id, &code).await,
+                (Some(id), Some(code)) => guard.records.release(id, &code, source).await,
                 _ => Err(Refused::Unverifiable),
             };
             let (exception, detail) = match recorded {
@@ -243,6 +246,10 @@ impl Guard {
                 Err(Refused::AlreadyUsed) => (
                     Exception::AlreadyUsed,
                     "a second code for a flow that released one",
+                ),
+                Err(Refused::OverShare) => (
+                    Exception::FailClosed,
+                    "the source holds its share of the records (store.source_share_percent)",
                 ),
                 Err(Refused::Unverifiable) => (Exception::FailClosed, "released code unreadable"),
                 Err(Refused::Store(_)) => (

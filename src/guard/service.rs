@@ -14,9 +14,11 @@ use super::answers::{Subject, Then};
 use super::future::ResponseFuture;
 use super::{Guard, remove_if_present, unix_now};
 use crate::answer::refuse;
+use crate::forwarded::Peer;
 use crate::pages::{Lang, Topic, WithPages, error_page};
 use crate::paths::Route;
 use crate::seal::random_uuid;
+use crate::store::Source;
 use crate::vert::authorize::{self, Decision};
 use crate::vert::{Exception, Flow, Kind};
 
@@ -73,8 +75,21 @@ impl<S> VertGuard<S> {
         S: tower::Service<Request<B>>,
     {
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+        // Any response may be a flow return; its release counts against this source's share.
+        let source = req
+            .extensions()
+            .get::<Peer>()
+            .map_or_else(Source::unknown, |peer| {
+                Source::new(peer.client(req.headers()))
+            });
         let future = self.inner.call(req);
-        ResponseFuture::inspect(future, self.guard.clone(), accept_language, answering)
+        ResponseFuture::inspect(
+            future,
+            self.guard.clone(),
+            accept_language,
+            answering,
+            source,
+        )
     }
 
     /// An authorization request: decided here, forwarded only when accepted.
