@@ -78,7 +78,10 @@ pub fn start(
                 _ = stopped.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
-                    Err(_) => continue,
+                    Err(e) => {
+                        crate::runtime::accept_failed(&e, "admin").await;
+                        continue;
+                    }
                 },
             };
             let state = state.clone();

@@ -27,3 +27,22 @@ where
             }
         })
 }
+
+/// After a failed `accept` (out of file descriptors, most likely): said, and a pause, so that
+/// an accept loop backs off instead of spinning on the same error. Every listener's loop calls
+/// this.
+pub async fn accept_failed(error: &std::io::Error, listener: &'static str) {
+    tracing::warn!(%error, listener, "accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_accept_backs_off() {
+        let start = tokio::time::Instant::now();
+        let error = std::io::Error::other("too many open files");
+        super::accept_failed(&error, "test").await;
+        assert!(start.elapsed() >= std::time::Duration::from_millis(50));
+    }
+}

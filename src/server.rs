@@ -285,9 +285,7 @@ fn run_worker(
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        // Out of file descriptors, most likely: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        crate::runtime::accept_failed(&e, "public").await;
                         continue;
                     }
                 },
