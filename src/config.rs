@@ -116,6 +116,8 @@ pub struct Clients {
 pub struct Representation {
     pub scopes: Vec<Kind>,
     pub strip_scope_token: bool,
+    /// MedMij 2.x age limits: `onbehalfofchild` under 12, `onbehalfof` 16 or older.
+    pub age_rules: bool,
     pub request_header: HeaderName,
     pub used_header: HeaderName,
     pub birthdate_header: HeaderName,
@@ -218,6 +220,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
         &[
             "scopes",
             "strip_scope_token",
+            "age_rules",
             "request_header",
             "used_header",
             "birthdate_header",
@@ -370,6 +373,7 @@ impl Config {
         let representation = Representation {
             scopes,
             strip_scope_token: c.boolean(&s, "strip_scope_token", false),
+            age_rules: c.boolean(&s, "age_rules", false),
             request_header: c.header(&s, "request_header", "x-vert-requested"),
             used_header: c.header(&s, "used_header", "x-vert-representation"),
             birthdate_header: c.header(&s, "birthdate_header", "x-vert-birthdate"),

@@ -221,7 +221,27 @@ fn words(topic: Topic, lang: Lang) -> Words {
             ],
             link: "",
         },
-        (Topic::Exception(FailClosed | Auth1b | Vert3), Lang::Nl) => Words {
+        (Topic::Exception(AgeOnRecord), Lang::Nl) => Words {
+            title: "Namens deze persoon kunt u zo niet inloggen",
+            paragraphs: &[
+                "U wilde gegevens ophalen namens iemand anders. Maar die persoon heeft niet de leeftijd die bij deze manier van inloggen hoort.",
+                "Voor een kind jonger dan 12 jaar logt u in als ouder met gezag. Voor iemand van 16 jaar of ouder logt u in met een machtiging. Voor een kind van 12 tot 16 jaar kan het niet op deze manier.",
+                "Daarom zijn er geen gegevens gedeeld. Ga terug naar {pgo} en kies daar de goede manier.",
+                "Lukt het niet? Neem dan contact op met uw zorgaanbieder en noem de code hieronder.",
+            ],
+            link: "Terug naar {pgo}",
+        },
+        (Topic::Exception(AgeOnRecord), Lang::En) => Words {
+            title: "You cannot sign in for this person this way",
+            paragraphs: &[
+                "You wanted to get data on behalf of someone else. But that person is not of the age that goes with this way of signing in.",
+                "For a child younger than 12, you sign in as a parent with parental authority. For someone aged 16 or older, you sign in with an authorisation (machtiging). For a child aged 12 to 15, it cannot be done this way.",
+                "So no data has been shared. Go back to {pgo} and choose the right way there.",
+                "Still not working? Contact your healthcare provider and mention the code below.",
+            ],
+            link: "Back to {pgo}",
+        },
+        (Topic::Exception(FailClosed | Auth1b | Vert3 | AgeAsked), Lang::Nl) => Words {
             title: "Er ging iets mis",
             paragraphs: &[
                 "We konden niet controleren of het inloggen goed ging. Daarom zijn er geen gegevens gedeeld.",
@@ -230,7 +250,7 @@ fn words(topic: Topic, lang: Lang) -> Words {
             ],
             link: "",
         },
-        (Topic::Exception(FailClosed | Auth1b | Vert3), Lang::En) => Words {
+        (Topic::Exception(FailClosed | Auth1b | Vert3 | AgeAsked), Lang::En) => Words {
             title: "Something went wrong",
             paragraphs: &[
                 "We could not check that signing in went well. So no data has been shared.",

@@ -16,10 +16,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use chrono::Datelike;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use http::Method;
-use medmij_vert_proxy::vert::Flow;
+use medmij_vert_proxy::vert::{Birthdate, Flow, Kind, Requested};
 use serde_json::{Value, json};
 use support::*;
 
@@ -297,6 +298,7 @@ enum Shown {
     Expired,
     FailClosed,
     AlreadyUsed,
+    AgeOnRecord,
     Unreachable,
     TimedOut,
     UriTooLong,
@@ -304,7 +306,7 @@ enum Shown {
     MethodNotAllowed,
 }
 
-const EVERY_PAGE: [Shown; 12] = [
+const EVERY_PAGE: [Shown; 13] = [
     Shown::Vert1,
     Shown::Vert2,
     Shown::Vert4,
@@ -312,6 +314,7 @@ const EVERY_PAGE: [Shown; 12] = [
     Shown::Expired,
     Shown::FailClosed,
     Shown::AlreadyUsed,
+    Shown::AgeOnRecord,
     Shown::Unreachable,
     Shown::TimedOut,
     Shown::UriTooLong,
@@ -330,7 +333,8 @@ struct Setup {
 impl Setup {
     fn start() -> Setup {
         let recorder = Recorder::start();
-        let flows = Harness::start_with_upstream(&recorder.url(), "");
+        let flows =
+            Harness::start_with_upstream(&recorder.url(), "[representation]\nage_rules = true\n");
         let fault = FaultUpstream::start();
         let faults = Harness::start_with_upstream(
             &fault.url(),
@@ -449,6 +453,49 @@ impl Setup {
                     "already-used",
                     format!("{}/oauth2/consent", self.flows.base),
                 )
+            }
+            Shown::AgeOnRecord => {
+                // A flow asked for a child of 11 that comes back on the child's 12th birthday
+                // (Dutch date): sealed here as if it had started yesterday.
+                let today = medmij_vert_proxy::vert::age::dutch_date(chrono::Utc::now());
+                let twelve_years_ago = today.with_year(today.year() - 12).unwrap_or_else(|| {
+                    today
+                        .with_day(28)
+                        .unwrap()
+                        .with_year(today.year() - 12)
+                        .unwrap()
+                });
+                let number = twelve_years_ago.format("%Y%m%d").to_string();
+                let birthdate = Birthdate::parse_format(&number).unwrap();
+                let flow = Flow {
+                    state: STATE.into(),
+                    redirect_uri: REDIRECT.into(),
+                    requested: Some(Requested {
+                        kind: Kind::OnBehalfOfChild,
+                        birthdate,
+                    }),
+                    issued_at: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs(),
+                    correlation_id: uuid::Uuid::try_parse(&CORRELATION[18..]).unwrap(),
+                };
+                let sealed = self.flows.keys.seal(&flow);
+                self.recorder.answer_path(
+                    "/oauth2/consent",
+                    &format!("{REDIRECT}?code=C0DE&state={sealed}"),
+                    &[
+                        ("x-vert-representation", "onbehalfofchild"),
+                        ("x-vert-birthdate", number.as_str()),
+                    ],
+                );
+                Page {
+                    link_back: true,
+                    ..page(
+                        "age-on-record",
+                        format!("{}/oauth2/consent", self.flows.base),
+                    )
+                }
             }
             Shown::Unreachable => page("502", format!("{}/reset-before", self.faults.base)),
             Shown::TimedOut => page("504", format!("{}/never", self.faults.base)),

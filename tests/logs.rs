@@ -167,3 +167,91 @@ fn a_later_error_redirect_without_state_passes_with_a_decision_line() {
         "{text}"
     );
 }
+
+/// MedMij 2.x logging interface (core.logging.100/.203): each decision on an authorization
+/// request names its events, with the request's ids; the age limit's 1b is one of them.
+#[tokio::test]
+async fn core_logging_every_authorization_decision_names_its_medmij_events() {
+    let logs = captured();
+    let upstream = Recorder::start();
+    let h = Harness::start_with_upstream(&upstream.url(), "[representation]\nage_rules = true\n");
+    let base = format!(
+        "{}/oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state=s&MedMij-Request-ID={REQUEST_ID}",
+        h.base
+    );
+    let cases = [
+        // (correlation id, extra, status, events)
+        (
+            "00000000-0000-4000-8000-000000000001",
+            "&scope=48".to_string(),
+            200,
+            "receive_authorization_request",
+        ),
+        (
+            "00000000-0000-4000-8000-000000000002",
+            "&scope=onbehalfof".to_string(),
+            302,
+            "receive_authorization_request send_authorization_request_error",
+        ),
+        (
+            "00000000-0000-4000-8000-000000000003",
+            "&scope=onbehalfofchild&MedMij_geboortedatum=19700901".to_string(),
+            302,
+            "receive_authorization_request send_authorization_request_error",
+        ),
+        (
+            "00000000-0000-4000-8000-000000000004",
+            "&scope=48&response_type=code".to_string(),
+            302,
+            "receive_authorization_request send_authorization_request_error",
+        ),
+    ];
+    for (correlation, extra, status, _) in &cases {
+        let r = get(&format!("{base}&X-Correlation-ID={correlation}{extra}")).await;
+        assert_eq!(r.status, *status, "{extra}: {r:?}");
+    }
+    let page = get(&format!(
+        "{}/oauth2/authorize?response_type=code&client_id=evil.test&redirect_uri=https%3A%2F%2Fevil.test%2Fcb&state=s&X-Correlation-ID=00000000-0000-4000-8000-000000000005",
+        h.base
+    ))
+    .await;
+    assert_eq!(page.status, 400);
+    drop(h);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = |correlation: &str| {
+        text.lines()
+            .find(|l| {
+                l.contains("\"target\":\"medmij_vert_proxy::decision\"") && l.contains(correlation)
+            })
+            .unwrap_or_else(|| panic!("no decision line for {correlation}:\n{text}"))
+            .to_owned()
+    };
+    for (correlation, extra, _, events) in &cases {
+        let line = line(correlation);
+        assert!(
+            line.contains(&format!("\"medmij_event\":\"{events}\"")),
+            "{extra}: {line}"
+        );
+        assert!(line.contains(REQUEST_ID), "{line}");
+    }
+    let age = line("00000000-0000-4000-8000-000000000003");
+    assert!(age.contains("younger than 12"), "{age}");
+    assert!(
+        age.contains("\"exception\":\"Vertegenwoordiging age (request)\""),
+        "{age}"
+    );
+    let refused = line("00000000-0000-4000-8000-000000000005");
+    assert!(
+        refused.contains("\"medmij_event\":\"receive_authorization_request authorization_request_error show_authorization_request_error_page\""),
+        "{refused}"
+    );
+    // Flow returns are the AS's events, not these.
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("\"outcome\":\"released\""))
+            .all(|l| !l.contains("medmij_event")),
+        "{text}"
+    );
+    // The age rule's 1b forwarded nothing; only the first request reached the AS.
+    assert_eq!(upstream.requests(), 1, "{}", upstream.received());
+}

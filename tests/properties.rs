@@ -118,6 +118,7 @@ proptest! {
             clients: &clients,
             enabled: &Kind::ALL,
             today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            age_today: None,
         };
         match authorize::decide(&q, &settings) {
             Decision::Redirect(r) => {
@@ -250,7 +251,7 @@ proptest! {
             correlation_id: Uuid::nil(),
         };
         let clients = clients();
-        let settings = flow_return::Settings { clients: &clients, now, ttl: 1800, skew: 60 };
+        let settings = flow_return::Settings { clients: &clients, now, ttl: 1800, skew: 60, age_today: None };
         let opened_flow = flow.clone();
         let verdict = flow_return::inspect(
             Location::Text(&location),
@@ -333,7 +334,7 @@ proptest! {
             correlation_id: Uuid::nil(),
         };
         let clients = clients();
-        let settings = flow_return::Settings { clients: &clients, now: 1_800_000_000, ttl: 1800, skew: 60 };
+        let settings = flow_return::Settings { clients: &clients, now: 1_800_000_000, ttl: 1800, skew: 60, age_today: None };
         let signal = Signal { used: Some("none"), birthdate: None, repeated: false };
         let opened = |state: &str| match state {
             "SEALED" => Opened::Flow(flow.clone()),

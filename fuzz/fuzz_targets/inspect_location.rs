@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         now: 1_000 + u64::from(mode >> 2) * 100,
         ttl: 1_800,
         skew: 60,
+        age_today: None,
     };
     let opened = flow.clone();
     let verdict = flow_return::inspect(

@@ -7,6 +7,7 @@ use super::Guard;
 use crate::metrics::DecisionLabels;
 use crate::pages::{self, Details, Lang, PageBody, Topic};
 use crate::seal::random_uuid;
+use crate::vert::events::RequestAnswer;
 use crate::vert::exceptions::{Answer, error_redirect};
 use crate::vert::{Exception, Flow};
 
@@ -118,8 +119,10 @@ impl Guard {
 }
 
 /// Who a decision is about, as its log line names it. Never a code, a state, a birth date.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 pub(super) struct Subject<'a> {
+    /// The logging interface's events, on the decisions about authorization requests.
+    pub medmij_event: Option<&'static str>,
     /// `MedMij-Request-ID` of the authorization request (flow returns have none).
     pub request_id: Option<Uuid>,
     /// The flow's `X-Correlation-ID`, or the trace id of a page about no flow.
@@ -132,6 +135,7 @@ pub(super) struct Subject<'a> {
 impl<'a> Subject<'a> {
     pub(super) fn flow(flow: &'a Flow) -> Self {
         Subject {
+            medmij_event: None,
             request_id: None,
             correlation_id: flow.correlation_id,
             client_id: Some(flow.client_id()),
@@ -158,6 +162,24 @@ impl Guard {
         });
         log_decision(outcome, rule, exception, detail, subject);
     }
+
+    /// The decision on an authorization request: its line carries the MedMij logging
+    /// interface's events for the answer (`medmij_event`).
+    pub(super) fn request_decision(
+        &self,
+        outcome: &'static str,
+        rule: &'static str,
+        answer: RequestAnswer,
+        exception: Option<Exception>,
+        detail: &str,
+        subject: &Subject<'_>,
+    ) {
+        let subject = Subject {
+            medmij_event: Some(answer.events()),
+            ..*subject
+        };
+        self.decision(outcome, rule, exception, detail, &subject);
+    }
 }
 
 fn log_decision(
@@ -173,6 +195,7 @@ fn log_decision(
         rule,
         exception = exception.map(|e| e.row().id),
         detail,
+        medmij_event = subject.medmij_event,
         client_id = subject.client_id,
         representation = subject.representation,
         request_id = subject.request_id.map(tracing::field::display),

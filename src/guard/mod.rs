@@ -49,6 +49,8 @@ pub struct Guard {
     clients: ArcSwap<ClientList>,
     enabled: Vec<Kind>,
     strip_scope_token: bool,
+    /// `representation.age_rules`: the MedMij 2.x age limits.
+    age_rules: bool,
     request_header: HeaderName,
     used_header: HeaderName,
     birthdate_header: HeaderName,
@@ -83,6 +85,7 @@ impl Guard {
             clients: ArcSwap::from_pointee(resources.clients),
             enabled: r.scopes.clone(),
             strip_scope_token: r.strip_scope_token,
+            age_rules: r.age_rules,
             request_header: r.request_header.clone(),
             used_header: r.used_header.clone(),
             birthdate_header: r.birthdate_header.clone(),
@@ -96,6 +99,11 @@ impl Guard {
 }
 
 impl Guard {
+    /// The Dutch calendar date the age limits are applied on, when they are on.
+    fn age_today(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::NaiveDate> {
+        self.age_rules.then(|| crate::vert::age::dutch_date(now))
+    }
+
     /// The records of released flows and codes, which the token guard reads.
     pub fn records(&self) -> Arc<Records> {
         self.records.clone()
@@ -162,6 +170,7 @@ impl Guard {
             now: unix_now(),
             ttl: self.flow_ttl.as_secs(),
             skew: self.clock_skew.as_secs(),
+            age_today: self.age_today(chrono::Utc::now()),
         };
         let signal = Signal {
             used: used.as_ref().and_then(|v| v.to_str().ok()),

@@ -20,6 +20,7 @@ use crate::paths::Route;
 use crate::seal::random_uuid;
 use crate::store::Source;
 use crate::vert::authorize::{self, Decision};
+use crate::vert::events::RequestAnswer;
 use crate::vert::{Exception, Flow, Kind};
 
 #[derive(Clone)]
@@ -119,9 +120,10 @@ impl<S> VertGuard<S> {
 
         if req.method() != Method::GET {
             // core.authint.200: the authorization request is a GET.
-            guard.decision(
+            guard.request_decision(
                 "refused",
                 "core.authint.200",
+                RequestAnswer::ErrorPage,
                 None,
                 "method not allowed",
                 &subject,
@@ -140,20 +142,23 @@ impl<S> VertGuard<S> {
 
         // Birth dates may be "today" anywhere on Earth: a child born just after midnight in
         // the Netherlands is born "tomorrow" in UTC.
-        let today = (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
+        let now = chrono::Utc::now();
+        let today = (now + chrono::Duration::hours(14)).date_naive();
         let clients = guard.clients.load();
         let settings = authorize::Settings {
             clients: &clients,
             enabled: &guard.enabled,
             today,
+            age_today: guard.age_today(now),
         };
         let (path_and_query, kind, flow) = match authorize::decide_parsed(parsed, &settings) {
             Decision::Refuse(refusal) => {
                 let name = refusal.client.as_ref().map(|c| c.name.as_str());
                 subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());
-                guard.decision(
+                guard.request_decision(
                     "refused",
                     Exception::Auth1a.row().rule,
+                    RequestAnswer::of(Exception::Auth1a),
                     Some(Exception::Auth1a),
                     refusal.reason,
                     &subject,
@@ -167,9 +172,10 @@ impl<S> VertGuard<S> {
                 ));
             }
             Decision::Redirect(redirect) => {
-                guard.decision(
+                guard.request_decision(
                     "error_redirect",
                     redirect.exception.row().rule,
+                    RequestAnswer::of(redirect.exception),
                     Some(redirect.exception),
                     redirect.description,
                     &subject,
@@ -200,9 +206,10 @@ impl<S> VertGuard<S> {
                 };
                 subject.client_id = Some(accepted.client.hostname.as_str());
                 subject.representation = Some(kind.map_or("none", Kind::token));
-                guard.decision(
+                guard.request_decision(
                     "forwarded",
                     rule,
+                    RequestAnswer::Forwarded,
                     None,
                     "state sealed, forwarded upstream",
                     &subject,

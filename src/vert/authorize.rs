@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
+use super::age;
 use super::exceptions::{Exception, error_redirect};
 use super::fold;
 use super::query::{self, DecodeError, RawPair};
@@ -20,6 +21,9 @@ pub struct Settings<'a> {
     pub enabled: &'a [Kind],
     /// The date birth dates may not lie after.
     pub today: NaiveDate,
+    /// With `representation.age_rules`: the calendar date in the Netherlands, on which the
+    /// MedMij 2.x age limits are applied ([`super::age`]).
+    pub age_today: Option<NaiveDate>,
 }
 
 /// The parameters whose meaning the proxy depends on. Each may appear at most once
@@ -340,6 +344,12 @@ pub fn decide_parsed<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decisio
                     Err(e) => return redirect(Exception::Vert3, "invalid_request", e.describe()),
                 },
             };
+            // MedMij 2.x: onbehalfofchild under 12, onbehalfof 16 or older (.204, .201).
+            if let Some(today) = settings.age_today
+                && let Err(e) = age::check(kind, birthdate, today)
+            {
+                return redirect(Exception::AgeAsked, "invalid_request", e.describe());
+            }
             Some(Requested { kind, birthdate })
         }
     };
@@ -478,6 +488,7 @@ mod tests {
                 clients,
                 enabled,
                 today: today(),
+                age_today: None,
             },
         )
     }
@@ -628,6 +639,73 @@ mod tests {
             assert_eq!(r.error, "invalid_request");
             assert!(r.location.ends_with("&state=xyz"), "{}", r.location);
         }
+    }
+
+    fn decide_on(query: &str, age_today: Option<NaiveDate>) -> Decision<'static> {
+        let clients = Box::leak(Box::new(clients()));
+        let query = Box::leak(query.to_owned().into_boxed_str());
+        decide(
+            query,
+            &Settings {
+                clients,
+                enabled: &Kind::ALL,
+                today: today(),
+                age_today,
+            },
+        )
+    }
+
+    #[test]
+    fn age_rules_at_the_request_are_1b_at_every_boundary() {
+        let on = Some(today()); // 28 November 2026
+        let child = |date: &str| {
+            base(&format!(
+                "&scope=onbehalfofchild&MedMij_geboortedatum={date}"
+            ))
+        };
+        let adult = |date: &str| base(&format!("&scope=onbehalfof&MedMij_geboortedatum={date}"));
+        // ext.vert.authint.204: onbehalfofchild under 12.
+        assert!(
+            matches!(decide_on(&child("20141129"), on), Decision::Forward(_)),
+            "12 tomorrow"
+        );
+        for date in ["20141128", "20141127", "19700901"] {
+            let r = redirected(decide_on(&child(date), on));
+            assert_eq!(
+                (r.exception, r.error),
+                (Exception::AgeAsked, "invalid_request"),
+                "{date}"
+            );
+            assert_eq!(
+                r.description,
+                "onbehalfofchild is for a represented child younger than 12 (MedMij 2.x)"
+            );
+            assert!(r.location.ends_with("&state=xyz"), "{}", r.location);
+        }
+        // ext.vert.authint.201: onbehalfof 16 or older.
+        for date in ["20101128", "20101127", "19700901"] {
+            assert!(
+                matches!(decide_on(&adult(date), on), Decision::Forward(_)),
+                "{date}"
+            );
+        }
+        for date in ["20101129", "20141128", "20261128"] {
+            let r = redirected(decide_on(&adult(date), on));
+            assert_eq!(r.exception, Exception::AgeAsked, "{date}");
+            assert_eq!(
+                r.description,
+                "onbehalfof is for a represented person of 16 or older (MedMij 2.x)"
+            );
+        }
+        // Off (the default): nothing changes.
+        assert!(matches!(
+            decide_on(&child("19700901"), None),
+            Decision::Forward(_)
+        ));
+        assert!(matches!(
+            decide_on(&adult("20261128"), None),
+            Decision::Forward(_)
+        ));
     }
 
     #[test]

@@ -78,6 +78,11 @@ impl Birthdate {
         self.0.year() as u32 * 10_000 + self.0.month() * 100 + self.0.day()
     }
 
+    /// The calendar date.
+    pub fn date(self) -> NaiveDate {
+        self.0
+    }
+
     pub fn from_number(n: u32) -> Option<Self> {
         Self::from_parts(n / 10_000, n / 100 % 100, n % 100)
     }

@@ -28,6 +28,13 @@ pub enum Exception {
     /// A second code for a flow that already released one (the AS's consent posted twice, a
     /// replayed return): a flow releases at most one code.
     AlreadyUsed,
+    /// MedMij 2.x, `representation.age_rules` ([`super::age`]): `MedMij_geboortedatum` outside
+    /// the ages the asked kind allows (`onbehalfofchild`: under 12; `onbehalfof`: 16 or older).
+    /// Answered as 1b.
+    AgeAsked,
+    /// The same rule on the AS's birth date when the flow returns (a flow that crossed the
+    /// 12th or 16th birthday, at Dutch midnight): the code is withheld.
+    AgeOnRecord,
 }
 
 /// What the proxy answers for an exception.
@@ -65,7 +72,7 @@ pub struct Row {
 }
 
 /// Indexed by `Exception as usize` (checked by a test).
-pub const TABLE: [Row; 9] = [
+pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Auth1a,
         id: "Authorization interface 1a",
@@ -164,10 +171,33 @@ pub const TABLE: [Row; 9] = [
             link_back: None,
         },
     },
+    Row {
+        exception: Exception::AgeAsked,
+        id: "Vertegenwoordiging age (request)",
+        // Each limit belongs to its kind's rule; the decision line names the one that applied.
+        rule: "ext.vert.authint.201/204",
+        situation: "MedMij_geboortedatum outside the ages of the kind asked: onbehalfofchild under 12, onbehalfof 16 or older (MedMij 2.x)",
+        medmij_action: "as Authorization interface 1b (core.authint.207)",
+        answer: Answer::ErrorRedirect,
+    },
+    Row {
+        exception: Exception::AgeOnRecord,
+        id: "Vertegenwoordiging age (on record)",
+        rule: "ext.vert.authint.201/204",
+        situation: "the Vertegenwoordigde's birth date on record is outside the ages of the kind used, on the Dutch calendar day of the return",
+        medmij_action: "withhold the code; inform the Persoon; back to the PGO with access_denied",
+        answer: Answer::Page {
+            status: 403,
+            link_back: Some(LinkBack {
+                error: "access_denied",
+                description: "the represented person's age is outside what this kind of representation allows",
+            }),
+        },
+    },
 ];
 
 impl Exception {
-    pub const ALL: [Exception; 9] = [
+    pub const ALL: [Exception; 11] = [
         Exception::Auth1a,
         Exception::Auth1b,
         Exception::Vert1,
@@ -177,6 +207,8 @@ impl Exception {
         Exception::Expired,
         Exception::FailClosed,
         Exception::AlreadyUsed,
+        Exception::AgeAsked,
+        Exception::AgeOnRecord,
     ];
 
     pub fn row(self) -> &'static Row {
@@ -227,6 +259,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn age_rules_answer_as_1b_at_the_request_and_with_a_page_on_return() {
+        assert_eq!(
+            Exception::AgeAsked.row().answer,
+            Exception::Auth1b.row().answer
+        );
+        let Answer::Page {
+            status: 403,
+            link_back: Some(link),
+        } = Exception::AgeOnRecord.row().answer
+        else {
+            panic!("on record: a 403 page with a link back")
+        };
+        assert_eq!(link.error, "access_denied");
+        assert!(link.description.is_ascii());
     }
 
     #[test]

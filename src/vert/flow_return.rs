@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use super::age;
 use super::exceptions::Exception;
 use super::fold;
 use super::query::{self, RawPair};
@@ -51,6 +52,9 @@ pub struct Settings<'a> {
     pub ttl: u64,
     /// How far in the future a flow's issue time may lie (clocks of other instances).
     pub skew: u64,
+    /// With `representation.age_rules`: the calendar date in the Netherlands, on which the
+    /// MedMij 2.x age limits are applied to the birth date on record ([`super::age`]).
+    pub age_today: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -430,7 +434,15 @@ fn flow_return(
                 "birth date differs from the record",
                 Some(flow),
             ),
-            Some(Ok(_)) => Verdict::Release { location, flow },
+            // MedMij 2.x: the age limits again, on the record and today's Dutch date (a flow
+            // may cross the 12th or 16th birthday at midnight).
+            Some(Ok(on_record)) => match settings
+                .age_today
+                .map(|today| age::check(r.kind, on_record, today))
+            {
+                Some(Err(e)) => withhold(Exception::AgeOnRecord, e.describe(), Some(flow)),
+                _ => Verdict::Release { location, flow },
+            },
         },
     }
 }
@@ -506,6 +518,7 @@ mod tests {
             now: NOW,
             ttl: 1800,
             skew: 60,
+            age_today: None,
         };
         inspect(
             Location::Text(location),
@@ -589,6 +602,60 @@ mod tests {
     fn vert2_used_not_expected() {
         let v = check(CODE, Some(flow(None)), Some("onbehalfof"), Some("19700901"));
         assert_eq!(exception(&v), Some(Exception::Vert2));
+    }
+
+    /// [`check`] with the age rules on, on the Dutch date `today`.
+    fn check_on(flow_: Flow, used: &str, date: &str, today: chrono::NaiveDate) -> Verdict {
+        let clients = clients();
+        let settings = Settings {
+            clients: &clients,
+            now: NOW,
+            ttl: 1800,
+            skew: 60,
+            age_today: Some(today),
+        };
+        inspect(
+            Location::Text(CODE),
+            &settings,
+            |_| Opened::Flow(flow_.clone()),
+            Signal {
+                used: Some(used),
+                birthdate: Some(date),
+                repeated: false,
+            },
+        )
+    }
+
+    #[test]
+    fn age_rules_on_record_a_flow_that_crosses_the_12th_or_16th_birthday_is_withheld() {
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 6, d).unwrap();
+        // ext.vert.authint.204: asked on the eve of the 12th birthday, back on the day.
+        let child = flow(Some((Kind::OnBehalfOfChild, "20140615")));
+        let v = check_on(child.clone(), "onbehalfofchild", "20140615", day(14));
+        assert!(matches!(v, Verdict::Release { .. }), "{v:?}");
+        let v = check_on(child.clone(), "onbehalfofchild", "20140615", day(15));
+        assert_eq!(exception(&v), Some(Exception::AgeOnRecord), "{v:?}");
+        let Verdict::Withhold {
+            detail,
+            flow: Some(_),
+            ..
+        } = v
+        else {
+            panic!("withheld with its flow, for the link back")
+        };
+        assert_eq!(
+            detail,
+            "onbehalfofchild is for a represented child younger than 12 (MedMij 2.x)"
+        );
+        // ext.vert.authint.201: the 16th birthday comes, and onbehalfof is allowed from then.
+        let teen = flow(Some((Kind::OnBehalfOf, "20100615")));
+        let v = check_on(teen.clone(), "onbehalfof", "20100615", day(14));
+        assert_eq!(exception(&v), Some(Exception::AgeOnRecord), "{v:?}");
+        let v = check_on(teen, "onbehalfof", "20100615", day(15));
+        assert!(matches!(v, Verdict::Release { .. }), "{v:?}");
+        // A birth date that differs is Vert 4 first, whatever the age.
+        let v = check_on(child, "onbehalfofchild", "20000101", day(14));
+        assert_eq!(exception(&v), Some(Exception::Vert4));
     }
 
     #[test]
@@ -714,6 +781,7 @@ mod tests {
             now: NOW,
             ttl: 1,
             skew: 1,
+            age_today: None,
         };
         let v = inspect(
             Location::Unreadable,
@@ -866,6 +934,7 @@ mod tests {
             now: NOW,
             ttl: 1800,
             skew: 60,
+            age_today: None,
         };
         inspect_answer(
             Location::Text(location),

@@ -7,9 +7,11 @@
 //!   [`flow_return::Verdict`] (ext.vert.authint.202, Vert 1, Vert 2, Vert 4, fail closed).
 //! - [`exceptions`]: the exception table as data.
 
+pub mod age;
 pub mod authorize;
 pub mod birthdate;
 pub mod clients;
+pub mod events;
 pub mod exceptions;
 pub mod flow;
 pub mod flow_return;
