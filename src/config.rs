@@ -101,6 +101,9 @@ pub struct Upstream {
 
 #[derive(Debug, Clone)]
 pub struct OAuth {
+    /// RFC 9207: the AS's issuer identifier, sent as `iss` on every redirect the proxy writes
+    /// itself (the AS's own carry its own).
+    pub issuer: Option<String>,
     pub authorize_path: String,
     /// Match guarded paths ignoring letter case (many AS frameworks route that way).
     pub case_insensitive_paths: bool,
@@ -213,7 +216,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "health_path",
         ],
     ),
-    ("oauth", &["authorize_path", "case_insensitive_paths"]),
+    (
+        "oauth",
+        &["authorize_path", "case_insensitive_paths", "issuer"],
+    ),
     ("clients", &["ocl_file", "static"]),
     (
         "representation",
@@ -347,7 +353,14 @@ impl Config {
         if let Err(e) = check_path(&authorize_path) {
             c.error("oauth.authorize_path", e);
         }
+        let issuer = c.string(&s, "issuer").map(str::to_owned);
+        if let Some(issuer) = &issuer
+            && let Err(e) = check_issuer(issuer)
+        {
+            c.error("oauth.issuer", e);
+        }
         let oauth = OAuth {
+            issuer,
             authorize_path,
             case_insensitive_paths: c.boolean(&s, "case_insensitive_paths", true),
         };
@@ -510,6 +523,22 @@ fn upstream_authority(url: &str) -> Result<Authority, String> {
     authority
         .parse::<Authority>()
         .map_err(|_| "not a valid host:port".to_string())
+}
+
+/// An issuer identifier (RFC 8414 §2): an `https` URL (`http` for a test AS) without query or
+/// fragment.
+fn check_issuer(issuer: &str) -> Result<(), &'static str> {
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or("must be an https URL (the AS's issuer identifier)")?;
+    if rest.is_empty() || issuer.contains(['?', '#']) || !crate::vert::clients::is_uri_text(issuer)
+    {
+        return Err(
+            "must be a URL without query or fragment, as the AS's discovery document names it",
+        );
+    }
+    Ok(())
 }
 
 fn check_path(path: &str) -> Result<(), &'static str> {
@@ -952,6 +981,31 @@ mod tests {
         ] {
             assert!(upstream_authority(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn issuer_forms() {
+        for ok in [
+            "https://as.example.nl",
+            "https://as.example.nl/oidc",
+            "http://127.0.0.1:9000",
+        ] {
+            assert!(check_issuer(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "as.example.nl",
+            "https://",
+            "https://as/x?y",
+            "https://as/#f",
+            "https://a s",
+        ] {
+            assert!(check_issuer(bad).is_err(), "{bad}");
+        }
+        let got = errors("[upstream]\nurl=\"http://a:1\"\n[oauth]\nissuer = \"ftp://x\"\n");
+        assert_eq!(
+            got,
+            ["oauth.issuer: must be an https URL (the AS's issuer identifier)"]
+        );
     }
 
     #[test]

@@ -104,14 +104,19 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 pub struct Peer {
     addr: IpAddr,
     ip: HeaderValue,
+    /// `X-Forwarded-Proto`: `https` when the public listener speaks TLS. An AS behind the
+    /// proxy builds its URLs and checks its CSRF origins from it (Django refuses a login POST
+    /// from an `https` page that claims `http`).
+    proto: HeaderValue,
     /// Listed in `listen.trusted_proxies`: its `X-Forwarded-*` are extended, not replaced.
     trusted: bool,
 }
 
 impl Peer {
-    pub fn new(ip: IpAddr, trusted: bool) -> Self {
+    pub fn new(ip: IpAddr, trusted: bool, tls: bool) -> Self {
         Peer {
             addr: ip,
+            proto: HeaderValue::from_static(if tls { "https" } else { "http" }),
             ip: HeaderValue::from_str(&ip.to_string()).expect("an IP address is a header value"),
             trusted,
         }
@@ -157,7 +162,7 @@ impl Peer {
             };
             headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
             if !headers.contains_key(&X_FORWARDED_PROTO) {
-                headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+                headers.insert(X_FORWARDED_PROTO.clone(), self.proto.clone());
             }
             if !headers.contains_key(&X_FORWARDED_HOST) {
                 headers.insert(X_FORWARDED_HOST.clone(), host);
@@ -175,7 +180,7 @@ impl Peer {
             }
         }
         headers.insert(X_FORWARDED_FOR.clone(), self.ip.clone());
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO.clone(), self.proto.clone());
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
 }
@@ -289,7 +294,7 @@ mod tests {
             ("x-real-ip", "1.2.3.4"),
         ]);
         let host = h["host"].clone();
-        Peer::new("10.1.2.3".parse().unwrap(), false).set_forwarded(&mut h, host);
+        Peer::new("10.1.2.3".parse().unwrap(), false, false).set_forwarded(&mut h, host);
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "as.example.nl");
@@ -297,6 +302,19 @@ mod tests {
             assert!(!h.contains_key(gone), "{gone}");
         }
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    #[test]
+    fn x_forwarded_proto_is_https_when_the_listener_speaks_tls() {
+        let mut h = map(&[("host", "as.example.nl"), ("x-forwarded-proto", "http")]);
+        let host = h["host"].clone();
+        Peer::new("10.1.2.3".parse().unwrap(), false, true).set_forwarded(&mut h, host);
+        assert_eq!(h["x-forwarded-proto"], "https");
+        // A trusted proxy's own value is kept; without one, the listener's.
+        let mut h = map(&[("host", "as.example.nl")]);
+        let host = h["host"].clone();
+        Peer::new("10.0.0.1".parse().unwrap(), true, true).set_forwarded(&mut h, host);
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 
     #[test]
@@ -308,7 +326,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         let host = h["host"].clone();
-        Peer::new("10.0.0.1".parse().unwrap(), true).set_forwarded(&mut h, host);
+        Peer::new("10.0.0.1".parse().unwrap(), true, false).set_forwarded(&mut h, host);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "as.example.nl");
@@ -318,13 +336,13 @@ mod tests {
     fn the_client_is_the_peer_or_the_last_entry_a_trusted_proxy_added() {
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
         let headers = map(&[("x-forwarded-for", "198.51.100.7, 192.0.2.9")]);
-        assert_eq!(Peer::new(peer, false).client(&headers), peer);
+        assert_eq!(Peer::new(peer, false, false).client(&headers), peer);
         assert_eq!(
-            Peer::new(peer, true).client(&headers),
+            Peer::new(peer, true, false).client(&headers),
             "192.0.2.9".parse::<IpAddr>().unwrap()
         );
         let forged = map(&[("x-forwarded-for", "192.0.2.9, junk")]);
-        assert_eq!(Peer::new(peer, true).client(&forged), peer);
-        assert_eq!(Peer::new(peer, true).client(&HeaderMap::new()), peer);
+        assert_eq!(Peer::new(peer, true, false).client(&forged), peer);
+        assert_eq!(Peer::new(peer, true, false).client(&HeaderMap::new()), peer);
     }
 }

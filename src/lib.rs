@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod demo;
 pub mod error_pages;
+pub mod form;
 pub mod forwarded;
 pub mod guard;
 pub mod limits;

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
 use crate::answer::{Answer, Deferred, refuse};
 use crate::config::Listen;
+use crate::form::BufferedBody;
 use crate::pages::{Topic, WithPages};
 
 /// A request body, read whole.
@@ -107,7 +108,12 @@ where
             let read = tokio::time::timeout(read_timeout, Limited::new(body, max).collect());
             let refusal = match read.await {
                 Ok(Ok(collected)) => {
-                    let req = Request::from_parts(parts, Full::new(collected.to_bytes()));
+                    let mut parts = parts;
+                    let bytes = collected.to_bytes();
+                    // For the guards to read the form (a consent post-back) without taking the
+                    // body from the AS: a reference count, not a copy.
+                    parts.extensions.insert(BufferedBody(bytes.clone()));
+                    let req = Request::from_parts(parts, Full::new(bytes));
                     return inner.call(req).await;
                 }
                 Err(_) => refuse(

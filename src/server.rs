@@ -296,7 +296,7 @@ fn run_worker(
             };
             let _ = stream.set_nodelay(true);
             let trusted = shared.trusted.iter().any(|net| net.contains(&peer.ip()));
-            let peer = Peer::new(peer.ip(), trusted);
+            let peer = Peer::new(peer.ip(), trusted, shared.tls.is_some());
             let connection = Connection {
                 shared: shared.clone(),
                 upstream: upstream.for_peer(peer.clone()),

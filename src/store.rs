@@ -53,6 +53,37 @@ pub trait Store: Send + Sync {
 
     /// Removes `key` (Redis `GETDEL`): `true` when it was recorded and had not expired.
     fn take(&self, key: Digest) -> StoreFuture<'_, bool>;
+
+    /// Whether `key` is recorded and has not expired (Redis `EXISTS`).
+    fn exists(&self, key: Digest) -> StoreFuture<'_, bool>;
+}
+
+/// What presenting a code found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presented {
+    /// Released and not used up: it may go to the AS, once at a time.
+    Go(Presentation),
+    /// Not released by the proxy, used up, or expired.
+    NotReleased,
+    /// Another presentation of it is at the AS now.
+    InFlight,
+}
+
+/// A code on its way to the AS: its record, and the lock that keeps presentations apart.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Presentation {
+    record: Digest,
+    lock: Digest,
+}
+
+/// The key of the lock of a code's presentation: a digest of its record's key, so that it can
+/// meet no other record.
+fn presenting(record: &Digest) -> Digest {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"medmij-vert presenting ");
+    hash.update(record);
+    hash.finalize().into()
 }
 
 /// Why a release was refused.
@@ -66,6 +97,9 @@ pub enum Refused {
     Unverifiable,
     Store(StoreError),
 }
+
+/// A presentation's lock, unless [`Records::with_presenting_ttl`] says otherwise.
+const PRESENTING_TTL: Duration = Duration::from_secs(35);
 
 /// Where a release comes from, for the share of the records one source may hold: the client
 /// address as the proxy determines it (`listen.trusted_proxies`), an IPv6 address as its /64
@@ -155,6 +189,9 @@ pub struct Records {
     flow_ttl: Duration,
     /// `token_guard.code_ttl`, when the token guard is on.
     code_ttl: Option<Duration>,
+    /// How long a presentation's lock lives when it is never settled (the proxy stopped, the
+    /// client went away mid-flight): the AS's answer is due within `upstream.response_timeout`.
+    presenting_ttl: Duration,
     shares: Mutex<Shares>,
     metrics: Arc<Metrics>,
 }
@@ -177,9 +214,17 @@ impl Records {
             keys,
             flow_ttl,
             code_ttl,
+            presenting_ttl: PRESENTING_TTL,
             shares: Mutex::new(Shares::new(per_source.max(1), ttl)),
             metrics,
         }
+    }
+
+    /// The lock of a presentation lives this long at most (`upstream.response_timeout` and a
+    /// margin; the default is 30 s).
+    pub fn with_presenting_ttl(mut self, ttl: Duration) -> Self {
+        self.presenting_ttl = ttl;
+        self
     }
 
     /// The records one release makes: the flow's, and the code's with the token guard on.
@@ -219,18 +264,59 @@ impl Records {
         Ok(())
     }
 
-    /// A token request's code: recorded (released by the proxy, not yet redeemed, not
-    /// expired), and now consumed.
-    pub async fn redeem(&self, code: &str) -> Result<bool, StoreError> {
+    /// A token request's code, presented: recorded (released by the proxy, not yet redeemed,
+    /// not expired), and no other presentation of it at the AS now. The record stays until
+    /// [`Records::settle`] says the AS issued a token: an AS that refuses a presentation (a
+    /// wrong `code_verifier`, checked before the code is consumed; a 5xx) leaves the code
+    /// presentable again, as it would without the proxy.
+    pub async fn present(&self, code: &str) -> Result<Presented, StoreError> {
         let keys = self.keys.load_full();
         // Recorded under the sealing key of the moment; looked up under every key.
+        let mut found = None;
         for digest in keys.code_digests(code) {
-            let taken = self.store.take(digest).await;
-            if self.counted(taken)? {
-                return Ok(true);
+            let exists = self.store.exists(digest).await;
+            if self.counted(exists)? {
+                found = Some(digest);
+                break;
             }
         }
-        Ok(false)
+        let Some(record) = found else {
+            return Ok(Presented::NotReleased);
+        };
+        let lock = presenting(&record);
+        let claimed = self.store.claim(lock, self.presenting_ttl).await;
+        match self.counted(claimed) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Presented::InFlight),
+            Err(error) => {
+                // The claim may still have landed: let it go, so that a retry is not refused
+                // as overlapping (best effort; it expires by itself otherwise).
+                let _ = self.store.take(lock).await;
+                return Err(error);
+            }
+        }
+        // A presentation that ended between the lookup and the claim may have used it up.
+        match self.counted(self.store.exists(record).await) {
+            Ok(true) => Ok(Presented::Go(Presentation { record, lock })),
+            other => {
+                let _ = self.store.take(lock).await;
+                other.map(|_| Presented::NotReleased)
+            }
+        }
+    }
+
+    /// The AS's answer to a presentation: with a token issued the code's record is used up,
+    /// so the code never reaches the AS again; either way the next presentation may go.
+    pub async fn settle(&self, presentation: Presentation, issued: bool) {
+        if issued {
+            let taken = self.store.take(presentation.record).await;
+            // Should this fail, the lock stays until it expires, and a replay after that reaches
+            // an AS that has consumed the code already (logged and counted as a store error).
+            if self.counted(taken).is_err() {
+                return;
+            }
+        }
+        let _ = self.counted(self.store.take(presentation.lock).await);
     }
 
     fn counted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
@@ -297,6 +383,11 @@ impl MemoryStore {
         Ok(true)
     }
 
+    fn exists_now(&self, key: Digest, now: Instant) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(&key).is_some_and(|expiry| *expiry > now)
+    }
+
     fn take_now(&self, key: Digest, now: Instant) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.remove(&key).is_some_and(|expiry| expiry > now)
@@ -311,6 +402,11 @@ impl Store for MemoryStore {
 
     fn take(&self, key: Digest) -> StoreFuture<'_, bool> {
         let result = Ok(self.take_now(key, Instant::now()));
+        Box::pin(std::future::ready(result))
+    }
+
+    fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
+        let result = Ok(self.exists_now(key, Instant::now()));
         Box::pin(std::future::ready(result))
     }
 }
@@ -381,6 +477,15 @@ impl Store for RedisStore {
         Box::pin(async move {
             let answer: Option<Vec<u8>> = self.run(cmd).await?;
             Ok(answer.is_some())
+        })
+    }
+
+    fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(self.key(&key));
+        Box::pin(async move {
+            let answer: u32 = self.run(cmd).await?;
+            Ok(answer > 0)
         })
     }
 }
@@ -520,5 +625,77 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("medmij_vert_store_records 6"), "{text}");
+    }
+
+    fn records(store: Arc<dyn Store>) -> Records {
+        Records::new(
+            store,
+            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
+            MINUTE,
+            Some(MINUTE),
+            100,
+            Metrics::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn token_retries_a_code_stays_presentable_until_the_as_issues_a_token() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        records
+            .release([1; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
+        assert_eq!(records.present("OTHER").await, Ok(Presented::NotReleased));
+        // The AS refuses (a wrong code_verifier, a 5xx): presentable again.
+        let Ok(Presented::Go(first)) = records.present("C0DE").await else {
+            panic!("a released code goes")
+        };
+        // While it is at the AS, no second presentation overlaps it.
+        assert_eq!(records.present("C0DE").await, Ok(Presented::InFlight));
+        records.settle(first, false).await;
+        let Ok(Presented::Go(second)) = records.present("C0DE").await else {
+            panic!("presentable again after a refusal")
+        };
+        // The AS issues a token: never again.
+        records.settle(second, true).await;
+        assert_eq!(records.present("C0DE").await, Ok(Presented::NotReleased));
+    }
+
+    /// A store whose `exists` answers once as it was, then sees the record gone: a presentation
+    /// that ended between another's lookup and its claim.
+    struct UsedUpMeanwhile(MemoryStore, std::sync::atomic::AtomicBool);
+
+    impl Store for UsedUpMeanwhile {
+        fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
+            self.0.claim(key, ttl)
+        }
+        fn take(&self, key: Digest) -> StoreFuture<'_, bool> {
+            self.0.take(key)
+        }
+        fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
+            let first = !self.1.swap(true, std::sync::atomic::Ordering::SeqCst);
+            if first {
+                self.0.exists(key)
+            } else {
+                Box::pin(std::future::ready(Ok(false)))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn token_retries_a_code_used_up_between_lookup_and_claim_does_not_go() {
+        let store = Arc::new(UsedUpMeanwhile(MemoryStore::new(100), Default::default()));
+        let records = records(store.clone());
+        records
+            .release([1; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
+        assert_eq!(records.present("C0DE").await, Ok(Presented::NotReleased));
+        // And its lock is let go.
+        assert_eq!(
+            store.0.entries.lock().unwrap().len(),
+            2,
+            "the flow's and the code's records only"
+        );
     }
 }

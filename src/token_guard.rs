@@ -1,6 +1,7 @@
 //! [`TokenGuardLayer`] (`[token_guard] path`, off unless set): a token request with
-//! `grant_type=authorization_code` reaches the AS only if the proxy released its code and it
-//! was not redeemed before; the record is consumed. Otherwise `400 {"error":"invalid_grant"}`
+//! `grant_type=authorization_code` reaches the AS only if the proxy released its code, it has
+//! not become a token, and no other presentation of it is at the AS; the record is used up
+//! when the AS issues a token (2xx), and stays when it refuses (a wrong `code_verifier`, a 5xx). Otherwise `400 {"error":"invalid_grant"}`
 //! (RFC 6749 §5.2), without contacting the AS. So a code that left the AS some way the proxy
 //! does not inspect (a form post, a script, a withheld redirect) never becomes a token. Other
 //! grants pass. The body is read whole by [`crate::limits`] before this layer.
@@ -20,7 +21,7 @@ use crate::answer::{Answer, Deferred};
 use crate::limits::Buffered;
 use crate::pages::{PageBody, WithPages};
 use crate::paths::Route;
-use crate::store::Records;
+use crate::store::{Presented, Records};
 use crate::vert::token::{self, TokenRequest};
 
 #[derive(Clone)]
@@ -103,7 +104,7 @@ where
             tracing::info!("token request refused: a code or grant in the query");
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
-        if let Err(why) = form_body(req.headers()) {
+        if let Err(why) = crate::form::check_content_type(req.headers()) {
             // A framework that reads multipart or JSON bodies, or inflates them, would find
             // parameters in it that the form reading below does not.
             tracing::info!(reason = why, "token request refused: invalid_request");
@@ -131,16 +132,32 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let records = self.layer.records.clone();
         let future = Box::pin(async move {
-            let answer = match records.redeem(&code).await {
-                Ok(true) => {
+            let answer = match records.present(&code).await {
+                Ok(Presented::Go(presentation)) => {
                     let req = Request::from_parts(parts, Full::new(body));
-                    return inner.call(req).await;
+                    let answered = inner.call(req).await;
+                    // Used up only when the AS issued a token; any other answer leaves the
+                    // code as the AS left it, presentable again.
+                    let issued = matches!(&answered, Ok(r) if r.status().is_success());
+                    records.settle(presentation, issued).await;
+                    return answered;
                 }
-                Ok(false) => {
+                Ok(Presented::NotReleased) => {
                     tracing::info!(
-                        "token request refused: invalid_grant (a code the proxy did not release, or one redeemed before)"
+                        "token request refused: invalid_grant (a code the proxy did not release, or one that became a token)"
                     );
                     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant")
+                }
+                Ok(Presented::InFlight) => {
+                    tracing::info!(
+                        "token request refused: the same code is at the AS now (503, retry after it answered)"
+                    );
+                    let mut answer =
+                        oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+                    answer
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    answer
                 }
                 Err(_) => oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             };
@@ -150,41 +167,6 @@ where
             future: Deferred::Later { future },
         }
     }
-}
-
-/// RFC 6749 §4.1.3: the body is `application/x-www-form-urlencoded`, read here as UTF-8. Only
-/// that, once, without parameters other than `charset=utf-8`, and without a content coding, is
-/// read; anything else is for another reader than this guard.
-fn form_body(headers: &http::HeaderMap) -> Result<(), &'static str> {
-    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
-    let (Some(content_type), None) = (types.next(), types.next()) else {
-        return Err("no Content-Type, or more than one");
-    };
-    let content_type = content_type
-        .to_str()
-        .map_err(|_| "unreadable Content-Type")?;
-    let mut parts = content_type.split(';').map(str::trim);
-    if !parts
-        .next()
-        .is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    {
-        return Err("body is not application/x-www-form-urlencoded");
-    }
-    for parameter in parts {
-        let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
-        let value = value.trim().trim_matches('"');
-        if !(name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")) {
-            return Err("Content-Type parameter other than charset=utf-8");
-        }
-    }
-    let identity = headers
-        .get_all(header::CONTENT_ENCODING)
-        .iter()
-        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if !identity {
-        return Err("a content coding on the body");
-    }
-    Ok(())
 }
 
 /// The bytes of a buffered body: a `Full` yields them at its first poll, without waiting.
@@ -387,6 +369,11 @@ mod tests {
                 crate::store::StoreError::Unavailable("down".into()),
             )))
         }
+        fn exists(&self, _: [u8; 32]) -> crate::store::StoreFuture<'_, bool> {
+            Box::pin(std::future::ready(Err(
+                crate::store::StoreError::Unavailable("down".into()),
+            )))
+        }
     }
 
     #[tokio::test]
@@ -517,5 +504,90 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn token_retries_a_refused_presentation_leaves_the_code_presentable() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        records
+            .release([8; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
+        let statuses = Arc::new(std::sync::Mutex::new(vec![200u16, 500, 400]));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let inner = {
+            let (statuses, calls) = (statuses.clone(), calls.clone());
+            tower::service_fn(move |_: Request<Buffered>| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let status = statuses.lock().unwrap().pop().unwrap();
+                async move {
+                    let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
+                    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+                    Ok::<_, Infallible>(r)
+                }
+            })
+        };
+        let layer = TokenGuardLayer::new(records.clone());
+        let body = "grant_type=authorization_code&code=C0DE";
+        // A wrong code_verifier (400), then a 5xx: the AS keeps the code, so does the proxy.
+        for want in [400, 500, 200] {
+            let r = layer
+                .layer(inner.clone())
+                .oneshot(routed(post(body)))
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), want);
+        }
+        // The token was issued: never to the AS again.
+        let r = layer
+            .layer(inner)
+            .oneshot(routed(post(body)))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn token_retries_presentations_of_one_code_never_overlap_at_the_as() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        records
+            .release([9; 32], "C0DE", Source::unknown())
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (arrived_tx, arrived) = tokio::sync::oneshot::channel::<()>();
+        let waiting = Arc::new(std::sync::Mutex::new(Some((rx, arrived_tx))));
+        let inner = tower::service_fn(move |_: Request<Buffered>| {
+            let first = waiting.lock().unwrap().take();
+            async move {
+                // The first presentation says it arrived, and waits at the AS until the test
+                // lets it answer.
+                if let Some((rx, arrived)) = first {
+                    let _ = arrived.send(());
+                    let _ = rx.await;
+                }
+                Ok::<_, Infallible>(Response::new(Either::Left(Full::new(Bytes::new()))))
+            }
+        });
+        let layer = TokenGuardLayer::new(records.clone());
+        let body = "grant_type=authorization_code&code=C0DE";
+        let first = tokio::spawn(layer.layer(inner.clone()).oneshot(routed(post(body))));
+        arrived.await.unwrap();
+        let second = layer
+            .layer(inner.clone())
+            .oneshot(routed(post(body)))
+            .await
+            .unwrap();
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(second.headers()["retry-after"], "1");
+        tx.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        let third = layer
+            .layer(inner)
+            .oneshot(routed(post(body)))
+            .await
+            .unwrap();
+        assert_eq!(third.status(), StatusCode::BAD_REQUEST, "it became a token");
     }
 }

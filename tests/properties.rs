@@ -119,6 +119,7 @@ proptest! {
             enabled: &Kind::ALL,
             today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
             age_today: None,
+            issuer: None,
         };
         match authorize::decide(&q, &settings) {
             Decision::Redirect(r) => {

@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         enabled: &Kind::ALL,
         today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
         age_today: Some(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()),
+        issuer: None,
     };
     match authorize::decide(text, &settings) {
         Decision::Redirect(r) => {

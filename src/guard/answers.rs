@@ -41,6 +41,7 @@ impl Guard {
                         link.error,
                         link.description,
                         Some(&flow.state),
+                        self.issuer.as_deref(),
                     )),
                     _ => None,
                 };

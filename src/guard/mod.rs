@@ -21,7 +21,7 @@ use http::header::{self, HeaderName, HeaderValue};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pages::{Lang, WithPages};
+use crate::pages::{Lang, PageBody, WithPages};
 use crate::resources::{Resources, load_clients, load_keys};
 use crate::seal::KeyRing;
 use crate::seal::random_uuid;
@@ -45,6 +45,8 @@ use answers::Subject;
 /// Everything the guard needs, shared by all connections.
 pub struct Guard {
     authorize_path: String,
+    /// `oauth.issuer` (RFC 9207).
+    issuer: Option<String>,
     /// Swapped whole on reload (SIGHUP); a request works with the list it started with.
     clients: ArcSwap<ClientList>,
     enabled: Vec<Kind>,
@@ -72,16 +74,20 @@ impl Guard {
         let r = &config.representation;
         let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
         metrics.store_capacity(config.store.max_entries);
-        let records = Arc::new(Records::new(
-            store,
-            keys.clone(),
-            config.state.flow_ttl + config.state.clock_skew,
-            config.token_guard.as_ref().map(|t| t.code_ttl),
-            config.store.max_entries * config.store.source_share_percent / 100,
-            metrics.clone(),
-        ));
+        let records = Arc::new(
+            Records::new(
+                store,
+                keys.clone(),
+                config.state.flow_ttl + config.state.clock_skew,
+                config.token_guard.as_ref().map(|t| t.code_ttl),
+                config.store.max_entries * config.store.source_share_percent / 100,
+                metrics.clone(),
+            )
+            .with_presenting_ttl(config.upstream.response_timeout + Duration::from_secs(5)),
+        );
         Guard {
             authorize_path: config.oauth.authorize_path.clone(),
+            issuer: config.oauth.issuer.clone(),
             clients: ArcSwap::from_pointee(resources.clients),
             enabled: r.scopes.clone(),
             strip_scope_token: r.strip_scope_token,
@@ -99,6 +105,15 @@ impl Guard {
 }
 
 impl Guard {
+    /// The flows' clock, now.
+    fn clock(&self) -> crate::vert::flow::Clock {
+        crate::vert::flow::Clock {
+            now: unix_now(),
+            ttl: self.flow_ttl.as_secs(),
+            skew: self.clock_skew.as_secs(),
+        }
+    }
+
     /// The Dutch calendar date the age limits are applied on, when they are on.
     fn age_today(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::NaiveDate> {
         self.age_rules.then(|| crate::vert::age::dutch_date(now))
@@ -271,10 +286,11 @@ impl Guard {
     }
 
     /// A flow return on its way to the client with the `Location` the verdict wrote, and its
-    /// decision line.
-    fn pass_on<ResB>(
+    /// decision line. The AS's body goes: it was written for the sealed `Location` ("Redirecting
+    /// to …&state=<sealed>"), and nothing of the sealed state may reach the client.
+    fn pass_on<ResB: WithPages>(
         &self,
-        mut response: Response<ResB>,
+        response: Response<ResB>,
         location: HeaderValue,
         outcome: &'static str,
         detail: &str,
@@ -287,8 +303,18 @@ impl Guard {
             detail,
             &Subject::flow(flow),
         );
-        response.headers_mut().insert(header::LOCATION, location);
-        response
+        let (mut parts, _sealed) = response.into_parts();
+        let headers = &mut parts.headers;
+        for name in [
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            header::TRANSFER_ENCODING,
+        ] {
+            remove_if_present(headers, &name);
+        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        headers.insert(header::LOCATION, location);
+        ResB::response(Response::from_parts(parts, PageBody::default()))
     }
 
     /// Removes the signal headers, and says whether one came more than once. One scan of the

@@ -21,6 +21,7 @@ use crate::seal::random_uuid;
 use crate::store::Source;
 use crate::vert::authorize::{self, Decision};
 use crate::vert::events::RequestAnswer;
+use crate::vert::resume::{self, Resumed};
 use crate::vert::{Exception, Flow, Kind};
 
 #[derive(Clone)]
@@ -118,6 +119,28 @@ impl<S> VertGuard<S> {
             ..Subject::default()
         };
 
+        let clock = guard.clock();
+        let keys = guard.keys.load();
+        let open = |state: &str| keys.open(state);
+        let resumed = match *req.method() {
+            // SPEC §3.6: a sealed state is the AS sending the browser back into its flow.
+            Method::GET => resume::get(&parsed, &guard.clients.load(), clock, open),
+            // A consent form posting back; without a sealed state, no authorization request.
+            Method::POST => match form_body(&req) {
+                Some(body) => resume::post(
+                    &parsed,
+                    &authorize::Parsed::new(body),
+                    &guard.clients.load(),
+                    clock,
+                    open,
+                ),
+                None => None,
+            },
+            _ => None,
+        };
+        if let Some(resumed) = resumed {
+            return self.resume(req, resumed, request_id, lang);
+        }
         if req.method() != Method::GET {
             // core.authint.200: the authorization request is a GET.
             guard.request_decision(
@@ -150,6 +173,7 @@ impl<S> VertGuard<S> {
             enabled: &guard.enabled,
             today,
             age_today: guard.age_today(now),
+            issuer: guard.issuer.as_deref(),
         };
         let (path_and_query, kind, flow) = match authorize::decide_parsed(parsed, &settings) {
             Decision::Refuse(refusal) => {
@@ -228,15 +252,30 @@ impl<S> VertGuard<S> {
             ));
         };
         *req.uri_mut() = Uri::from(path_and_query);
+        self.forward_in_flow(req, kind, correlation_id, request_id, flow)
+    }
+
+    /// An authorization request going to the AS in its flow: with the representation asked
+    /// (ext.vert.authint.201/.204) and the ids the proxy logs, which reach the AS too, so that
+    /// its logs match the helpdesk code (the client's own copies of these headers replaced).
+    fn forward_in_flow<B, ResB>(
+        &mut self,
+        mut req: Request<B>,
+        kind: Option<Kind>,
+        correlation_id: Uuid,
+        request_id: Option<Uuid>,
+        flow: Box<Flow>,
+    ) -> ResponseFuture<S::Future, ResB>
+    where
+        S: tower::Service<Request<B>>,
+    {
         let headers = req.headers_mut();
         if let Some(kind) = kind {
             headers.insert(
-                guard.request_header.clone(),
+                self.guard.request_header.clone(),
                 HeaderValue::from_static(kind.token()),
             );
         }
-        // The ids the proxy logs reach the AS too, so its logs match the helpdesk code; the
-        // client's own copies of these headers are replaced.
         headers.insert(X_CORRELATION_ID.clone(), uuid_value(correlation_id));
         match request_id {
             Some(id) => headers.insert(MEDMIJ_REQUEST_ID.clone(), uuid_value(id)),
@@ -244,6 +283,76 @@ impl<S> VertGuard<S> {
         };
         self.forward(req, Some(flow))
     }
+
+    /// A request that returns into its flow ([`resume`]): on to the AS as it came (the
+    /// configured path, the query and any body as sent, the state still sealed), in the flow;
+    /// or a page.
+    fn resume<B, ResB>(
+        &mut self,
+        mut req: Request<B>,
+        resumed: Resumed,
+        request_id: Option<Uuid>,
+        lang: Lang,
+    ) -> ResponseFuture<S::Future, ResB>
+    where
+        S: tower::Service<Request<B>>,
+    {
+        let guard = self.guard.clone();
+        let flow = match resumed {
+            Resumed::Flow(flow) => flow,
+            Resumed::Refused {
+                exception,
+                detail,
+                flow,
+            } => {
+                return ResponseFuture::ready(guard.withhold(
+                    exception,
+                    detail,
+                    flow.as_deref(),
+                    lang,
+                ));
+            }
+        };
+        let kind = flow.requested.map(|r| r.kind);
+        guard.decision(
+            "resumed",
+            kind.map_or("core.authint.200", |k| match k {
+                Kind::OnBehalfOf => "ext.vert.authint.201",
+                Kind::OnBehalfOfChild => "ext.vert.authint.204",
+            }),
+            None,
+            "a return into its flow, forwarded without sealing again",
+            &Subject {
+                request_id,
+                ..Subject::flow(&flow)
+            },
+        );
+        // Whatever spelling of the path came back, the AS gets the configured one.
+        let target = match req.uri().query() {
+            Some(query) => format!("{}?{query}", guard.authorize_path),
+            None => guard.authorize_path.clone(),
+        };
+        match PathAndQuery::try_from(target) {
+            Ok(target) => *req.uri_mut() = Uri::from(target),
+            Err(_) => {
+                return ResponseFuture::ready(guard.withhold(
+                    Exception::FailClosed,
+                    "unusable target",
+                    Some(&flow),
+                    lang,
+                ));
+            }
+        }
+        let correlation_id = flow.correlation_id;
+        self.forward_in_flow(req, kind, correlation_id, request_id, flow)
+    }
+}
+
+/// The form a `POST` carries, when it is a plain UTF-8 form the limits layer read whole.
+fn form_body<B>(req: &Request<B>) -> Option<&str> {
+    crate::form::check_content_type(req.headers()).ok()?;
+    let body = req.extensions().get::<crate::form::BufferedBody>()?;
+    std::str::from_utf8(&body.0).ok()
 }
 
 static X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");

@@ -24,6 +24,8 @@ pub struct Settings<'a> {
     /// With `representation.age_rules`: the calendar date in the Netherlands, on which the
     /// MedMij 2.x age limits are applied ([`super::age`]).
     pub age_today: Option<NaiveDate>,
+    /// `oauth.issuer`: sent as `iss` on the proxy's own error redirects (RFC 9207).
+    pub issuer: Option<&'a str>,
 }
 
 /// The parameters whose meaning the proxy depends on. Each may appear at most once
@@ -181,6 +183,27 @@ impl<'q> Parsed<'q> {
     fn slot(&self, p: Param) -> &Slot<'q> {
         &self.slots[p as usize]
     }
+
+    /// The decoded value of `p` when it appears exactly once and decodes.
+    pub fn single(&self, p: Param) -> Option<&str> {
+        self.slot(p).single()
+    }
+
+    /// Whether `p` appears at all, under any spelling.
+    pub fn has(&self, p: Param) -> bool {
+        self.slot(p).is_present()
+    }
+
+    /// Whether every pair decodes and no judged parameter is repeated: a reading every
+    /// framework agrees on.
+    pub fn is_unambiguous(&self) -> bool {
+        self.malformed.is_none() && Param::ALL.into_iter().all(|p| self.slot(p).count <= 1)
+    }
+
+    /// The query as it was sent.
+    pub fn as_sent(&self) -> &'q str {
+        self.query
+    }
 }
 
 /// Why a request is refused without a redirect (Authorization interface 1a).
@@ -268,7 +291,13 @@ pub fn decide_parsed<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decisio
             exception,
             error,
             description,
-            location: error_redirect(redirect_uri, error, description, echo_state),
+            location: error_redirect(
+                redirect_uri,
+                error,
+                description,
+                echo_state,
+                settings.issuer,
+            ),
         })
     };
     let invalid = |description| redirect(Exception::Auth1b, "invalid_request", description);
@@ -489,6 +518,7 @@ mod tests {
                 enabled,
                 today: today(),
                 age_today: None,
+                issuer: None,
             },
         )
     }
@@ -651,6 +681,7 @@ mod tests {
                 enabled: &Kind::ALL,
                 today: today(),
                 age_today,
+                issuer: None,
             },
         )
     }

@@ -217,19 +217,26 @@ impl Exception {
 }
 
 /// The OAuth error redirect (RFC 6749 §4.1.2.1) to a `redirect_uri` that has been validated:
-/// `error`, an ASCII `error_description`, and the client's `state` exactly as it sent it.
+/// `error`, an ASCII `error_description`, the client's `state` exactly as it sent it, and the
+/// AS's issuer as `iss` when it has one (RFC 9207: a client that checks `iss` refuses an
+/// authorization response without it, and would never learn of the error).
 pub fn error_redirect(
     redirect_uri: &str,
     error: &str,
     description: &str,
     state: Option<&str>,
+    issuer: Option<&str>,
 ) -> String {
     debug_assert!(description.is_ascii());
     let uri = UriBuilder::new(redirect_uri)
         .text("error", error)
         .text("error_description", description);
-    match state {
+    let uri = match state {
         Some(state) => uri.encoded("state", state),
+        None => uri,
+    };
+    match issuer {
+        Some(issuer) => uri.text("iss", issuer),
         None => uri,
     }
     .finish()
@@ -311,13 +318,34 @@ mod tests {
                 "https://pgo.example.nl/cb",
                 "invalid_request",
                 "state missing",
+                None,
                 None
             ),
             "https://pgo.example.nl/cb?error=invalid_request&error_description=state%20missing"
         );
         assert_eq!(
-            error_redirect("https://p/cb?a=1", "access_denied", "x", Some("a+b%2F")),
+            error_redirect(
+                "https://p/cb?a=1",
+                "access_denied",
+                "x",
+                Some("a+b%2F"),
+                None
+            ),
             "https://p/cb?a=1&error=access_denied&error_description=x&state=a+b%2F"
+        );
+    }
+
+    #[test]
+    fn rfc9207_the_proxys_own_redirects_carry_iss() {
+        assert_eq!(
+            error_redirect(
+                "https://p/cb",
+                "access_denied",
+                "x",
+                Some("s"),
+                Some("https://as.nl/o")
+            ),
+            "https://p/cb?error=access_denied&error_description=x&state=s&iss=https%3A%2F%2Fas.nl%2Fo"
         );
     }
 }

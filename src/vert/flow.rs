@@ -38,6 +38,15 @@ pub struct Requested {
     pub birthdate: Birthdate,
 }
 
+/// Time and limits for a flow's age: seconds since the Unix epoch, `state.flow_ttl` and
+/// `state.clock_skew` in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub now: u64,
+    pub ttl: u64,
+    pub skew: u64,
+}
+
 /// One flow, as sealed into the `state` the AS sees. Everything here was validated when the
 /// authorization request was accepted; opening the seal proves it has not changed since.
 #[derive(Debug, Clone, PartialEq, Eq)]

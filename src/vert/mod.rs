@@ -17,6 +17,7 @@ pub mod flow;
 pub mod flow_return;
 pub mod fold;
 pub mod query;
+pub mod resume;
 pub mod syntax;
 pub mod token;
 pub mod uri;

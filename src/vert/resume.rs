@@ -1,0 +1,333 @@
+//! A request on the authorize endpoint that carries a state the proxy sealed is the AS sending
+//! the browser back into that flow (SPEC §3.6): a login page's `?next=` round trip, Django's
+//! APPEND_SLASH redirect, a consent form that POSTs back (Django OAuth Toolkit, Spring
+//! Authorization Server). It is not sealed again (a second seal would grow the state on every
+//! round trip and release the code with the first sealed state, which the client never sent);
+//! it carries the flow's representation kind and correlation id; and it must name the flow's
+//! client and `redirect_uri`, or nothing goes on: never a redirect to what the query names.
+
+use super::authorize::{Param, Parsed};
+use super::exceptions::Exception;
+use super::flow::Clock;
+use super::flow_return::Opened;
+use super::{ClientList, Flow};
+
+/// What a request that returns into a flow gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resumed {
+    /// Goes on to the AS as it came, in the flow.
+    Flow(Box<Flow>),
+    /// Not in a way the flow allows: a page, nothing forwarded.
+    Refused {
+        exception: Exception,
+        /// ASCII, for the log line.
+        detail: &'static str,
+        flow: Option<Box<Flow>>,
+    },
+}
+
+/// Whether the client and `redirect_uri` a reading names must be there (a `GET` round trip
+/// carries the whole authorization request) or only agree when they are (a consent form posts
+/// what it needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    Required,
+    IfPresent,
+}
+
+/// The flow a reading's `state` opens to, when it is one the proxy sealed.
+fn sealed_flow(parsed: &Parsed<'_>, open: &mut impl FnMut(&str) -> Opened) -> Option<Flow> {
+    match open(parsed.single(Param::State)?) {
+        Opened::Flow(flow) => Some(flow),
+        _ => None,
+    }
+}
+
+/// Whether `parsed` names `flow`'s client and `redirect_uri`, unambiguously.
+fn agrees(parsed: &Parsed<'_>, flow: &Flow, ids: Ids) -> Result<(), &'static str> {
+    if !parsed.is_unambiguous() {
+        return Err("a return into a flow with a repeated or malformed parameter");
+    }
+    for (param, expected) in [
+        (Param::ClientId, flow.client_id()),
+        (Param::RedirectUri, flow.redirect_uri.as_str()),
+    ] {
+        match parsed.single(param) {
+            Some(value) if value == expected => {}
+            None if ids == Ids::IfPresent && !parsed.has(param) => {}
+            _ => return Err("a return into a flow for another client or redirect_uri"),
+        }
+    }
+    Ok(())
+}
+
+fn refused(exception: Exception, detail: &'static str, flow: Flow) -> Resumed {
+    Resumed::Refused {
+        exception,
+        detail,
+        flow: Some(Box::new(flow)),
+    }
+}
+
+/// The checks every return shares, once its flow is known.
+fn judge(
+    flow: Flow,
+    readings: &[(&Parsed<'_>, Ids)],
+    clients: &ClientList,
+    clock: Clock,
+) -> Resumed {
+    for (parsed, ids) in readings {
+        if let Err(detail) = agrees(parsed, &flow, *ids) {
+            return refused(Exception::FailClosed, detail, flow);
+        }
+    }
+    if clients.get(flow.client_id()).is_none() {
+        // Removed from the client list since the flow began.
+        return refused(
+            Exception::FailClosed,
+            "a return into a flow of a client no longer listed",
+            flow,
+        );
+    }
+    if flow.is_expired(clock.now, clock.ttl, clock.skew) {
+        return refused(Exception::Expired, "flow older than state.flow_ttl", flow);
+    }
+    Resumed::Flow(Box::new(flow))
+}
+
+/// A `GET` on the authorize endpoint: `None` when its state is not one the proxy sealed (a new
+/// authorization request, for [`super::authorize::decide_parsed`]).
+pub fn get(
+    query: &Parsed<'_>,
+    clients: &ClientList,
+    clock: Clock,
+    mut open: impl FnMut(&str) -> Opened,
+) -> Option<Resumed> {
+    let flow = sealed_flow(query, &mut open)?;
+    Some(judge(flow, &[(query, Ids::Required)], clients, clock))
+}
+
+/// A `POST` on the authorize endpoint (a consent form posting back): `None` when neither its
+/// query nor its form body carries a state the proxy sealed (then it is no authorization
+/// request: `GET` only, core.authint.200). Query and body are read apart, as frameworks do
+/// (Django reads the form from the body, others merge both): each must agree with the flow on
+/// its own, and a state in both must open to the same flow.
+pub fn post(
+    query: &Parsed<'_>,
+    body: &Parsed<'_>,
+    clients: &ClientList,
+    clock: Clock,
+    mut open: impl FnMut(&str) -> Opened,
+) -> Option<Resumed> {
+    let from_body = sealed_flow(body, &mut open);
+    let from_query = sealed_flow(query, &mut open);
+    let flow = match (from_body, from_query) {
+        (None, None) => return None,
+        (Some(a), Some(b)) if a != b => {
+            return Some(refused(
+                Exception::FailClosed,
+                "a consent form for two flows",
+                a,
+            ));
+        }
+        (Some(flow), _) | (None, Some(flow)) => flow,
+    };
+    // A second state that does not open (or a first one, beside the other's) is another reading.
+    for parsed in [query, body] {
+        if parsed.has(Param::State) && sealed_flow(parsed, &mut open).is_none() {
+            return Some(refused(
+                Exception::FailClosed,
+                "a consent form with a state that does not open",
+                flow,
+            ));
+        }
+    }
+    Some(judge(
+        flow,
+        &[(query, Ids::IfPresent), (body, Ids::IfPresent)],
+        clients,
+        clock,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vert::{Birthdate, Client, Kind, Requested};
+
+    const NOW: u64 = 1_800_000_000;
+    const CLOCK: Clock = Clock {
+        now: NOW,
+        ttl: 1800,
+        skew: 60,
+    };
+
+    fn clients() -> ClientList {
+        ClientList::new([Client {
+            hostname: "pgo.example.nl".into(),
+            name: "PGO".into(),
+        }])
+    }
+
+    fn flow() -> Flow {
+        Flow {
+            state: "orig".into(),
+            redirect_uri: "https://pgo.example.nl/cb".into(),
+            requested: Some(Requested {
+                kind: Kind::OnBehalfOf,
+                birthdate: Birthdate::from_number(19700901).unwrap(),
+            }),
+            issued_at: NOW - 60,
+            correlation_id: uuid::Uuid::nil(),
+        }
+    }
+
+    /// `SEALED` opens to [`flow`], `OTHER` to another flow, `BAD` is in the format but does
+    /// not open; anything else is the client's own state.
+    fn open(state: &str) -> Opened {
+        match state {
+            "SEALED" => Opened::Flow(flow()),
+            "OTHER" => Opened::Flow(Flow {
+                state: "x".into(),
+                ..flow()
+            }),
+            "BAD" => Opened::Invalid("tampered"),
+            _ => Opened::Foreign,
+        }
+    }
+
+    const IDS: &str = "client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcb";
+
+    fn on_get(query: &str) -> Option<Resumed> {
+        get(&Parsed::new(query), &clients(), CLOCK, open)
+    }
+
+    fn on_post(query: &str, body: &str) -> Option<Resumed> {
+        post(
+            &Parsed::new(query),
+            &Parsed::new(body),
+            &clients(),
+            CLOCK,
+            open,
+        )
+    }
+
+    fn detail(r: Option<Resumed>) -> (Exception, &'static str) {
+        match r {
+            Some(Resumed::Refused {
+                exception, detail, ..
+            }) => (exception, detail),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sealed_state_on_the_authorize_path_resumes_its_flow() {
+        let r = on_get(&format!("response_type=code&{IDS}&state=SEALED&scope=48"));
+        assert_eq!(r, Some(Resumed::Flow(Box::new(flow()))));
+        // The scope token lost on the round trip (strip_scope_token) changes nothing: the
+        // flow's own expectation holds.
+        let r = on_get(&format!("response_type=code&{IDS}&state=SEALED"));
+        assert!(matches!(r, Some(Resumed::Flow(_))));
+    }
+
+    #[test]
+    fn a_state_that_is_not_sealed_is_a_new_request() {
+        assert_eq!(on_get(&format!("{IDS}&state=mine")), None);
+        assert_eq!(on_get(&format!("{IDS}&state=BAD")), None);
+        assert_eq!(on_get(IDS), None);
+    }
+
+    #[test]
+    fn a_resumed_flow_must_name_its_own_client_and_redirect_uri() {
+        for query in [
+            "client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&state=SEALED",
+            "client_id=other.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcb&state=SEALED",
+            "redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcb&state=SEALED",
+            "client_id=pgo.example.nl&state=SEALED",
+        ] {
+            assert_eq!(detail(on_get(query)).0, Exception::FailClosed, "{query}");
+        }
+        // Repeated under a lenient spelling: ambiguous, refused.
+        let query = format!("{IDS}&state=SEALED&REDIRECT_URI=https%3A%2F%2Fevil.example%2Fcb");
+        assert_eq!(
+            detail(on_get(&query)),
+            (
+                Exception::FailClosed,
+                "a return into a flow with a repeated or malformed parameter"
+            )
+        );
+    }
+
+    #[test]
+    fn an_expired_flow_coming_back_gets_the_expired_page() {
+        let expired = |state: &str| match state {
+            "SEALED" => Opened::Flow(Flow {
+                issued_at: NOW - 7200,
+                ..flow()
+            }),
+            _ => Opened::Foreign,
+        };
+        let r = get(
+            &Parsed::new(&format!("{IDS}&state=SEALED")),
+            &clients(),
+            CLOCK,
+            expired,
+        );
+        assert_eq!(detail(r).0, Exception::Expired);
+    }
+
+    #[test]
+    fn a_flow_of_a_client_no_longer_listed_does_not_resume() {
+        let r = get(
+            &Parsed::new(&format!("{IDS}&state=SEALED")),
+            &ClientList::new([]),
+            CLOCK,
+            open,
+        );
+        assert_eq!(detail(r).0, Exception::FailClosed);
+    }
+
+    #[test]
+    fn consent_post_backs_resume_their_flow() {
+        // Django OAuth Toolkit: the form posts to the authorize URL, query and all.
+        let query = format!("response_type=code&{IDS}&state=SEALED");
+        let body = format!("csrfmiddlewaretoken=t&{IDS}&state=SEALED&allow=Authorize");
+        assert!(matches!(on_post(&query, &body), Some(Resumed::Flow(_))));
+        // Spring Authorization Server: no query, and no redirect_uri in the form.
+        let body = "client_id=pgo.example.nl&state=SEALED&scope=48";
+        assert!(matches!(on_post("", body), Some(Resumed::Flow(_))));
+        // No sealed state anywhere: not a flow (405 at the HTTP side).
+        assert_eq!(on_post("", "client_id=pgo.example.nl&state=mine"), None);
+        assert_eq!(on_post("", "a=1"), None);
+        // A state repeated is no state to open: no flow, nothing forwarded either.
+        assert_eq!(on_post("", "state=SEALED&state=SEALED"), None);
+    }
+
+    #[test]
+    fn consent_post_backs_that_disagree_are_refused() {
+        for (query, body) in [
+            (
+                "",
+                "state=SEALED&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            ),
+            ("state=SEALED", "state=OTHER"),
+            ("state=SEALED", "state=mine"),
+            ("state=mine", "state=SEALED"),
+            (
+                "redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+                "state=SEALED",
+            ),
+            (
+                "",
+                "state=SEALED&Client_Id=other.example.nl&client_id=pgo.example.nl",
+            ),
+        ] {
+            assert_eq!(
+                detail(on_post(query, body)).0,
+                Exception::FailClosed,
+                "{query} | {body}"
+            );
+        }
+    }
+}
