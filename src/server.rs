@@ -16,7 +16,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
-use tower_http::add_extension::AddExtensionLayer;
 
 use crate::admin::{self, Admin};
 use crate::config::Config;
@@ -336,7 +335,7 @@ fn run_worker(
 struct Connection {
     shared: Arc<Shared>,
     upstream: Upstream,
-    /// Handed to the layers in each request's extensions (the guard counts releases by it).
+    /// Who the client is (the guard counts releases by it), for this connection's stack.
     peer: Peer,
     activity: Arc<Activity>,
     http: Arc<http1::Builder>,
@@ -356,9 +355,8 @@ impl Connection {
             .layer(shared.record.clone()) // requests by route and status class
             .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
             .layer(shared.router.clone()) // the route, decided once from one reading of the path
-            .layer(AddExtensionLayer::new(self.peer)) // who the client is, for the guard
             .layer(shared.limits) // target length; body buffered, bounded, timed
-            .layer(shared.guard.clone()) // MedMij: authorize decisions in, verdicts out
+            .layer(shared.guard.for_peer(self.peer)) // MedMij: authorize decisions in, verdicts out
             .layer(shared.token_guard.clone()) // only released codes reach the token endpoint
             .layer(ErrorPagesLayer) // no upstream answer: 502 / 504 page
             .service(self.upstream);

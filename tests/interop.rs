@@ -195,3 +195,403 @@ fn ids_come_from_the_query_first_then_the_headers_and_replace_the_clients_header
     assert!(uuid::Uuid::try_parse(&made_up[0]).is_ok(), "{made_up:?}");
     assert!(received_header(&upstream, "medmij-request-id").is_empty());
 }
+
+/// A legacy AS that runs the multi-step browser flow of a stock Django OAuth Toolkit, over raw
+/// HTTP/1.1: `APPEND_SLASH` (a 301 to `/o/authorize/`), a login page that sends the browser
+/// back with `?next=<the authorize URL as received>`, a consent form that POSTs back to the
+/// authorize URL with the parameters as hidden fields, and a code redirect whose body says
+/// "Redirecting to …". The signal is the `X-Vert-Requested` of the request that issues the
+/// code (the consent POST), which only a resumed flow carries. Every request is kept.
+struct DjangoLike {
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+fn pct(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn unpct(text: &str) -> String {
+    let mut out = Vec::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+}
+
+impl DjangoLike {
+    fn start() -> DjangoLike {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut head = String::new();
+                        loop {
+                            let mut line = String::new();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            head.push_str(&line);
+                        }
+                        let lower = head.to_ascii_lowercase();
+                        let length = lower
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let body = String::from_utf8(body).unwrap();
+                        record.lock().unwrap().push((head.clone(), body.clone()));
+                        let answer = DjangoLike::answer(&head, &lower, &body);
+                        if stream.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        DjangoLike { addr, seen }
+    }
+
+    fn answer(head: &str, lower: &str, body: &str) -> String {
+        let mut words = head.split_whitespace();
+        let (method, target) = (words.next().unwrap(), words.next().unwrap());
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let logged_in = lower.contains("\r\ncookie: session=1");
+        let redirect = |status: &str, location: &str, extra: &str| {
+            let body = format!("Redirecting to {location}");
+            format!(
+                "HTTP/1.1 {status}\r\nlocation: {location}\r\n{extra}content-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        match (method, path) {
+            ("GET", "/o/authorize") => redirect(
+                "301 Moved Permanently",
+                &format!("/o/authorize/?{query}"),
+                "",
+            ),
+            ("GET", "/o/authorize/") if !logged_in => redirect(
+                "302 Found",
+                &format!("/accounts/login/?next={}", pct(target)),
+                "",
+            ),
+            ("POST", "/accounts/login/") => redirect(
+                "302 Found",
+                &unpct(param(body, "next").unwrap()),
+                "set-cookie: session=1; Path=/\r\n",
+            ),
+            ("GET", "/o/authorize/") => {
+                let page = format!(
+                    "<form method=post><input type=hidden name=state value=\"{}\"></form>",
+                    unpct(param(query, "state").unwrap())
+                );
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{page}",
+                    page.len()
+                )
+            }
+            ("POST", "/o/authorize/") => {
+                let redirect_uri = unpct(param(body, "redirect_uri").unwrap());
+                let state = param(body, "state").unwrap();
+                let requested = lower
+                    .lines()
+                    .find_map(|l| l.strip_prefix("x-vert-requested: "))
+                    .map(str::trim);
+                let signal = match requested {
+                    Some(kind) => {
+                        format!("x-vert-representation: {kind}\r\nx-vert-birthdate: 19700901\r\n")
+                    }
+                    None => "x-vert-representation: none\r\n".to_string(),
+                };
+                redirect(
+                    "302 Found",
+                    &format!("{redirect_uri}?code=C0DE-DJANGO&state={state}"),
+                    &signal,
+                )
+            }
+            _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_string(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The `state` of every authorization request it received (GET and POST, query and body).
+    fn states(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap();
+        let mut states = Vec::new();
+        for (head, body) in seen.iter() {
+            let target = head.split_whitespace().nth(1).unwrap();
+            if !target.starts_with("/o/authorize") {
+                continue;
+            }
+            let query = target.split_once('?').map_or("", |(_, q)| q);
+            states.extend(param(query, "state").map(str::to_owned));
+            states.extend(param(body, "state").map(str::to_owned));
+        }
+        states
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+}
+
+/// One raw request through the proxy: method, target, extra header lines, form body.
+fn send(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> String {
+    let form = if body.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}",
+            body.len()
+        )
+    };
+    raw(
+        addr,
+        format!("{method} {target} HTTP/1.1\r\nHost: as.example.nl{headers}{form}\r\nConnection: close\r\n\r\n{body}")
+            .as_bytes(),
+        Duration::from_secs(30),
+    )
+}
+
+/// Issue 18, findings 1–3 and 6: the stock browser flow of a Django OAuth Toolkit behind the
+/// proxy, as a browser walks it: `/o/authorize` → APPEND_SLASH 301 → login `?next=` round trip
+/// → consent form POSTed back → code. The state is sealed once and stays the same through
+/// every round trip, the consent POST carries the flow's `X-Vert-Requested` although the
+/// forwarded scope lost the token (`strip_scope_token`), and the client gets its own state and
+/// no byte of the sealed one.
+#[test]
+fn django_flow_append_slash_login_next_and_consent_post_back_release_one_code() {
+    let upstream = DjangoLike::start();
+    let h = Harness::start_with_upstream(
+        &upstream.url(),
+        "[oauth]\nauthorize_path = \"/o/authorize/\"\n[representation]\nstrip_scope_token = true\n",
+    );
+    let addr = h.proxy_addr();
+    let query = format!("{VALID}%20onbehalfof&MedMij_geboortedatum=19700901");
+    // The client's request, without the slash: checked, and sent to the AS with it.
+    let r = send(addr, "GET", &format!("/o/authorize?{query}"), "", "");
+    let login = location(&r).unwrap_or_else(|| panic!("{r}")).to_owned();
+    assert!(login.starts_with("/accounts/login/?next="), "{r}");
+    assert!(
+        upstream.heads()[0].starts_with("GET /o/authorize/?"),
+        "{:?}",
+        upstream.heads()
+    );
+    let next = unpct(login.split_once("next=").unwrap().1);
+    // The login POST sends the browser back to the authorize URL, sealed state and all.
+    let r = send(
+        addr,
+        "POST",
+        "/accounts/login/",
+        "",
+        &format!("next={}", pct(&next)),
+    );
+    let back = location(&r).unwrap().to_owned();
+    assert_eq!(back, next);
+    // The round trip, with the session cookie: the consent page.
+    let r = send(addr, "GET", &back, "\r\nCookie: session=1", "");
+    assert_eq!(raw_status(&r), 200, "{r}");
+    // The consent form posts back to the authorize URL, query and all.
+    let sealed = param(back.split_once('?').unwrap().1, "state")
+        .unwrap()
+        .to_owned();
+    let form = format!(
+        "csrfmiddlewaretoken=t&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state={sealed}&allow=Authorize"
+    );
+    let r = send(addr, "POST", &back, "\r\nCookie: session=1", &form);
+    assert_eq!(raw_status(&r), 302, "{r}");
+    assert_eq!(
+        location(&r),
+        Some("https://pgo.example.nl/callback?code=C0DE-DJANGO&state=s%2B1")
+    );
+    // No byte of the sealed state reaches the client: the AS's body is gone.
+    assert!(!r.contains(&sealed), "{r}");
+    assert!(r.contains("\r\ncontent-length: 0\r\n"), "{r}");
+    assert!(!r.contains("Redirecting"), "{r}");
+    // Sealed once: every request the AS saw in this flow carries the same state.
+    let states = upstream.states();
+    assert!(states.len() >= 4, "{states:?}");
+    assert!(states.iter().all(|s| *s == sealed), "{states:?}");
+    // The consent POST carried the flow's representation, though its scope lost the token.
+    let heads = upstream.heads();
+    let consent = heads
+        .iter()
+        .rev()
+        .find(|h| h.starts_with("POST /o/authorize/"))
+        .unwrap();
+    assert!(
+        consent
+            .to_ascii_lowercase()
+            .contains("\r\nx-vert-requested: onbehalfof\r\n"),
+        "{consent}"
+    );
+    assert!(
+        !consent.contains("onbehalfof&") && !consent.contains("%20onbehalfof"),
+        "{consent}"
+    );
+}
+
+/// Issue 18, finding 1: a round trip that names another `redirect_uri` or client than its flow
+/// is refused with a page, never a redirect, and reaches no AS.
+#[test]
+fn a_return_into_a_flow_for_another_redirect_uri_is_refused_with_a_page() {
+    let upstream = DjangoLike::start();
+    let h = Harness::start_with_upstream(
+        &upstream.url(),
+        "[oauth]\nauthorize_path = \"/o/authorize/\"\n",
+    );
+    let addr = h.proxy_addr();
+    let r = send(addr, "GET", &format!("/o/authorize/?{VALID}"), "", "");
+    let next = unpct(location(&r).unwrap().split_once("next=").unwrap().1);
+    let seen = upstream.heads().len();
+    for forged in [
+        next.replace("pgo.example.nl%2Fcallback", "evil.example%2Fcb"),
+        next.replace("client_id=pgo.example.nl", "client_id=other.example.nl")
+            .replace("pgo.example.nl%2Fcallback", "other.example.nl%2Fcallback"),
+        format!("{next}&REDIRECT_URI=https%3A%2F%2Fevil.example%2Fcb"),
+    ] {
+        let r = send(addr, "GET", &forged, "\r\nCookie: session=1", "");
+        assert_eq!(raw_status(&r), 502, "{forged}: {r}");
+        assert!(location(&r).is_none(), "{r}");
+    }
+    // A POST on the authorize path without a sealed state is no authorization request.
+    let r = send(
+        addr,
+        "POST",
+        "/o/authorize/",
+        "",
+        "client_id=pgo.example.nl&state=mine",
+    );
+    assert_eq!(raw_status(&r), 405, "{r}");
+    assert_eq!(upstream.heads().len(), seen, "{:?}", upstream.heads());
+}
+
+/// Issue 18, finding 1: a flow that comes back after `state.flow_ttl` gets the expired page.
+#[test]
+fn an_expired_flow_coming_back_to_the_authorize_path_gets_the_expired_page() {
+    let upstream = DjangoLike::start();
+    let h = Harness::start_with_upstream(
+        &upstream.url(),
+        "[oauth]\nauthorize_path = \"/o/authorize/\"\n",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sealed = h.keys.seal(&medmij_vert_proxy::vert::Flow {
+        state: "s%2B1".into(),
+        redirect_uri: REDIRECT.into(),
+        requested: None,
+        issued_at: now - 7200,
+        correlation_id: uuid::Uuid::nil(),
+    });
+    let target = format!(
+        "/o/authorize/?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state={sealed}"
+    );
+    let r = send(h.proxy_addr(), "GET", &target, "", "");
+    assert_eq!(raw_status(&r), 403, "{r}");
+    assert!(upstream.heads().is_empty());
+}
+
+/// Issue 18, finding 5 (RFC 9207): with `oauth.issuer`, every redirect the proxy writes itself
+/// carries `iss`; the AS's own `iss` passes through untouched.
+#[test]
+fn rfc9207_iss_on_the_proxys_own_redirects_and_the_ass_own_untouched() {
+    let upstream = Recorder::start();
+    let h = Harness::start_with_upstream(
+        &upstream.url(),
+        "[oauth]\nissuer = \"https://as.example.nl/o\"\n",
+    );
+    let addr = h.proxy_addr();
+    // Vert 3 and a 1b: the proxy's own redirects.
+    for query in [
+        format!("{VALID}%20onbehalfof"),
+        format!("{VALID}&response_type=code"),
+    ] {
+        let r = get_raw(addr, &format!("/oauth2/authorize?{query}"), "");
+        let location = location(&r).unwrap();
+        assert!(
+            location.ends_with("&state=s%2B1&iss=https%3A%2F%2Fas.example.nl%2Fo"),
+            "{location}"
+        );
+    }
+    // The AS's own code redirect keeps its own iss, once.
+    upstream.answer_authorize(
+        "https://pgo.example.nl/callback?code=C&state={state}&iss=https%3A%2F%2Fas.example.nl%2Fo",
+        &[("x-vert-representation", "none")],
+    );
+    let r = get_raw(addr, &format!("/oauth2/authorize?{VALID}"), "");
+    assert_eq!(
+        location(&r),
+        Some(
+            "https://pgo.example.nl/callback?code=C&state=s%2B1&iss=https%3A%2F%2Fas.example.nl%2Fo"
+        )
+    );
+    // And the Vert 4 page's link back.
+    upstream.answer_authorize(
+        "https://pgo.example.nl/callback?code=C&state={state}",
+        &[
+            ("x-vert-representation", "onbehalfof"),
+            ("x-vert-birthdate", "19800101"),
+        ],
+    );
+    let r = get_raw(
+        addr,
+        &format!("/oauth2/authorize?{VALID}%20onbehalfof&MedMij_geboortedatum=19700901"),
+        "",
+    );
+    assert_eq!(raw_status(&r), 403, "{r}");
+    assert!(r.contains("error=access_denied"), "{r}");
+    assert!(r.contains("iss=https%3A%2F%2Fas.example.nl%2Fo"), "{r}");
+}

@@ -180,6 +180,34 @@ async fn tls_get(stream: &mut TlsStream) -> u16 {
     raw_status(&String::from_utf8_lossy(&answer))
 }
 
+/// Issue 18, finding 4: behind `[listen.tls]` the AS is told `X-Forwarded-Proto: https`, also
+/// when the client claims otherwise (Django's CSRF check and its URLs depend on it).
+#[tokio::test]
+async fn x_forwarded_proto_is_https_when_the_listener_speaks_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir();
+    let root = write_certificate(&dir, "xfp");
+    let tls = format!(
+        "[listen.tls]\ncert_file = \"{0}/xfp.crt\"\nkey_file = \"{0}/xfp.key\"\n",
+        dir.display()
+    );
+    let h = Harness::start(&tls);
+    let connector = tls_client(&root, &[&rustls::version::TLS13]);
+    let mut stream = tls_connect(h.proxy_addr(), &connector).await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: http\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(
+        answer.contains("[\"x-forwarded-proto\",\"https\"]"),
+        "{answer}"
+    );
+    assert_eq!(answer.matches("x-forwarded-proto").count(), 1, "{answer}");
+}
+
 #[tokio::test]
 async fn tls_serves_and_a_new_certificate_is_taken_on_reload_while_connections_stay_open() {
     let dir = temp_dir();

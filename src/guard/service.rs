@@ -28,11 +28,12 @@ use crate::vert::{Exception, Flow, Kind};
 pub struct VertGuard<S> {
     inner: S,
     guard: Arc<Guard>,
+    peer: Option<Peer>,
 }
 
 impl<S> VertGuard<S> {
-    pub(super) fn new(inner: S, guard: Arc<Guard>) -> Self {
-        VertGuard { inner, guard }
+    pub(super) fn new(inner: S, guard: Arc<Guard>, peer: Option<Peer>) -> Self {
+        VertGuard { inner, guard, peer }
     }
 }
 
@@ -78,12 +79,9 @@ impl<S> VertGuard<S> {
     {
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
         // Any response may be a flow return; its release counts against this source's share.
-        let source = req
-            .extensions()
-            .get::<Peer>()
-            .map_or_else(Source::unknown, |peer| {
-                Source::new(peer.client(req.headers()))
-            });
+        let source = self.peer.as_ref().map_or_else(Source::unknown, |peer| {
+            Source::new(peer.client(req.headers()))
+        });
         let future = self.inner.call(req);
         ResponseFuture::inspect(
             future,

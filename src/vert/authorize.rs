@@ -83,6 +83,19 @@ impl Param {
     /// ([`fold::param_key`]): `REDIRECT_URI`, `redirect.uri` and `redirect_uri[]` are all
     /// `redirect_uri` to some AS, so they are to the proxy.
     fn from_name(name: &str) -> Option<Param> {
+        // The usual spellings first, without folding (a length switch and one comparison).
+        let exact = match name {
+            "response_type" => Some(Param::ResponseType),
+            "client_id" => Some(Param::ClientId),
+            "redirect_uri" => Some(Param::RedirectUri),
+            "scope" => Some(Param::Scope),
+            "state" => Some(Param::State),
+            "MedMij_geboortedatum" => Some(Param::Birthdate),
+            _ => None,
+        };
+        if exact.is_some() {
+            return exact;
+        }
         Some(match fold::param_key(name)?.as_str() {
             "response_type" => Param::ResponseType,
             "client_id" => Param::ClientId,
