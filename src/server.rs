@@ -178,7 +178,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
     };
     let guard = Guard::new(&config, resources, metrics.clone(), store);
     let token_guard = match &config.token_guard {
-        Some(_) => TokenGuardLayer::new(guard.records()),
+        Some(t) => TokenGuardLayer::new(guard.records(), &t.path),
         None => TokenGuardLayer::off(guard.records()),
     };
     let routes = Routes::new(

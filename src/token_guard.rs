@@ -28,19 +28,30 @@ use crate::vert::token::{self, TokenRequest};
 pub struct TokenGuardLayer {
     /// Off: every request passes.
     on: bool,
+    /// `token_guard.path`: what the AS gets, whatever spelling of it came (Django's
+    /// APPEND_SLASH would answer `/o/token` with a 301 that a client follows as a `GET`).
+    path: Arc<str>,
     records: Arc<Records>,
 }
 
 impl TokenGuardLayer {
     /// On: requests the router marked [`Route::Token`] (the configured path under every
     /// spelling) are guarded.
-    pub fn new(records: Arc<Records>) -> Self {
-        TokenGuardLayer { on: true, records }
+    pub fn new(records: Arc<Records>, path: &str) -> Self {
+        TokenGuardLayer {
+            on: true,
+            path: path.into(),
+            records,
+        }
     }
 
     /// Off: one branch per request, and the stack keeps one type either way.
     pub fn off(records: Arc<Records>) -> Self {
-        TokenGuardLayer { on: false, records }
+        TokenGuardLayer {
+            on: false,
+            path: "".into(),
+            records,
+        }
     }
 }
 
@@ -110,7 +121,15 @@ where
             tracing::info!(reason = why, "token request refused: invalid_request");
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        let target = match parts.uri.query() {
+            Some(query) => format!("{}?{query}", self.layer.path),
+            None => self.layer.path.to_string(),
+        };
+        match http::uri::PathAndQuery::try_from(target) {
+            Ok(target) => parts.uri = http::Uri::from(target),
+            Err(_) => return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request")),
+        }
         let body = full_bytes(body);
         let code = match token::parse(&body) {
             TokenRequest::OtherGrant => {
@@ -247,7 +266,7 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Either::Left(Full::new(body))))
             }
         });
-        let layer = TokenGuardLayer::new(records.clone());
+        let layer = TokenGuardLayer::new(records.clone(), "/oauth2/token");
         let response = layer.layer(inner).oneshot(routed(req)).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -527,7 +546,7 @@ mod tests {
                 }
             })
         };
-        let layer = TokenGuardLayer::new(records.clone());
+        let layer = TokenGuardLayer::new(records.clone(), "/oauth2/token");
         let body = "grant_type=authorization_code&code=C0DE";
         // A wrong code_verifier (400), then a 5xx: the AS keeps the code, so does the proxy.
         for want in [400, 500, 200] {
@@ -570,7 +589,7 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Either::Left(Full::new(Bytes::new()))))
             }
         });
-        let layer = TokenGuardLayer::new(records.clone());
+        let layer = TokenGuardLayer::new(records.clone(), "/oauth2/token");
         let body = "grant_type=authorization_code&code=C0DE";
         let first = tokio::spawn(layer.layer(inner.clone()).oneshot(routed(post(body))));
         arrived.await.unwrap();

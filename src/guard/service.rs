@@ -325,10 +325,17 @@ impl<S> VertGuard<S> {
                 ..Subject::flow(&flow)
             },
         );
-        // Whatever spelling of the path came back, the AS gets the configured one.
+        // Whatever spelling of the path came back, the AS gets the configured one; but the
+        // AS's own trailing-slash redirect (APPEND_SLASH) is followed as it sent it, so that a
+        // path configured without the slash does not send the browser round in circles.
+        let configured = guard.authorize_path.trim_end_matches('/');
+        let path = match req.uri().path() {
+            p if p.strip_suffix('/').unwrap_or(p) == configured => p,
+            _ => &guard.authorize_path,
+        };
         let target = match req.uri().query() {
-            Some(query) => format!("{}?{query}", guard.authorize_path),
-            None => guard.authorize_path.clone(),
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
         };
         match PathAndQuery::try_from(target) {
             Ok(target) => *req.uri_mut() = Uri::from(target),
