@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine: installs what the tests need (Debian's redis-server, which the
 # Redis tests start on free ports of 127.0.0.1; chromium and chromium-driver, which the browser
-# test drives), then runs the checks CI runs. `.ci/run` calls this script.
+# test drives; the reference ASs' packages from PyPI and npm), then runs the checks CI runs.
+# `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,3 +20,13 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+
+# The reference integrations (issue 18), with the real packages: a stock Django OAuth Toolkit
+# (PyPI; driven by authlib) and a stock oidc-provider (npm; driven by openid-client), each
+# behind the proxy binary just built, on ports of 127.0.0.1 the kernel picks.
+cargo build --locked
+[ -x target/venv-django/bin/python ] || python3 -m venv target/venv-django
+target/venv-django/bin/pip install -q --disable-pip-version-check -r examples/as/django/requirements.txt
+target/venv-django/bin/python examples/as/django/test_flows.py target/debug/medmij-vert-proxy
+(cd examples/as/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+node examples/as/oidc-provider/test.js target/debug/medmij-vert-proxy
