@@ -53,7 +53,14 @@ export function createAs(issuer) {
     extraParams: { MedMij_geboortedatum: null },
     interactions: { policy },
     findAccount: async (ctx, accountId) => ({ accountId, claims: async () => ({ sub: accountId }) }),
-    features: { devInteractions: { enabled: true } },
+    // Advertise only what the proxy lets through: response_type code, response_mode query,
+    // no pushed or signed request objects (the proxy refuses them at the authorize endpoint).
+    responseTypes: ['code'],
+    features: {
+      devInteractions: { enabled: true },
+      pushedAuthorizationRequests: { enabled: false },
+      requestObjects: { enabled: false },
+    },
     pkce: { required: () => true },
   });
   // Behind medmij-vert-proxy: X-Forwarded-* are the proxy's.
