@@ -26,7 +26,23 @@ pub struct Config {
     pub log: Log,
     pub admin: Admin,
     pub store: Store,
+    pub pages: Pages,
     pub token_guard: Option<TokenGuard>,
+}
+
+/// `[pages]`: the Persoon's pages in the DVA's own name. Without it they stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct Pages {
+    /// Shown on every page, in the title and where the text says "uw zorgaanbieder".
+    pub organisation: Option<String>,
+    /// The helpdesk's phone number, as it is written (digits, spaces, `+`, `-`, `(`, `)`).
+    pub contact_phone: Option<String>,
+    /// The helpdesk's web page (`https` only).
+    pub contact_url: Option<String>,
+    /// A PNG or SVG logo, read at start and on SIGHUP (`resources`).
+    pub logo_file: Option<PathBuf>,
+    /// The button colour, `#rrggbb`, with a contrast of at least 4.5:1 against white.
+    pub accent_color: Option<String>,
 }
 
 /// Where the records of released flows and codes live.
@@ -235,6 +251,16 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("state", &["key_file", "flow_ttl", "clock_skew"]),
     ("log", &["level", "format", "access"]),
     ("admin", &["addr"]),
+    (
+        "pages",
+        &[
+            "organisation",
+            "contact_phone",
+            "contact_url",
+            "logo_file",
+            "accent_color",
+        ],
+    ),
     (
         "store",
         &["url", "max_entries", "timeout", "source_share_percent"],
@@ -491,8 +517,53 @@ impl Config {
             );
         }
 
+        let s = c.section(&root, "pages");
+        let pages = Pages {
+            organisation: c.string(&s, "organisation").map(str::to_owned),
+            contact_phone: c.string(&s, "contact_phone").map(str::to_owned),
+            contact_url: c.string(&s, "contact_url").map(str::to_owned),
+            logo_file: c.string(&s, "logo_file").map(|p| base_dir.join(p)),
+            accent_color: c.string(&s, "accent_color").map(str::to_owned),
+        };
+        if let Some(name) = &pages.organisation
+            && (name.trim().is_empty()
+                || name.chars().count() > 80
+                || name.chars().any(char::is_control))
+        {
+            c.error("pages.organisation", "must be a name of 1 to 80 characters");
+        }
+        if let Some(phone) = &pages.contact_phone
+            && !is_phone(phone)
+        {
+            c.error(
+                "pages.contact_phone",
+                "must be a phone number: digits, spaces, + - ( ) (at least 6 digits)",
+            );
+        }
+        if let Some(url) = &pages.contact_url
+            && !(url.starts_with("https://")
+                && url.len() > "https://".len()
+                && !url.contains(['"', '<', '>', ' '])
+                && crate::vert::clients::is_uri_text(url))
+        {
+            c.error("pages.contact_url", "must be an https URL");
+        }
+        if let Some(color) = &pages.accent_color {
+            match crate::pages::contrast_with_white(color) {
+                None => c.error("pages.accent_color", "must be a colour like #01689b"),
+                Some(ratio) if ratio < 4.5 => c.error(
+                    "pages.accent_color",
+                    format!(
+                        "{color} has a contrast of {ratio:.2}:1 with the button's white text; at least 4.5:1 is needed (WCAG 2.1 AA)"
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+
         if c.errors.is_empty() {
             Ok(Config {
+                pages,
                 listen,
                 upstream,
                 oauth,
@@ -508,6 +579,15 @@ impl Config {
             Err(ConfigErrors(c.errors))
         }
     }
+}
+
+/// A phone number as people write it: `020 123 45 67`, `+31 (0)20-1234567`.
+fn is_phone(phone: &str) -> bool {
+    phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+        && phone.chars().filter(char::is_ascii_digit).count() >= 6
+        && phone.len() <= 32
 }
 
 /// `http://host:port` with nothing after the authority but an optional `/`.
@@ -981,6 +1061,31 @@ mod tests {
         ] {
             assert!(upstream_authority(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn pages_keys_are_checked_and_a_low_contrast_accent_is_refused_with_its_ratio() {
+        let got = errors(
+            "[upstream]\nurl=\"http://a:1\"\n[pages]\norganisation = \"Ziekenhuis Oost\"\ncontact_phone = \"call us\"\ncontact_url = \"http://oost.example.nl/help\"\naccent_color = \"#ffcc00\"\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "pages.contact_phone: must be a phone number: digits, spaces, + - ( ) (at least 6 digits)",
+                "pages.contact_url: must be an https URL",
+                "pages.accent_color: #ffcc00 has a contrast of 1.51:1 with the button's white text; at least 4.5:1 is needed (WCAG 2.1 AA)",
+            ]
+        );
+        let c = Config::from_toml(
+            "[upstream]\nurl=\"http://a:1\"\n[pages]\norganisation = \"Ziekenhuis Oost\"\ncontact_phone = \"+31 (0)20-123 45 67\"\ncontact_url = \"https://oost.example.nl/help\"\naccent_color = \"#01689b\"\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.pages.organisation.as_deref(), Some("Ziekenhuis Oost"));
+        assert_eq!(
+            errors("[upstream]\nurl=\"http://a:1\"\n[pages]\naccent_color = \"blue\"\n"),
+            ["pages.accent_color: must be a colour like #01689b"]
+        );
     }
 
     #[test]

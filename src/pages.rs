@@ -1,7 +1,9 @@
 //! Pages for the Persoon: Dutch at B1 level, English when `Accept-Language` prefers it. Every
 //! value is HTML-escaped by the template; no page ever holds a code, a state or a birth date.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
 
 use askama::Template;
 use base64::Engine as _;
@@ -25,11 +27,35 @@ pub trait WithPages: Sized {
     fn response(response: Response<PageBody>) -> Response<Self> {
         response.map(Self::page)
     }
+
+    /// The same body yielding nothing: a released redirect's AS body (written for the sealed
+    /// `Location`) never reaches the client, yet is still read to its end, so that its
+    /// upstream connection goes back to the pool.
+    fn drained(self) -> Self;
 }
 
-impl<B> WithPages for Either<B, PageBody> {
+/// A body that can be read on while it yields nothing ([`WithPages::drained`]).
+pub trait Drainable {
+    fn drained(self) -> Self;
+}
+
+/// Nothing behind it to keep reading.
+impl Drainable for PageBody {
+    fn drained(self) -> Self {
+        PageBody::default()
+    }
+}
+
+impl<B: Drainable> WithPages for Either<B, PageBody> {
     fn page(body: PageBody) -> Self {
         Either::Right(body)
+    }
+
+    fn drained(self) -> Self {
+        match self {
+            Either::Left(body) => Either::Left(body.drained()),
+            Either::Right(_) => Either::Right(PageBody::default()),
+        }
     }
 }
 
@@ -369,24 +395,137 @@ struct Link {
 #[template(path = "page.html")]
 struct Page<'a> {
     lang: &'a str,
+    /// The document's title: the page's, and the DVA's name after it.
+    doc_title: &'a str,
     title: &'a str,
     paragraphs: Vec<String>,
     link: Option<Link>,
     trace_label: &'a str,
     trace_id: String,
     style: &'a str,
+    organisation: Option<&'a str>,
+    logo: Option<&'a str>,
+    contact: Option<Contact<'a>>,
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}h1{font-size:1.6rem;line-height:1.25}a.button{display:inline-block;padding:.6rem 1rem;background:#01689b;color:#fff;text-decoration:none;border-radius:4px}.trace{color:#555;font-size:.9rem}code{overflow-wrap:anywhere}@media print{body{margin:0;max-width:none;color:#000}a.button{background:none;color:#000;padding:0;text-decoration:underline}}";
+/// How to reach the DVA's helpdesk, under the helpdesk code.
+struct Contact<'a> {
+    phone: Option<&'a str>,
+    /// `tel:` and the digits (and a leading `+`) of the phone number.
+    phone_href: String,
+    url: Option<&'a str>,
+    url_text: &'a str,
+}
 
-/// The page's only style is allowed by its hash, so the policy can forbid everything else.
-static CONTENT_SECURITY_POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
-    HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    ))
-    .expect("ASCII")
-});
+/// The button colour without `[pages] accent_color` (6.1:1 on white).
+const ACCENT: &str = "#01689b";
+
+/// The page's one style sheet, with the accent colour in it.
+fn style(accent: &str) -> String {
+    format!(
+        "body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}}h1{{font-size:1.6rem;line-height:1.25}}a.button{{display:inline-block;padding:.6rem 1rem;background:{accent};color:#fff;text-decoration:none;border-radius:4px}}.brand{{display:flex;align-items:center;gap:.75rem;margin-bottom:1.5rem;font-weight:600;overflow-wrap:anywhere}}.brand img{{max-height:3rem;max-width:12rem}}.trace,.contact{{color:#555;font-size:.9rem}}.contact a{{color:#1a1a1a}}code{{overflow-wrap:anywhere}}@media print{{body{{margin:0;max-width:none;color:#000}}a.button{{background:none;color:#000;padding:0;text-decoration:underline}}}}"
+    )
+}
+
+/// The pages in the DVA's own name (`[pages]`): made once at start and on SIGHUP, with the
+/// style sheet and the `Content-Security-Policy` that allows exactly it. A logo is embedded as
+/// a `data:` URI: the page loads nothing from anywhere, the proxy takes no path of the AS's for
+/// it, and the policy allows no source but the page's own style and its embedded image.
+#[derive(Debug, Clone)]
+pub struct Branding {
+    organisation: Option<String>,
+    contact_phone: Option<String>,
+    contact_url: Option<String>,
+    logo: Option<String>,
+    style: String,
+    csp: HeaderValue,
+}
+
+/// A logo larger than this is refused: it is embedded in every page.
+pub const LOGO_MAX_BYTES: usize = 64 * 1024;
+
+impl Default for Branding {
+    fn default() -> Self {
+        Branding::new(&crate::config::Pages::default(), None)
+    }
+}
+
+impl Branding {
+    /// From `[pages]` and the logo as [`logo_data_uri`] made it.
+    pub fn new(pages: &crate::config::Pages, logo: Option<String>) -> Self {
+        let style = style(pages.accent_color.as_deref().unwrap_or(ACCENT));
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&style));
+        let images = if logo.is_some() {
+            " img-src data:;"
+        } else {
+            ""
+        };
+        let csp = HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'sha256-{hash}';{images} frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        ))
+        .expect("ASCII");
+        Branding {
+            organisation: pages.organisation.clone(),
+            contact_phone: pages.contact_phone.clone(),
+            contact_url: pages.contact_url.clone(),
+            logo,
+            style,
+            csp,
+        }
+    }
+}
+
+/// A logo file's bytes as a `data:` URI: a PNG (by its signature) or an SVG (XML whose root is
+/// `svg`), at most [`LOGO_MAX_BYTES`]. An SVG in an `<img>` runs no script.
+pub fn logo_data_uri(bytes: &[u8]) -> Result<String, &'static str> {
+    if bytes.len() > LOGO_MAX_BYTES {
+        return Err("larger than 64 KiB");
+    }
+    let mime = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else {
+        let text = std::str::from_utf8(bytes).map_err(|_| "neither PNG nor SVG")?;
+        let doc = roxmltree::Document::parse(text).map_err(|_| "neither PNG nor SVG (not XML)")?;
+        if doc.root_element().tag_name().name() != "svg" {
+            return Err("neither PNG nor SVG (the XML is no <svg>)");
+        }
+        "image/svg+xml"
+    };
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Ok(format!("data:{mime};base64,{data}"))
+}
+
+/// The contrast ratio of `#rrggbb` with white (WCAG 2.1: relative luminance).
+pub fn contrast_with_white(color: &str) -> Option<f64> {
+    let hex = color
+        .strip_prefix('#')
+        .filter(|h| h.len() == 6 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let channel = |i: usize| {
+        let v = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)) / 255.0;
+        if v <= 0.03928 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
+    Some(1.05 / (luminance + 0.05))
+}
+
+tokio::task_local! {
+    /// The branding of the listener a connection belongs to, set around each connection's task
+    /// by the server (`server::Connection`): every layer that answers with a page renders it in
+    /// the DVA's name without carrying the configuration, and a reload (SIGHUP) swaps it.
+    pub static BRANDING: Arc<ArcSwap<Branding>>;
+}
+
+/// The branding in force for this task; the plain pages outside a connection (unit tests).
+fn branding() -> Arc<Branding> {
+    static PLAIN: LazyLock<Arc<Branding>> = LazyLock::new(|| Arc::new(Branding::default()));
+    BRANDING
+        .try_with(|b| b.load_full())
+        .unwrap_or_else(|_| PLAIN.clone())
+}
 
 /// Everything a page shows beyond its words.
 #[derive(Debug, Clone, Copy)]
@@ -401,19 +540,54 @@ pub struct Details<'a> {
     pub ttl_minutes: u64,
 }
 
-/// Renders a page with its security headers.
+/// Renders a page with its security headers, in the branding in force ([`BRANDING`]).
 pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Response<PageBody> {
+    let brand = branding();
     let words = words(topic, details.lang);
     let fallback = match details.lang {
         Lang::Nl => "uw app",
         Lang::En => "your app",
     };
+    let organisation = brand.organisation.as_deref();
     let fill = |text: &str| {
-        text.replace("{pgo}", details.client_name.unwrap_or(fallback))
-            .replace("{minutes}", &details.ttl_minutes.to_string())
+        let text = text
+            .replace("{pgo}", details.client_name.unwrap_or(fallback))
+            .replace("{minutes}", &details.ttl_minutes.to_string());
+        // "Contact your healthcare provider": the DVA's own name, where it has given one.
+        match organisation {
+            Some(name) => text
+                .replace("uw zorgaanbieder", name)
+                .replace("your healthcare provider", name),
+            None => text,
+        }
     };
+    let doc_title = match organisation {
+        Some(name) => format!("{} · {name}", words.title),
+        None => words.title.to_owned(),
+    };
+    let contact = (brand.contact_phone.is_some() || brand.contact_url.is_some()).then(|| Contact {
+        phone: brand.contact_phone.as_deref(),
+        phone_href: brand
+            .contact_phone
+            .as_deref()
+            .map_or_else(String::new, |phone| {
+                let plus = if phone.trim_start().starts_with('+') {
+                    "+"
+                } else {
+                    ""
+                };
+                let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+                format!("tel:{plus}{digits}")
+            }),
+        url: brand.contact_url.as_deref(),
+        url_text: match details.lang {
+            Lang::Nl => "contact en hulp",
+            Lang::En => "contact and help",
+        },
+    });
     let page = Page {
         lang: details.lang.code(),
+        doc_title: &doc_title,
         title: words.title,
         paragraphs: words.paragraphs.iter().map(|p| fill(p)).collect(),
         link: details
@@ -428,7 +602,10 @@ pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Respon
             Lang::En => "Code for the helpdesk",
         },
         trace_id: details.trace_id.to_string(),
-        style: STYLE,
+        style: &brand.style,
+        organisation,
+        logo: brand.logo.as_deref(),
+        contact,
     };
     let html = page
         .render()
@@ -445,10 +622,7 @@ pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Respon
         HeaderValue::from_static(details.lang.code()),
     );
     protect(h);
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        CONTENT_SECURITY_POLICY.clone(),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, brand.csp.clone());
     response
 }
 
@@ -592,14 +766,13 @@ mod tests {
         assert!(html.contains("<html lang=\"en\">"));
     }
 
-    #[test]
-    fn style_hash_matches_the_policy() {
-        let csp = CONTENT_SECURITY_POLICY.to_str().unwrap().to_owned();
-        let html = body(render(
-            Topic::Unreachable,
-            StatusCode::BAD_GATEWAY,
-            &details(Lang::Nl),
-        ));
+    /// The style hash in the policy is the hash of the style in the page, branded or not.
+    fn assert_style_matches_the_policy(response: Response<PageBody>) -> String {
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let html = body(response);
         let style = html
             .split("<style>")
             .nth(1)
@@ -608,7 +781,112 @@ mod tests {
             .next()
             .unwrap();
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style));
-        assert!(csp.contains(&hash));
+        assert!(csp.contains(&hash), "{csp}");
+        html
+    }
+
+    #[test]
+    fn style_hash_matches_the_policy() {
+        let response = render(
+            Topic::Unreachable,
+            StatusCode::BAD_GATEWAY,
+            &details(Lang::Nl),
+        );
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY].clone();
+        assert!(!csp.to_str().unwrap().contains("img-src"));
+        assert_style_matches_the_policy(response);
+    }
+
+    fn branded(logo: Option<String>) -> Arc<ArcSwap<Branding>> {
+        let pages = crate::config::Pages {
+            organisation: Some("Ziekenhuis <Oost>".into()),
+            contact_phone: Some("+31 (0)20-123 45 67".into()),
+            contact_url: Some("https://oost.example.nl/help".into()),
+            logo_file: None,
+            accent_color: Some("#7a1f5c".into()),
+        };
+        Arc::new(ArcSwap::from_pointee(Branding::new(&pages, logo)))
+    }
+
+    #[test]
+    fn pages_in_the_dvas_name_show_it_in_title_text_and_contact() {
+        let logo =
+            logo_data_uri(b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>")
+                .unwrap();
+        let response = block_on(BRANDING.scope(branded(Some(logo.clone())), async {
+            render(
+                Topic::Exception(Exception::Vert1),
+                StatusCode::FORBIDDEN,
+                &details(Lang::Nl),
+            )
+        }));
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains(" img-src data:;"), "{csp}");
+        let html = assert_style_matches_the_policy(response);
+        // Escaped everywhere: the name is the operator's, but still text.
+        assert!(html.contains("<title>Inloggen namens een ander is niet gelukt · Ziekenhuis &#60;Oost&#62;</title>"), "{html}");
+        assert!(
+            html.contains("Neem dan contact op met Ziekenhuis &#60;Oost&#62;"),
+            "{html}"
+        );
+        assert!(!html.contains("uw zorgaanbieder"));
+        assert!(html.contains(&format!("<img src=\"{logo}\"")));
+        assert!(
+            html.contains("href=\"tel:+31020123 4567\"")
+                || html.contains("href=\"tel:+310201234567\""),
+            "{html}"
+        );
+        assert!(html.contains("href=\"https://oost.example.nl/help\""));
+        assert!(html.contains("background:#7a1f5c"));
+        // English too.
+        let html = body(block_on(BRANDING.scope(branded(None), async {
+            render(
+                Topic::Exception(Exception::Vert4),
+                StatusCode::FORBIDDEN,
+                &details(Lang::En),
+            )
+        })));
+        assert!(
+            html.contains("Contact Ziekenhuis &#60;Oost&#62; and mention"),
+            "{html}"
+        );
+        assert!(html.contains("contact and help"));
+        assert!(!html.contains("<img"));
+    }
+
+    #[test]
+    fn accent_contrast_with_white_is_measured_as_wcag_does() {
+        let ratio = |c: &str| (contrast_with_white(c).unwrap() * 100.0).round() / 100.0;
+        assert_eq!(ratio("#ffffff"), 1.0);
+        assert_eq!(ratio("#000000"), 21.0);
+        assert_eq!(ratio("#01689b"), 6.08);
+        assert_eq!(ratio("#767676"), 4.54); // the lightest grey that passes AA
+        assert_eq!(ratio("#777777"), 4.48);
+        for bad in ["01689b", "#01689", "#01689bb", "#gggggg", ""] {
+            assert_eq!(contrast_with_white(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_logo_is_a_png_or_an_svg_and_small() {
+        let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[0; 16]].concat();
+        assert!(
+            logo_data_uri(&png)
+                .unwrap()
+                .starts_with("data:image/png;base64,")
+        );
+        let svg = b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>";
+        assert!(
+            logo_data_uri(svg)
+                .unwrap()
+                .starts_with("data:image/svg+xml;base64,")
+        );
+        assert!(logo_data_uri(b"GIF89a").is_err());
+        assert!(logo_data_uri(b"<html/>").is_err());
+        assert!(logo_data_uri(&[b'a'; LOGO_MAX_BYTES + 1]).is_err());
     }
 
     #[test]

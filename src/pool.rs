@@ -236,7 +236,11 @@ impl Future for Sending {
                     Ok(response) => {
                         this.in_flight.finish();
                         let lease = this.conn.take().map(|conn| (conn, this.pool.clone()));
-                        return Poll::Ready(Ok(response.map(|body| PooledBody { body, lease })));
+                        return Poll::Ready(Ok(response.map(|body| PooledBody {
+                            body,
+                            lease,
+                            silent: false,
+                        })));
                     }
                     Err(mut e) => match e.take_message() {
                         // Not sent: the pooled connection was going away. Another.
@@ -276,6 +280,15 @@ impl Future for Sending {
 pub struct PooledBody {
     body: Incoming,
     lease: Option<(Conn, Arc<Inner>)>,
+    /// Read to the end, its data dropped ([`crate::pages::Drainable`]).
+    silent: bool,
+}
+
+impl crate::pages::Drainable for PooledBody {
+    fn drained(mut self) -> Self {
+        self.silent = true;
+        self
+    }
 }
 
 impl PooledBody {
@@ -294,11 +307,15 @@ impl Body for PooledBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
-        if frame.is_none() {
-            self.release();
+        loop {
+            let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+            match &frame {
+                None => self.release(),
+                Some(Ok(frame)) if self.silent && frame.is_data() => continue,
+                Some(_) => {}
+            }
+            return Poll::Ready(frame);
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -306,7 +323,11 @@ impl Body for PooledBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        if self.silent {
+            SizeHint::with_exact(0)
+        } else {
+            self.body.size_hint()
+        }
     }
 }
 
@@ -408,6 +429,23 @@ mod tests {
         // The second one, read to its end, is reused.
         assert_eq!(exchange(&pool).await, 100_000);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_drained_body_yields_nothing_and_its_connection_is_reused() {
+        use crate::pages::Drainable;
+        let (addr, accepted) = upstream(1000, false).await;
+        let (pool, _) = pool(&addr);
+        for _ in 0..3 {
+            let body = pool.send(get()).await.unwrap().into_body().drained();
+            assert_eq!(body.size_hint().exact(), Some(0));
+            assert_eq!(body.collect().await.unwrap().to_bytes().len(), 0);
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "read to its end: reused"
+        );
     }
 
     #[tokio::test]

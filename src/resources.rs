@@ -1,7 +1,9 @@
-//! The files a [`Config`] names, read and checked: the client list and the state keys. Kept
+//! The files a [`Config`] names, read and checked: the client list, the state keys and the
+//! pages' logo. Kept
 //! apart from `config` so that parsing the config stays free of I/O.
 
 use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::pages::{Branding, logo_data_uri};
 use crate::seal::KeyRing;
 use crate::vert::ClientList;
 use crate::vert::clients::parse_ocl;
@@ -9,6 +11,8 @@ use crate::vert::clients::parse_ocl;
 pub struct Resources {
     pub clients: ClientList,
     pub keys: KeyRing,
+    /// The pages in the DVA's name, the logo read.
+    pub branding: Branding,
     /// False when no `state.key_file` is set and the keys are random for this process.
     pub keys_from_file: bool,
 }
@@ -18,14 +22,21 @@ impl Resources {
     pub fn load(config: &Config) -> Result<Resources, ConfigErrors> {
         let clients = load_clients(config);
         let keys = load_keys(config);
-        match (clients, keys) {
-            (Ok(clients), Ok(keys)) => Ok(Resources {
+        let branding = load_branding(config);
+        match (clients, keys, branding) {
+            (Ok(clients), Ok(keys), Ok(branding)) => Ok(Resources {
                 clients,
                 keys,
+                branding,
                 keys_from_file: config.state.key_file.is_some(),
             }),
-            (clients, keys) => Err(ConfigErrors(
-                clients.err().into_iter().chain(keys.err()).collect(),
+            (clients, keys, branding) => Err(ConfigErrors(
+                clients
+                    .err()
+                    .into_iter()
+                    .chain(keys.err())
+                    .chain(branding.err())
+                    .collect(),
             )),
         }
     }
@@ -55,6 +66,23 @@ pub fn load_clients(config: &Config) -> Result<ClientList, ConfigError> {
         });
     }
     Ok(clients)
+}
+
+/// `[pages]`, with `pages.logo_file` read and checked (PNG or SVG, at most 64 KiB).
+pub fn load_branding(config: &Config) -> Result<Branding, ConfigError> {
+    let logo = match &config.pages.logo_file {
+        None => None,
+        Some(path) => {
+            let error = |message: String| ConfigError {
+                key: "pages.logo_file".into(),
+                message,
+            };
+            let bytes = std::fs::read(path)
+                .map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+            Some(logo_data_uri(&bytes).map_err(|e| error(format!("{}: {e}", path.display())))?)
+        }
+    };
+    Ok(Branding::new(&config.pages, logo))
 }
 
 /// The sealing keys of `state.key_file`, or a random key for this process without one.

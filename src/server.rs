@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -25,11 +26,12 @@ use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
 use crate::limits::LimitsLayer;
 use crate::metrics::Metrics;
+use crate::pages::{BRANDING, Branding};
 use crate::paths::Routes;
 use crate::pool::Pool;
 use crate::proxy::{Upstream, UpstreamFactory};
 use crate::record::RecordLayer;
-use crate::resources::Resources;
+use crate::resources::{Resources, load_branding};
 use crate::router::RouteLayer;
 use crate::sanitize::SanitizeLayer;
 use crate::store::{MemoryStore, RedisStore, Store};
@@ -69,6 +71,17 @@ impl Running {
     pub fn reload(&self) {
         let shared = &self.shared;
         shared.guard.guard().reload(&shared.config);
+        match load_branding(&shared.config) {
+            Ok(branding) => {
+                tracing::info!("pages reloaded");
+                shared.branding.store(Arc::new(branding));
+                shared.metrics.reload("pages", true);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "pages not reloaded: the previous logo stays in use");
+                shared.metrics.reload("pages", false);
+            }
+        }
         if let Some(tls) = &shared.tls {
             match tls.reload() {
                 Ok(()) => {
@@ -150,6 +163,9 @@ struct Shared {
     connections: Arc<Semaphore>,
     tls: Option<Tls>,
     metrics: Arc<Metrics>,
+    /// The pages in the DVA's name, swapped whole on reload; every connection's task renders
+    /// with it (`pages::BRANDING`).
+    branding: Arc<ArcSwap<Branding>>,
 }
 
 /// Binds the listener(s) (and the admin listener) and starts the workers.
@@ -176,6 +192,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
             (store, Some(runtime))
         }
     };
+    let branding = Arc::new(ArcSwap::from_pointee(resources.branding.clone()));
     let guard = Guard::new(&config, resources, metrics.clone(), store);
     let token_guard = match &config.token_guard {
         Some(t) => TokenGuardLayer::new(guard.records(), &t.path),
@@ -196,6 +213,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         connections: Arc::new(Semaphore::new(config.listen.max_connections)),
         tls,
         metrics,
+        branding,
         config,
     });
     let (tx, rx) = watch::channel(false);
@@ -307,7 +325,8 @@ fn run_worker(
             // Timeouts count raw bytes, so the TLS handshake is under the head's timeout.
             let io = TimedIo::new(stream, connection.activity.clone(), limits);
             let open = Open::new(&shared.metrics);
-            tokio::spawn(async move {
+            let branding = shared.branding.clone();
+            tokio::spawn(BRANDING.scope(branding, async move {
                 match &connection.shared.tls {
                     None => connection.serve(io).await,
                     Some(tls) => match tls.acceptor().accept(io).await {
@@ -316,7 +335,7 @@ fn run_worker(
                     },
                 }
                 drop((open, permit));
-            });
+            }));
         }
         // New connections are refused from here on.
         drop(listener);

@@ -178,6 +178,11 @@ return {
   traceVisible: !!box && box.width > 0 && box.height > 0 && getComputedStyle(code).visibility !== 'hidden',
   minContrast, worst,
   overflow: document.documentElement.scrollWidth > window.innerWidth,
+  docTitle: document.title,
+  brand: document.querySelector('.brand span') ? document.querySelector('.brand span').textContent : '',
+  logo: document.querySelector('.brand img') ? (document.querySelector('.brand img').complete && document.querySelector('.brand img').naturalWidth > 0) : null,
+  contact: document.querySelector('.contact') ? document.querySelector('.contact').textContent : '',
+  resources: performance.getEntriesByType('resource').map(e => e.name),
 };
 "#;
 
@@ -191,8 +196,33 @@ struct Page {
     link_back: bool,
 }
 
-/// Loads `page` and checks every assertion; the title.
-async fn check(client: &Client, page: &Page, lang: &str, shots: Option<&Path>) -> String {
+/// The DVA's own name on the pages of the branded run (`[pages]`).
+const ORGANISATION: &str = "Ziekenhuis Oost";
+const PHONE: &str = "020 123 45 67";
+const CONTACT_URL: &str = "https://oost.example.nl/contact";
+
+fn branded_config(dir: &Path) -> String {
+    std::fs::write(
+        dir.join("logo.svg"),
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40" viewBox="0 0 120 40"><rect width="120" height="40" rx="6" fill="#7a1f5c"/><text x="60" y="26" font-family="sans-serif" font-size="16" fill="#fff" text-anchor="middle">OOST</text></svg>"##,
+    )
+    .unwrap();
+    format!(
+        "[pages]\norganisation = \"{ORGANISATION}\"\ncontact_phone = \"{PHONE}\"\ncontact_url = \"{CONTACT_URL}\"\nlogo_file = \"{}/logo.svg\"\naccent_color = \"#7a1f5c\"\n",
+        dir.display()
+    )
+}
+
+/// Loads `page` and checks every assertion; the title. `branded`: the page must show the DVA's
+/// name, logo and helpdesk; screenshots are named with `prefix`.
+async fn check(
+    client: &Client,
+    page: &Page,
+    lang: &str,
+    shots: Option<&Path>,
+    branded: bool,
+    prefix: &str,
+) -> String {
     console_errors(client, "").await; // the log since the last page
     viewport(client, 1280).await;
     if page.post {
@@ -231,12 +261,43 @@ async fn check(client: &Client, page: &Page, lang: &str, shots: Option<&Path>) -
         "{name}: contrast {contrast:.2} for {}",
         shown["worst"]
     );
-    let links: Vec<&str> = shown["links"]
+    let mut links: Vec<&str> = shown["links"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| l.as_str().unwrap())
         .collect();
+    // Nothing is loaded from anywhere: a logo is embedded.
+    let resources = shown["resources"].as_array().unwrap();
+    assert!(
+        resources
+            .iter()
+            .all(|r| r.as_str().unwrap().starts_with("data:")),
+        "{name}: a request left the page: {resources:?}"
+    );
+    if branded {
+        assert_eq!(shown["brand"], ORGANISATION, "{name}: {shown}");
+        assert_eq!(shown["logo"], true, "{name}: logo shown");
+        assert!(
+            shown["docTitle"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(" · {ORGANISATION}")),
+            "{name}: {shown}"
+        );
+        let contact = shown["contact"].as_str().unwrap();
+        assert!(
+            contact.contains(PHONE),
+            "{name}: helpdesk phone: {contact:?}"
+        );
+        // The helpdesk's own links are the only others on the page.
+        let helpdesk = format!("tel:{}", PHONE.replace(' ', ""));
+        assert!(links.contains(&helpdesk.as_str()), "{name}: {links:?}");
+        assert!(links.contains(&CONTACT_URL), "{name}: {links:?}");
+        links.retain(|l| *l != helpdesk && *l != CONTACT_URL);
+    } else {
+        assert_eq!(shown["brand"], "", "{name}: unbranded");
+    }
     if page.link_back {
         assert_eq!(links.len(), 1, "{name}: one link back: {links:?}");
         assert!(
@@ -256,7 +317,7 @@ async fn check(client: &Client, page: &Page, lang: &str, shots: Option<&Path>) -
     let title = shown["title"].as_str().unwrap().to_owned();
     if let Some(dir) = shots {
         std::fs::write(
-            dir.join(format!("{name}-1280.png")),
+            dir.join(format!("{prefix}{name}-1280.png")),
             client.screenshot().await.unwrap(),
         )
         .unwrap();
@@ -271,7 +332,7 @@ async fn check(client: &Client, page: &Page, lang: &str, shots: Option<&Path>) -
     );
     if let Some(dir) = shots {
         std::fs::write(
-            dir.join(format!("{name}-360.png")),
+            dir.join(format!("{prefix}{name}-360.png")),
             client.screenshot().await.unwrap(),
         )
         .unwrap();
@@ -331,14 +392,17 @@ struct Setup {
 }
 
 impl Setup {
-    fn start() -> Setup {
+    /// `pages`: TOML for a `[pages]` section, or nothing.
+    fn start(pages: &str) -> Setup {
         let recorder = Recorder::start();
-        let flows =
-            Harness::start_with_upstream(&recorder.url(), "[representation]\nage_rules = true\n");
+        let flows = Harness::start_with_upstream(
+            &recorder.url(),
+            &format!("[representation]\nage_rules = true\n{pages}"),
+        );
         let fault = FaultUpstream::start();
         let faults = Harness::start_with_upstream(
             &fault.url(),
-            "[upstream]\nresponse_timeout = \"300ms\"\n",
+            &format!("[upstream]\nresponse_timeout = \"300ms\"\n{pages}"),
         );
         Setup {
             recorder,
@@ -522,22 +586,31 @@ fn get_raw(addr: SocketAddr, target: &str) -> String {
 
 #[tokio::test]
 async fn every_page_in_a_real_browser() {
-    let setup = Setup::start();
     let driver = Chromedriver::start();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/pages");
     std::fs::create_dir_all(&shots).unwrap();
-    for lang in ["nl", "en"] {
-        let client = driver.session(lang).await;
-        for shown in EVERY_PAGE {
-            let page = setup.prepare(shown);
-            // Screenshots are documentation, written when asked for (or missing): a test run
-            // leaves the tree as it was (the proxy-trouble pages show a random trace id).
-            let write = std::env::var_os("VERT_SCREENSHOTS").is_some()
-                || !shots.join(format!("{}-360.png", page.name)).exists();
-            let dir = (lang == "nl" && write).then_some(shots.as_path());
-            let title = check(&client, &page, lang, dir).await;
-            println!("{lang} {:<14} {title}", page.name);
+    let dir = temp_dir();
+    // As shipped, then in a DVA's own name (issue 22): every page, both languages, both times.
+    for (pages, prefix) in [(String::new(), ""), (branded_config(&dir), "branded-")] {
+        let setup = Setup::start(&pages);
+        let branded = !pages.is_empty();
+        for lang in ["nl", "en"] {
+            let client = driver.session(lang).await;
+            for shown in EVERY_PAGE {
+                let page = setup.prepare(shown);
+                // Screenshots are documentation, written when asked for (or missing): a test
+                // run leaves the tree as it was (the proxy-trouble pages show a random trace
+                // id). Branded, the two the README shows.
+                let documented = !branded || matches!(page.name, "vert1" | "vert4");
+                let write = std::env::var_os("VERT_SCREENSHOTS").is_some()
+                    || !shots
+                        .join(format!("{prefix}{}-360.png", page.name))
+                        .exists();
+                let dir = (lang == "nl" && write && documented).then_some(shots.as_path());
+                let title = check(&client, &page, lang, dir, branded, prefix).await;
+                println!("{prefix}{lang} {:<14} {title}", page.name);
+            }
+            client.close().await.unwrap();
         }
-        client.close().await.unwrap();
     }
 }

@@ -21,7 +21,7 @@ use http::header::{self, HeaderName, HeaderValue};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pages::{Lang, PageBody, WithPages};
+use crate::pages::{Lang, WithPages};
 use crate::resources::{Resources, load_clients, load_keys};
 use crate::seal::KeyRing;
 use crate::seal::random_uuid;
@@ -303,7 +303,7 @@ impl Guard {
             detail,
             &Subject::flow(flow),
         );
-        let (mut parts, _sealed) = response.into_parts();
+        let (mut parts, sealed) = response.into_parts();
         let headers = &mut parts.headers;
         for name in [
             header::CONTENT_TYPE,
@@ -314,7 +314,7 @@ impl Guard {
         }
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         headers.insert(header::LOCATION, location);
-        ResB::response(Response::from_parts(parts, PageBody::default()))
+        Response::from_parts(parts, sealed.drained())
     }
 
     /// Removes the signal headers, and says whether one came more than once. One scan of the
