@@ -24,7 +24,10 @@ ENV MEDMIJ_VERT_CONFIG=/etc/medmij-vert-proxy/proxy.toml \
 USER nonroot:nonroot
 EXPOSE 8080 9901
 STOPSIGNAL SIGTERM
-# distroless has no curl: the binary asks its own admin listener.
+# Liveness (the proxy answers), not readiness: an AS outage must not make an orchestrator that
+# replaces unhealthy containers (Swarm, ECS) restart a healthy proxy. /ready stays readiness,
+# for load balancers and Kubernetes. distroless has no curl: the binary asks its own admin
+# listener.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/medmij-vert-proxy", "health"]
+  CMD ["/usr/local/bin/medmij-vert-proxy", "health", "--live"]
 ENTRYPOINT ["/usr/local/bin/medmij-vert-proxy"]

@@ -30,3 +30,7 @@ target/venv-django/bin/pip install -q --disable-pip-version-check -r examples/as
 target/venv-django/bin/python examples/as/django/test_flows.py target/debug/medmij-vert-proxy
 (cd examples/as/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
 node examples/as/oidc-provider/test.js target/debug/medmij-vert-proxy
+
+# The image's runtime stage in a real container engine (podman and runc, installed when
+# missing), around the binary just built (issue 22).
+deploy/container-test.sh target/debug/medmij-vert-proxy

@@ -192,9 +192,19 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     response
 }
 
-/// `medmij-vert-proxy health`: asks the admin listener at `addr` for `/ready`. An unspecified
-/// address (`0.0.0.0`, `::`) is asked on loopback. `Err` says why not ready.
-pub fn check_ready(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+/// What `medmij-vert-proxy health` asks the admin listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/live`: the proxy answers. A container's HEALTHCHECK: an orchestrator that replaces
+    /// unhealthy containers must not restart a healthy proxy while the AS is down.
+    Live,
+    /// `/ready`: the AS is reachable too. For load balancers and Kubernetes' readiness probe.
+    Ready,
+}
+
+/// `medmij-vert-proxy health`: asks the admin listener at `addr` for `/live` or `/ready`. An
+/// unspecified address (`0.0.0.0`, `::`) is asked on loopback. `Err` says why not.
+pub fn check(addr: SocketAddr, probe: Probe, timeout: Duration) -> Result<(), String> {
     use std::io::{Read, Write};
     let mut addr = addr;
     if addr.ip().is_unspecified() {
@@ -210,7 +220,10 @@ pub fn check_ready(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| e.to_string())?;
     stream
-        .write_all(b"GET /ready HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .write_all(match probe {
+            Probe::Live => b"GET /live HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+            Probe::Ready => b"GET /ready HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+        })
         .map_err(|e| format!("admin listener {addr}: {e}"))?;
     let mut answer = String::new();
     let _ = stream.take(4096).read_to_string(&mut answer);

@@ -39,8 +39,13 @@ enum Command {
     /// Print a new random state key: a line for state.key_file.
     Genkey,
     /// Ask the admin listener of the proxy this config describes whether it is ready: exit 0
-    /// when `/ready` answers 200, else 1 (a container's HEALTHCHECK; distroless has no curl).
-    Health,
+    /// when `/ready` answers 200, else 1. With `--live`, whether it is alive (`/live`): the
+    /// container's HEALTHCHECK (distroless has no curl).
+    Health {
+        /// Liveness (`/live`, the proxy answers) instead of readiness (`/ready`, the AS too).
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,14 +66,21 @@ fn main() -> ExitCode {
             &config(&["MEDMIJ_VERT_DEMO_CONFIG", "MEDMIJ_VERT_CONFIG"]),
             true,
         ),
-        Some(Command::Health) => health(&config(&["MEDMIJ_VERT_CONFIG"])),
+        Some(Command::Health { live }) => health(
+            &config(&["MEDMIJ_VERT_CONFIG"]),
+            if live {
+                admin::Probe::Live
+            } else {
+                admin::Probe::Ready
+            },
+        ),
         None if cli.check => check(&config(&["MEDMIJ_VERT_CONFIG"])),
         None => run(&config(&["MEDMIJ_VERT_CONFIG"]), false),
     }
 }
 
-/// `health`: exit 0 when the admin listener answers `/ready` with 200.
-fn health(path: &Path) -> ExitCode {
+/// `health`: exit 0 when the admin listener answers `/ready` (or `/live`) with 200.
+fn health(path: &Path, probe: admin::Probe) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -86,18 +98,22 @@ fn health(path: &Path) -> ExitCode {
     };
     let Some(addr) = config.admin.addr else {
         eprintln!(
-            "{}: admin.addr is not set: no /ready to ask",
+            "{}: admin.addr is not set: no /live or /ready to ask",
             path.display()
         );
         return ExitCode::FAILURE;
     };
-    match admin::check_ready(addr, std::time::Duration::from_secs(3)) {
+    let what = match probe {
+        admin::Probe::Live => "live",
+        admin::Probe::Ready => "ready",
+    };
+    match admin::check(addr, probe, std::time::Duration::from_secs(3)) {
         Ok(()) => {
-            println!("ready");
+            println!("{what}");
             ExitCode::SUCCESS
         }
         Err(why) => {
-            eprintln!("not ready: {why}");
+            eprintln!("not {what}: {why}");
             ExitCode::FAILURE
         }
     }

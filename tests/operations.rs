@@ -419,6 +419,18 @@ fn sighup_reloads_the_client_list_and_a_broken_one_keeps_the_old() {
     let out = health();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not ready: upstream"));
+    // Liveness (the image's HEALTHCHECK) stays 0 while the AS is down: the proxy answers.
+    let live = Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+        .args(["health", "--live", "--config"])
+        .arg(dir.join("proxy.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&live.stdout), "live\n");
 
     signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
@@ -538,4 +550,48 @@ fn key_rotation_a_flow_sealed_with_the_old_key_is_released_after_the_reload() {
     );
     let r = finish_flow(&sealed_with_new_too);
     assert_eq!(raw_status(&r), 302, "{r}");
+}
+
+/// Issue 22: `pages.logo_file` is read at start and again on reload (SIGHUP); a logo that
+/// cannot be read keeps the one in use, and is counted.
+#[tokio::test]
+async fn the_pages_logo_is_read_again_on_reload_and_a_bad_one_keeps_the_old() {
+    let dir = temp_dir();
+    let logo = dir.join("logo.svg");
+    let svg = |fill: &str| {
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\" fill=\"{fill}\"/></svg>"
+        )
+    };
+    std::fs::write(&logo, svg("red")).unwrap();
+    let h = Harness::start(&format!(
+        "{ADMIN}[pages]\norganisation = \"Ziekenhuis Oost\"\nlogo_file = \"{}\"\n",
+        logo.display()
+    ));
+    let page = || async {
+        get(&format!(
+            "{}/oauth2/authorize?response_type=code&client_id=unknown.example&redirect_uri=https%3A%2F%2Funknown.example%2Fcb&state=s",
+            h.base
+        ))
+        .await
+    };
+    let embedded = |fill: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(svg(fill))
+    };
+    let first = page().await;
+    assert_eq!(first.status, 400);
+    assert!(first.body.contains(&embedded("red")), "{}", first.body);
+    assert!(first.body.contains("Ziekenhuis Oost"));
+    std::fs::write(&logo, svg("blue")).unwrap();
+    h.running().reload();
+    assert!(page().await.body.contains(&embedded("blue")));
+    // Not a logo: the blue one stays.
+    std::fs::write(&logo, "GIF89a").unwrap();
+    h.running().reload();
+    assert!(page().await.body.contains(&embedded("blue")));
+    assert_eq!(
+        h.metric("medmij_vert_reloads_total{file=\"pages\",result=\"error\"}"),
+        1
+    );
 }
