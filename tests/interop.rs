@@ -595,3 +595,26 @@ fn rfc9207_iss_on_the_proxys_own_redirects_and_the_ass_own_untouched() {
     assert!(r.contains("error=access_denied"), "{r}");
     assert!(r.contains("iss=https%3A%2F%2Fas.example.nl%2Fo"), "{r}");
 }
+
+/// Issue 18, finding 6: a released redirect reaches the client without the AS's body (which
+/// names the sealed state), and that body is still read, so the AS's connection is reused.
+#[test]
+fn released_redirects_carry_no_as_body_and_keep_the_as_connection() {
+    let (upstream, h) = start();
+    upstream.answer_authorize(
+        "https://pgo.example.nl/callback?code=C0DE&state={state}",
+        &[("x-vert-representation", "none")],
+    );
+    for _ in 0..5 {
+        let r = get_raw(h.proxy_addr(), &format!("/oauth2/authorize?{VALID}"), "");
+        assert_eq!(raw_status(&r), 302, "{r}");
+        assert!(r.ends_with("\r\n\r\n"), "a body reached the client: {r}");
+        assert!(!r.contains("Redirecting"), "{r}");
+        assert!(r.contains("\r\ncontent-length: 0\r\n"), "{r}");
+    }
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "the AS's connection was not reused"
+    );
+}

@@ -663,14 +663,18 @@ impl Recorder {
             .split('&')
             .find_map(|p| p.strip_prefix("state="))
             .unwrap_or("");
+        // With the body real ASs write ("Redirecting to …"): it carries the sealed state, so
+        // the proxy must keep it from the client, and read it so the connection is reused.
+        let location = template.replace("{state}", state);
+        let body = format!("Redirecting to {location}");
         let mut answer = format!(
-            "HTTP/1.1 302 Found\r\nlocation: {}\r\ncontent-length: 0\r\n",
-            template.replace("{state}", state)
+            "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: {}\r\n",
+            body.len()
         );
         for (name, value) in headers {
             answer.push_str(&format!("{name}: {value}\r\n"));
         }
-        answer + "\r\n"
+        answer + "\r\n" + &body
     }
 
     pub fn url(&self) -> String {
