@@ -48,6 +48,19 @@ fn agrees(parsed: &Parsed<'_>, flow: &Flow, ids: Ids) -> Result<(), &'static str
     if !parsed.is_unambiguous() {
         return Err("a return into a flow with a repeated or malformed parameter");
     }
+    // The code goes back only where the proxy looks: as for a new request, no other response
+    // type or mode, no request object (a round trip must not smuggle `form_post` in).
+    let delivered_elsewhere = parsed
+        .single(Param::ResponseType)
+        .is_some_and(|t| t != "code")
+        || parsed
+            .single(Param::ResponseMode)
+            .is_some_and(|m| m != "query")
+        || parsed.has(Param::Request)
+        || parsed.has(Param::RequestUri);
+    if delivered_elsewhere {
+        return Err("a return into a flow that asks for the code elsewhere than the query");
+    }
     for (param, expected) in [
         (Param::ClientId, flow.client_id()),
         (Param::RedirectUri, flow.redirect_uri.as_str()),
@@ -247,6 +260,15 @@ mod tests {
             "client_id=pgo.example.nl&state=SEALED",
         ] {
             assert_eq!(detail(on_get(query)).0, Exception::FailClosed, "{query}");
+        }
+        // A round trip that asks for the code elsewhere than the query.
+        for extra in [
+            "&response_mode=form_post",
+            "&response_type=token",
+            "&request=eyJ",
+        ] {
+            let query = format!("{IDS}&state=SEALED{extra}");
+            assert_eq!(detail(on_get(&query)).0, Exception::FailClosed, "{query}");
         }
         // Repeated under a lenient spelling: ambiguous, refused.
         let query = format!("{IDS}&state=SEALED&REDIRECT_URI=https%3A%2F%2Fevil.example%2Fcb");
