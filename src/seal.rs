@@ -158,6 +158,11 @@ impl KeyRing {
     /// store key), the same for every copy of one sealed state and different for every seal
     /// (one code per flow).
     pub fn open_with_id(&self, state: &str) -> (Opened, Option<[u8; 32]>) {
+        // Shorter than the smallest token: a client's own state, not worth decoding (every
+        // authorization request asks whether its state is one of ours, SPEC §3.6).
+        if state.len() < (HEADER_LEN.min(HEADER_1_LEN) + TAG_LEN) * 4 / 3 {
+            return (Opened::Foreign, None);
+        }
         let Ok(mut token) = URL_SAFE_NO_PAD.decode(state) else {
             return (Opened::Foreign, None);
         };

@@ -115,8 +115,10 @@ impl Guard {
     }
 
     /// The Dutch calendar date the age limits are applied on, when they are on.
-    fn age_today(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::NaiveDate> {
-        self.age_rules.then(|| crate::vert::age::dutch_date(now))
+    fn age_today(&self) -> Option<chrono::NaiveDate> {
+        // The clock only when the rules are on: this runs on every redirect.
+        self.age_rules
+            .then(|| crate::vert::age::dutch_date(chrono::Utc::now()))
     }
 
     /// The records of released flows and codes, which the token guard reads.
@@ -185,7 +187,7 @@ impl Guard {
             now: unix_now(),
             ttl: self.flow_ttl.as_secs(),
             skew: self.clock_skew.as_secs(),
-            age_today: self.age_today(chrono::Utc::now()),
+            age_today: self.age_today(),
         };
         let signal = Signal {
             used: used.as_ref().and_then(|v| v.to_str().ok()),

@@ -170,7 +170,7 @@ impl<S> VertGuard<S> {
             clients: &clients,
             enabled: &guard.enabled,
             today,
-            age_today: guard.age_today(now),
+            age_today: guard.age_today(),
             issuer: guard.issuer.as_deref(),
         };
         let (path_and_query, kind, flow) = match authorize::decide_parsed(parsed, &settings) {
