@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine: installs what the tests need (Debian's redis-server, which the
 # Redis tests start on free ports of 127.0.0.1; chromium and chromium-driver, which the browser
-# test drives; the reference ASs' packages from PyPI and npm), then runs the checks CI runs.
+# test drives; the reference ASs' packages from PyPI and npm; podman and runc for the container
+# check), then runs the checks CI runs.
 # `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")"
