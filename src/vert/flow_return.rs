@@ -512,13 +512,25 @@ mod tests {
         date: Option<&str>,
         repeated: bool,
     ) -> Verdict {
+        check_at(location, flow_, used, date, repeated, None)
+    }
+
+    /// The flow-return check; `age_today`: the age rules on, on that Dutch date.
+    fn check_at(
+        location: &str,
+        flow_: Option<Flow>,
+        used: Option<&str>,
+        date: Option<&str>,
+        repeated: bool,
+        age_today: Option<chrono::NaiveDate>,
+    ) -> Verdict {
         let clients = clients();
         let settings = Settings {
             clients: &clients,
             now: NOW,
             ttl: 1800,
             skew: 60,
-            age_today: None,
+            age_today,
         };
         inspect(
             Location::Text(location),
@@ -606,23 +618,13 @@ mod tests {
 
     /// [`check`] with the age rules on, on the Dutch date `today`.
     fn check_on(flow_: Flow, used: &str, date: &str, today: chrono::NaiveDate) -> Verdict {
-        let clients = clients();
-        let settings = Settings {
-            clients: &clients,
-            now: NOW,
-            ttl: 1800,
-            skew: 60,
-            age_today: Some(today),
-        };
-        inspect(
-            Location::Text(CODE),
-            &settings,
-            |_| Opened::Flow(flow_.clone()),
-            Signal {
-                used: Some(used),
-                birthdate: Some(date),
-                repeated: false,
-            },
+        check_at(
+            CODE,
+            Some(flow_),
+            Some(used),
+            Some(date),
+            false,
+            Some(today),
         )
     }
 
