@@ -48,8 +48,10 @@ pub struct Pages {
 /// Where the records of released flows and codes live.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// `redis://…` / `rediss://…`; none: in-process (one instance).
-    pub url: Option<String>,
+    /// Shared by instances; none: in-process (one instance).
+    pub redis: Option<Redis>,
+    /// A write counts only once `WAIT` reports this many replicas (0: once the master has it).
+    pub min_replicas: u32,
     /// The in-process store's bound; full with live records, it fails closed.
     pub max_entries: usize,
     /// How long a Redis command may take before the proxy fails closed.
@@ -57,6 +59,96 @@ pub struct Store {
     /// The share of `max_entries`, in percent, that the releases of one source (client
     /// address; an IPv6 /64) may hold at once.
     pub source_share_percent: usize,
+}
+
+/// The Redis that holds the records: exactly one of `store.url`, `store.sentinels` or
+/// `store.cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redis {
+    /// One Redis.
+    Url(RedisUrl),
+    /// The master named `master` as the sentinels report it, followed across failovers.
+    Sentinel {
+        sentinels: Vec<RedisUrl>,
+        master: SentinelMaster,
+    },
+    /// A Redis Cluster, found through any of these nodes.
+    Cluster(Vec<RedisUrl>),
+}
+
+/// `store.sentinel_master`: the master's name, and how to reach the nodes the sentinels name
+/// (`rediss://user:password@name/db`: TLS, ACL user, database; a bare name: none of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelMaster {
+    pub name: String,
+    pub nodes: RedisUrl,
+}
+
+impl SentinelMaster {
+    fn parse(text: &str) -> Result<SentinelMaster, String> {
+        let nodes = if text.contains("://") {
+            RedisUrl::parse(text)?
+        } else {
+            RedisUrl::parse(&format!("redis://{text}"))?
+        };
+        let info = redis::IntoConnectionInfo::into_connection_info(nodes.expose())
+            .map_err(|e| e.to_string())?;
+        let name = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. } => {
+                host.clone()
+            }
+            _ => return Err("not a master's name".into()),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("not a master's name".into());
+        }
+        Ok(SentinelMaster { name, nodes })
+    }
+}
+
+/// A `redis://` or `rediss://` URL. It may hold a password, so `Debug` shows it without one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// `redis://…`, `rediss://…`, or `host:port` (read as `redis://host:port`), as the `redis`
+    /// crate reads it. The error does not repeat the text, which may hold a password.
+    pub fn parse(text: &str) -> Result<RedisUrl, String> {
+        let url = if text.contains("://") {
+            text.to_owned()
+        } else {
+            format!("redis://{text}")
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err("must start with redis:// or rediss://".into());
+        }
+        match redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
+            Ok(_) => Ok(RedisUrl(url)),
+            Err(_) => Err(
+                "not a Redis URL like redis://[user:password@]host[:port][/db] or rediss://…"
+                    .into(),
+            ),
+        }
+    }
+
+    /// The URL with its password, for the connection only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.0.starts_with("rediss://")
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        match rest.rsplit_once('@') {
+            Some((_, host)) => write!(f, "{scheme}://***@{host}"),
+            None => write!(f, "{scheme}://{rest}"),
+        }
+    }
 }
 
 /// `[token_guard]`: only codes the proxy released reach the AS's token endpoint.
@@ -263,7 +355,16 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     (
         "store",
-        &["url", "max_entries", "timeout", "source_share_percent"],
+        &[
+            "url",
+            "sentinels",
+            "sentinel_master",
+            "cluster",
+            "min_replicas",
+            "max_entries",
+            "timeout",
+            "source_share_percent",
+        ],
     ),
     ("token_guard", &["path", "code_ttl"]),
 ];
@@ -476,15 +577,17 @@ impl Config {
         // Port 0 on both means two different ports, chosen at bind.
         let s = c.section(&root, "store");
         let store = Store {
-            url: c.string(&s, "url").map(str::to_owned),
+            redis: c.redis(&s),
+            min_replicas: c.integer(&s, "min_replicas", 0, 0, 16) as u32,
             max_entries: c.integer(&s, "max_entries", 100_000, 1, 100_000_000),
             timeout: c.duration(&s, "timeout", "1s"),
             source_share_percent: c.integer(&s, "source_share_percent", 5, 1, 100),
         };
-        if let Some(url) = &store.url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            c.error("store.url", "must start with redis:// or rediss://");
+        if store.min_replicas > 0 && store.redis.is_none() {
+            c.error(
+                "store.min_replicas",
+                "needs a Redis (store.url, store.sentinels or store.cluster): the in-process store has no replicas",
+            );
         }
 
         let s = c.section(&root, "token_guard");
@@ -839,6 +942,84 @@ impl Check {
         out
     }
 
+    /// `[store]`'s Redis: one of `url`, `sentinels` (with `sentinel_master`) and `cluster`.
+    fn redis(&mut self, s: &Section<'_>) -> Option<Redis> {
+        let url = self
+            .string(s, "url")
+            .map(|text| RedisUrl::parse(text).map_err(|e| self.error("store.url", e)));
+        let sentinels = s.table.and_then(|t| t.get("sentinels")).is_some().then(|| {
+            let list = self.list(s, "sentinels", RedisUrl::parse);
+            self.same_scheme("store.sentinels", &list);
+            list
+        });
+        let master = self.string(s, "sentinel_master");
+        let cluster = s.table.and_then(|t| t.get("cluster")).is_some().then(|| {
+            let list = self.list(s, "cluster", RedisUrl::parse);
+            if let Err(e) = redis::cluster::ClusterClient::new(list.iter().map(RedisUrl::expose))
+                && !list.is_empty()
+            {
+                self.error("store.cluster", format!("{e}"));
+            }
+            list
+        });
+        let given: Vec<&str> = [
+            ("store.url", url.is_some()),
+            ("store.sentinels", sentinels.is_some()),
+            ("store.cluster", cluster.is_some()),
+        ]
+        .iter()
+        .filter_map(|(key, set)| set.then_some(*key))
+        .collect();
+        if given.len() > 1 {
+            self.error(
+                given[1],
+                format!("{} is set too: name one Redis, not both", given[0]),
+            );
+            return None;
+        }
+        if master.is_some() && sentinels.is_none() {
+            self.error("store.sentinel_master", "needs store.sentinels");
+        }
+        if let Some(list) = &sentinels
+            && list.is_empty()
+        {
+            self.error("store.sentinels", "names no sentinel");
+        }
+        if let Some(list) = &cluster
+            && list.is_empty()
+        {
+            self.error("store.cluster", "names no node");
+        }
+        if let Some(Ok(url)) = url {
+            return Some(Redis::Url(url));
+        }
+        if let Some(sentinels) = sentinels {
+            let master = match master {
+                None => {
+                    self.error(
+                        "store.sentinel_master",
+                        "missing (the master's name, as the sentinels monitor it)",
+                    );
+                    None
+                }
+                Some(text) => SentinelMaster::parse(text)
+                    .map_err(|e| self.error("store.sentinel_master", e))
+                    .ok(),
+            };
+            return master
+                .filter(|_| !sentinels.is_empty())
+                .map(|master| Redis::Sentinel { sentinels, master });
+        }
+        cluster.filter(|list| !list.is_empty()).map(Redis::Cluster)
+    }
+
+    /// The `redis` crate speaks TLS to all of a list's nodes or to none.
+    fn same_scheme(&mut self, key: &str, list: &[RedisUrl]) {
+        if list.iter().any(|u| u.is_tls() != list[0].is_tls()) {
+            self.error(key, "mixes redis:// and rediss://: all or none speak TLS");
+        }
+    }
+
     fn static_clients(&mut self, s: &Section<'_>) -> Vec<Client> {
         let Some(items) = self.typed(s, "static", "an array of tables", Value::as_array) else {
             return Vec::new();
@@ -1153,6 +1334,123 @@ mod tests {
         assert_eq!(
             got,
             ["representation.used_header: a hop-by-hop header cannot carry the signal"]
+        );
+    }
+
+    const UP: &str = "[upstream]\nurl=\"http://a:1\"\n";
+
+    #[test]
+    fn store_names_one_redis_in_each_form() {
+        let c = parse(&format!(
+            "{UP}[store]\nurl = \"rediss://app:s3cret@redis.internal:6380/2\"\n"
+        ))
+        .unwrap();
+        assert!(matches!(&c.store.redis, Some(Redis::Url(u)) if u.is_tls()));
+        let c = parse(&format!(
+            "{UP}[store]\nsentinels = [\"10.0.0.1:26379\", \"redis://sent:pw@10.0.0.2:26379\"]\nsentinel_master = \"rediss://app:pw@mymaster/1\"\nmin_replicas = 1\n"
+        ))
+        .unwrap();
+        let Some(Redis::Sentinel { sentinels, master }) = &c.store.redis else {
+            panic!("{:?}", c.store.redis)
+        };
+        assert_eq!(sentinels[0].expose(), "redis://10.0.0.1:26379");
+        assert_eq!(master.name, "mymaster");
+        assert!(master.nodes.is_tls());
+        assert_eq!(c.store.min_replicas, 1);
+        let c = parse(&format!(
+            "{UP}[store]\nsentinels = [\"127.0.0.1:26379\"]\nsentinel_master = \"mymaster\"\n"
+        ))
+        .unwrap();
+        let Some(Redis::Sentinel { master, .. }) = &c.store.redis else {
+            panic!()
+        };
+        assert_eq!(
+            (master.name.as_str(), master.nodes.is_tls()),
+            ("mymaster", false)
+        );
+        let c = parse(&format!(
+            "{UP}[store]\ncluster = [\"127.0.0.1:7000\", \"127.0.0.1:7001\"]\n"
+        ))
+        .unwrap();
+        assert!(matches!(&c.store.redis, Some(Redis::Cluster(nodes)) if nodes.len() == 2));
+        let c = parse(UP).unwrap();
+        assert_eq!((c.store.redis, c.store.min_replicas), (None, 0));
+    }
+
+    #[test]
+    fn store_refuses_two_redis_forms_and_every_malformed_one() {
+        let got = errors(&format!(
+            "{UP}[store]\nurl = \"redis://a:6379\"\ncluster = [\"b:7000\"]\n"
+        ));
+        assert_eq!(
+            got,
+            ["store.cluster: store.url is set too: name one Redis, not both"]
+        );
+        let got = errors(&format!(
+            "{UP}[store]\nsentinels = [\"a:26379\"]\nsentinel_master = \"m\"\ncluster = [\"b:7000\"]\n"
+        ));
+        assert_eq!(
+            got,
+            ["store.cluster: store.sentinels is set too: name one Redis, not both"]
+        );
+        let got = errors(&format!(
+            "{UP}[store]\nurl = \"http://a\"\nmin_replicas = 17\n"
+        ));
+        assert_eq!(
+            got,
+            [
+                "store.url: must start with redis:// or rediss://",
+                "store.min_replicas: must be between 0 and 16",
+            ]
+        );
+        let got = errors(&format!("{UP}[store]\nmin_replicas = 1\n"));
+        assert_eq!(
+            got,
+            [
+                "store.min_replicas: needs a Redis (store.url, store.sentinels or store.cluster): the in-process store has no replicas"
+            ]
+        );
+        let got = errors(&format!(
+            "{UP}[store]\nsentinels = [\"redis://a:26379\", \"rediss://b:26379\", 7, \"redis://u:pw@[zz\"]\n"
+        ));
+        assert_eq!(
+            got,
+            [
+                "store.sentinels[2]: expected a string, found integer",
+                "store.sentinels[3]: not a Redis URL like redis://[user:password@]host[:port][/db] or rediss://…",
+                "store.sentinels: mixes redis:// and rediss://: all or none speak TLS",
+                "store.sentinel_master: missing (the master's name, as the sentinels monitor it)",
+            ]
+        );
+        let got = errors(&format!(
+            "{UP}[store]\nsentinel_master = \"m\"\nsentinels = []\ncluster_x = 1\n"
+        ));
+        assert_eq!(
+            got,
+            [
+                "store.cluster_x: unknown key",
+                "store.sentinels: names no sentinel",
+            ]
+        );
+        let got = errors(&format!("{UP}[store]\nsentinel_master = \"m\"\n"));
+        assert_eq!(got, ["store.sentinel_master: needs store.sentinels"]);
+        let got = errors(&format!(
+            "{UP}[store]\ncluster = [\"redis://u:a@h:7000\", \"redis://u:b@h:7001\"]\n"
+        ));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("store.cluster: "), "{got:?}");
+        assert!(
+            !got[0].contains(":a@") && !got[0].contains(":b@"),
+            "{got:?}"
+        );
+        // The password never reaches an error, nor `Debug`.
+        let got = errors(&format!("{UP}[store]\nurl = \"redis://u:s3cret@[zz\"\n"));
+        assert!(!got[0].contains("s3cret"), "{got:?}");
+        let c = parse(&format!("{UP}[store]\nurl = \"rediss://u:s3cret@h:1/0\"\n")).unwrap();
+        let shown = format!("{:?}", c.store);
+        assert!(
+            !shown.contains("s3cret") && shown.contains("rediss://***@h:1/0"),
+            "{shown}"
         );
     }
 }

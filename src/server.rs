@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
 use crate::admin::{self, Admin};
-use crate::config::Config;
+use crate::config::{Config, Redis};
 use crate::conn::{Activity, Limits, TimedIo, Tracked};
 use crate::error_pages::ErrorPagesLayer;
 use crate::forwarded::Peer;
@@ -46,7 +46,7 @@ pub struct Running {
     workers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
     admin: Option<Admin>,
-    /// Drives the Redis connection, when `store.url` is set.
+    /// Drives the Redis connection, when the records are in Redis.
     store_runtime: Option<StoreRuntime>,
 }
 
@@ -118,18 +118,18 @@ struct StoreRuntime {
 }
 
 impl StoreRuntime {
-    fn start(url: &str, timeout: std::time::Duration) -> io::Result<(Arc<dyn Store>, Self)> {
+    fn start(config: &crate::config::Store, redis: &Redis) -> io::Result<(Arc<dyn Store>, Self)> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (made, store) = std::sync::mpsc::channel();
-        let url = url.to_owned();
+        let (redis, timeout, min_replicas) = (redis.clone(), config.timeout, config.min_replicas);
         let thread = crate::runtime::spawn_thread("vert-store", move || async move {
-            let _ = made.send(RedisStore::new(&url, timeout).map_err(|e| e.to_string()));
+            let _ = made.send(RedisStore::new(&redis, timeout, min_replicas));
             let _ = stopped.await;
         })?;
         let store = store
             .recv()
-            .map_err(|_| io::Error::other("store.url: the store thread ended"))?
-            .map_err(|e| io::Error::other(format!("store.url: {e}")))?;
+            .map_err(|_| io::Error::other("store: the store thread ended"))?
+            .map_err(|e| io::Error::other(format!("store: {e}")))?;
         Ok((
             Arc::new(store),
             StoreRuntime {
@@ -185,10 +185,10 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         Some(admin_addr) => Some(admin::start(admin_addr, metrics.clone(), &config.upstream)?),
         None => None,
     };
-    let (store, store_runtime): (Arc<dyn Store>, _) = match &config.store.url {
+    let (store, store_runtime): (Arc<dyn Store>, _) = match &config.store.redis {
         None => (Arc::new(MemoryStore::new(config.store.max_entries)), None),
-        Some(url) => {
-            let (store, runtime) = StoreRuntime::start(url, config.store.timeout)?;
+        Some(redis) => {
+            let (store, runtime) = StoreRuntime::start(&config.store, redis)?;
             (store, Some(runtime))
         }
     };

@@ -7,32 +7,33 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use support::ha;
 use support::*;
 
 const SELF: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=st-1&scope=48";
 
 struct Pool {
     upstream: Recorder,
-    redis: Redis,
     a: Harness,
     b: Harness,
 }
 
-fn pool() -> Pool {
+/// Two instances with one state key and `store` (a `[store]` section), the token guard on.
+fn pool(store: &str) -> Pool {
     let upstream = Recorder::start();
-    let redis = Redis::start();
     let extra = format!(
-        "[store]\nurl = \"{}\"\ntimeout = \"500ms\"\n[token_guard]\npath = \"/oauth2/token\"\n[admin]\naddr = \"127.0.0.1:0\"\n",
-        redis.url()
+        "{store}[token_guard]\npath = \"/oauth2/token\"\n[admin]\naddr = \"127.0.0.1:0\"\n"
     );
     let a = Harness::start_with_upstream(&upstream.url(), &extra);
     let b = Harness::beside(&a, &upstream.url(), &extra);
-    Pool {
-        upstream,
-        redis,
-        a,
-        b,
-    }
+    Pool { upstream, a, b }
+}
+
+fn one_redis(redis: &Redis) -> Pool {
+    pool(&format!(
+        "[store]\nurl = \"{}\"\ntimeout = \"500ms\"\n",
+        redis.url()
+    ))
 }
 
 fn get(addr: SocketAddr, target: &str) -> String {
@@ -56,37 +57,57 @@ fn token(addr: SocketAddr, code: &str) -> String {
     )
 }
 
-/// Starts a flow on `addr`; the sealed state the AS got.
-fn start_flow(p: &Pool, addr: SocketAddr) -> String {
-    let r = get(addr, &format!("/oauth2/authorize?{SELF}"));
+/// Starts a flow on `addr`; the sealed state the AS got. `nonce`, passed through to the AS,
+/// finds this flow's request among others'.
+fn start_flow_marked(p: &Pool, addr: SocketAddr, nonce: &str) -> String {
+    let r = get(addr, &format!("/oauth2/authorize?{SELF}&nonce={nonce}"));
     assert_eq!(raw_status(&r), 200, "{r}");
     let received = p.upstream.received();
-    let query = received.rsplit("GET /oauth2/authorize?").next().unwrap();
-    let query = query.split_whitespace().next().unwrap();
+    // A body the AS ignored (a token request's) runs into the next request line.
+    let line = received
+        .lines()
+        .filter_map(|l| l.find("GET /oauth2/authorize?").map(|at| &l[at..]))
+        .rfind(|l| l.contains(&format!("nonce={nonce} ")) || l.contains(&format!("nonce={nonce}&")))
+        .unwrap_or_else(|| panic!("the AS got no authorization request with {nonce}: {received}"));
+    let query = line.split_whitespace().nth(1).unwrap();
     query
-        .split('&')
+        .split(['?', '&'])
         .find_map(|pair| pair.strip_prefix("state="))
         .unwrap()
         .to_owned()
+}
+
+fn start_flow(p: &Pool, addr: SocketAddr) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    start_flow_marked(p, addr, &format!("n{n}"))
 }
 
 /// The AS answers the consent on `addr` with `code` for the flow `sealed`, signalling `used`.
 fn return_flow(p: &Pool, addr: SocketAddr, sealed: &str, code: &str, used: &str) -> String {
     p.upstream.answer_path(
         "/oauth2/consent",
-        &format!("{REDIRECT}?code={code}&state={sealed}"),
+        &format!("{REDIRECT}?code={{code}}&state={{state}}"),
         &[("x-vert-representation", used)],
     );
-    get(addr, "/oauth2/consent")
+    get(addr, &format!("/oauth2/consent?code={code}&state={sealed}"))
 }
 
 fn token_requests_at_the_as(p: &Pool) -> usize {
     p.upstream.received().matches("POST /oauth2/token ").count()
 }
 
+/// Whether the AS ever got a token request for `code`.
+fn code_reached_the_as(p: &Pool, code: &str) -> bool {
+    p.upstream
+        .received()
+        .contains(&format!("grant_type=authorization_code&code={code}&"))
+}
+
 #[test]
 fn a_flow_started_on_one_instance_is_released_once_on_the_other() {
-    let p = pool();
+    let redis = Redis::start();
+    let p = one_redis(&redis);
     let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
     let sealed = start_flow(&p, a);
     let r = return_flow(&p, b, &sealed, "C0DE-1", "none");
@@ -103,7 +124,8 @@ fn a_flow_started_on_one_instance_is_released_once_on_the_other() {
 
 #[test]
 fn a_code_released_by_one_instance_is_redeemed_once_through_the_other() {
-    let p = pool();
+    let redis = Redis::start();
+    let p = one_redis(&redis);
     let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
     let sealed = start_flow(&p, a);
     let r = return_flow(&p, a, &sealed, "C0DE-3", "none");
@@ -120,7 +142,8 @@ fn a_code_released_by_one_instance_is_redeemed_once_through_the_other() {
 
 #[test]
 fn a_withheld_code_is_refused_at_the_token_endpoint_without_reaching_the_as() {
-    let p = pool();
+    let redis = Redis::start();
+    let p = one_redis(&redis);
     let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
     // Vert 2: representation used, not asked for.
     let sealed = start_flow(&p, a);
@@ -154,14 +177,15 @@ fn a_withheld_code_is_refused_at_the_token_endpoint_without_reaching_the_as() {
 
 #[test]
 fn redis_down_fails_closed_and_recovers_when_it_returns() {
-    let mut p = pool();
+    let mut redis = Redis::start();
+    let p = one_redis(&redis);
     let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
     // Released before the outage, redeemed after it.
     let sealed = start_flow(&p, a);
     let r = return_flow(&p, a, &sealed, "C0DE-6", "none");
     assert_eq!(raw_status(&r), 302, "{r}");
 
-    p.redis.stop();
+    redis.stop();
     let sealed = start_flow(&p, a);
     let r = return_flow(&p, b, &sealed, "C0DE-7", "none");
     assert_eq!(raw_status(&r), 502, "the release cannot be recorded: {r}");
@@ -176,7 +200,7 @@ fn redis_down_fails_closed_and_recovers_when_it_returns() {
     assert!(p.a.metric("medmij_vert_store_errors_total") >= 1);
 
     // Redis comes back (empty: no persistence). The connection manager reconnects.
-    p.redis.start_again();
+    redis.start_again();
     // A fresh flow each try: a try that failed closed may have recorded its flow.
     wait_until("a release after Redis returned", || {
         let sealed = start_flow(&p, b);
@@ -184,4 +208,234 @@ fn redis_down_fails_closed_and_recovers_when_it_returns() {
     });
     let r = token(b, "C0DE-8");
     assert_eq!(raw_status(&r), 200, "{r}");
+}
+
+// ---- Sentinel and Cluster: real redis-server processes (tests/support/ha.rs) ----
+
+/// The `[store]` lines for a topology, with `min_replicas`.
+fn ha_store(store: &str, min_replicas: u32) -> String {
+    format!("{store}timeout = \"500ms\"\nmin_replicas = {min_replicas}\n")
+}
+
+/// One flow through the pool: started on `a`, returned on `b`, its code redeemed once through
+/// `a` and refused afterwards on both.
+fn released_once_and_redeemed_once(p: &Pool, code: &str) {
+    let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
+    let sealed = start_flow(p, a);
+    let r = return_flow(p, b, &sealed, code, "none");
+    assert_eq!(raw_status(&r), 302, "{r}");
+    assert!(r.contains(&format!("code={code}&state=st-1\r\n")), "{r}");
+    for addr in [a, b] {
+        let r = return_flow(p, addr, &sealed, &format!("{code}-again"), "none");
+        assert_eq!(raw_status(&r), 403, "{r}");
+        assert!(r.contains("Deze inlog is al gebruikt"), "{r}");
+    }
+    let before = token_requests_at_the_as(p);
+    let r = token(a, code);
+    assert_eq!(raw_status(&r), 200, "{r}");
+    for addr in [a, b] {
+        let r = token(addr, code);
+        assert!(r.ends_with("{\"error\":\"invalid_grant\"}"), "{r}");
+    }
+    assert_eq!(token_requests_at_the_as(p), before + 1);
+}
+
+#[test]
+fn sentinel_two_instances_release_a_flow_once_and_redeem_its_code_once() {
+    let s = ha::Sentinels::start(2);
+    let p = pool(&ha_store(&s.store_config(), 1));
+    released_once_and_redeemed_once(&p, "SENTINEL-1");
+}
+
+#[test]
+fn cluster_two_instances_release_a_flow_once_and_redeem_its_code_once() {
+    let c = ha::Cluster::start();
+    let p = pool(&ha_store(&c.store_config(), 1));
+    // Several flows, so that the records land on more than one master.
+    for i in 0..6 {
+        released_once_and_redeemed_once(&p, &format!("CLUSTER-{i}"));
+    }
+    let holding = c.keys().iter().filter(|(_, keys)| !keys.is_empty()).count();
+    assert!(
+        holding >= 2,
+        "records on {holding} master(s): {:?}",
+        c.keys()
+    );
+}
+
+#[test]
+fn wrong_credentials_for_the_sentinels_fail_closed() {
+    let s = ha::Sentinels::start(1);
+    let store = s.store_config().replace(ha::SENTINEL_PASSWORD, "wrong");
+    let p = pool(&ha_store(&store, 0));
+    let sealed = start_flow(&p, p.a.proxy_addr());
+    let r = return_flow(&p, p.b.proxy_addr(), &sealed, "NO-SENTINEL", "none");
+    assert_eq!(raw_status(&r), 502, "{r}");
+    assert!(!r.contains("NO-SENTINEL"), "{r}");
+    assert!(p.b.metric("medmij_vert_store_errors_total") >= 1);
+}
+
+/// What one flow's returns got: how many released a code.
+fn releases(replies: &[&str]) -> usize {
+    replies.iter().filter(|r| raw_status(r) == 302).count()
+}
+
+/// The `min_replicas` the failover tests run with: 1, unless `VERT_TEST_MIN_REPLICAS` says
+/// otherwise (set it to 0 to watch them fail with a double release).
+fn min_replicas() -> u32 {
+    std::env::var("VERT_TEST_MIN_REPLICAS").map_or(1, |v| v.parse().unwrap())
+}
+
+/// A flow whose release reached only the master (its replicas' links cut), the master killed,
+/// a replica promoted, the consent replayed: the flow may release one code in all.
+fn sentinel_failover_with_cut_links(min_replicas: u32) -> usize {
+    let mut s = ha::Sentinels::start(2);
+    let p = pool(&ha_store(&s.store_config(), min_replicas));
+    let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
+    released_once_and_redeemed_once(&p, "BEFORE");
+
+    let sealed = start_flow(&p, a);
+    for replica in s.replicas() {
+        replica.cut_master_link();
+    }
+    let first = return_flow(&p, b, &sealed, "FIRST", "none");
+    if min_replicas > 0 {
+        assert_eq!(raw_status(&first), 502, "not durable: withheld: {first}");
+        assert!(
+            first.contains("Er ging iets mis") && !first.contains("FIRST"),
+            "{first}"
+        );
+    }
+    let old = s.kill_master();
+    let killed = std::time::Instant::now();
+    for replica in s.replicas() {
+        replica.heal_master_auth();
+    }
+    s.wait_for_promotion(old);
+    let promoted = killed.elapsed();
+    let (recovered, replays) = replay_after_recovery(&p, &sealed, killed);
+    println!(
+        "sentinel failover (min_replicas = {min_replicas}): promoted after {:.1} s, releases again after {:.1} s",
+        promoted.as_secs_f64(),
+        recovered.as_secs_f64()
+    );
+    let mut all: Vec<&str> = vec![&first];
+    all.extend(replays.iter().map(String::as_str));
+    let released = releases(&all);
+    // The withheld code never reaches the AS.
+    if raw_status(&first) != 302 {
+        let r = token(b, "FIRST");
+        assert!(r.ends_with("{\"error\":\"invalid_grant\"}"), "{r}");
+        assert!(!code_reached_the_as(&p, "FIRST"));
+    }
+    released
+}
+
+/// Waits until fresh flows are released again (through both instances); then replays the
+/// consent of `sealed` on each instance with a new code: every answer. A replay may be
+/// released, refused as already used, or withheld with the fail-closed page (a replay whose
+/// record reached the master but not `store.min_replicas` replicas: it then counts as used).
+fn replay_after_recovery(
+    p: &Pool,
+    sealed: &str,
+    killed: std::time::Instant,
+) -> (Duration, Vec<String>) {
+    let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
+    let mut tries = 0;
+    wait_until("fresh flows are released again", || {
+        tries += 1;
+        let fresh = start_flow(p, a);
+        raw_status(&return_flow(
+            p,
+            b,
+            &fresh,
+            &format!("FRESH-{tries}"),
+            "none",
+        )) == 302
+    });
+    let recovered = killed.elapsed();
+    let replies = [a, b, a]
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let r = return_flow(p, *addr, sealed, &format!("REPLAY-{i}"), "none");
+            let status = raw_status(&r);
+            assert!(
+                status == 302
+                    || (status == 403 && r.contains("Deze inlog is al gebruikt"))
+                    || (status == 502 && r.contains("Er ging iets mis")),
+                "{r}"
+            );
+            r
+        })
+        .collect();
+    (recovered, replies)
+}
+
+#[test]
+fn sentinel_failover_with_cut_replica_links_never_releases_a_flow_twice() {
+    let released = sentinel_failover_with_cut_links(min_replicas());
+    assert!(released <= 1, "the flow released {released} codes");
+}
+
+/// The control: the same failover without `min_replicas` does release a flow twice, so the
+/// test above tests something.
+#[test]
+fn without_min_replicas_the_same_failover_releases_a_flow_twice() {
+    assert_eq!(sentinel_failover_with_cut_links(0), 2);
+}
+
+#[test]
+fn cluster_failover_with_cut_replica_links_never_releases_a_flow_twice() {
+    let min_replicas = min_replicas();
+    let mut c = ha::Cluster::start();
+    let p = pool(&ha_store(&c.store_config(), min_replicas));
+    let (a, b) = (p.a.proxy_addr(), p.b.proxy_addr());
+    released_once_and_redeemed_once(&p, "BEFORE");
+
+    let sealed = start_flow(&p, a);
+    for replica in c.replicas() {
+        replica.cut_master_link();
+    }
+    let keys_before = c.keys();
+    let first = return_flow(&p, b, &sealed, "FIRST", "none");
+    if min_replicas > 0 {
+        assert_eq!(raw_status(&first), 502, "not durable: withheld: {first}");
+    }
+    // The master that took the flow's record: the new record that lives longest (a flow's
+    // record lives for state.flow_ttl and the clock skew, a code's for token_guard.code_ttl).
+    let holder = c
+        .keys()
+        .into_iter()
+        .flat_map(|(port, keys)| keys.into_iter().map(move |(key, ttl)| (port, key, ttl)))
+        .filter(|(port, key, _)| {
+            !keys_before
+                .iter()
+                .any(|(p, keys)| p == port && keys.iter().any(|(k, _)| k == key))
+        })
+        .max_by_key(|(_, _, ttl)| *ttl)
+        .map(|(port, _, _)| port)
+        .expect("a master took the flow's record");
+    c.node(holder).kill();
+    let killed = std::time::Instant::now();
+    for replica in c.replicas() {
+        replica.heal_master_auth();
+    }
+    c.wait_for_promotion();
+    let promoted = killed.elapsed();
+    // The promoted replica has no replica of its own: the crashed node, restarted, becomes one.
+    c.node(holder).restart();
+    let (recovered, replays) = replay_after_recovery(&p, &sealed, killed);
+    println!(
+        "cluster failover (min_replicas = {min_replicas}): promoted after {:.1} s, releases again after {:.1} s",
+        promoted.as_secs_f64(),
+        recovered.as_secs_f64()
+    );
+    let mut all: Vec<&str> = vec![&first];
+    all.extend(replays.iter().map(String::as_str));
+    let released = releases(&all);
+    assert!(released <= 1, "the flow released {released} codes");
+    if raw_status(&first) != 302 {
+        assert!(!code_reached_the_as(&p, "FIRST"));
+    }
 }

@@ -25,7 +25,7 @@ use crate::pages::{Lang, WithPages};
 use crate::resources::{Resources, load_clients, load_keys};
 use crate::seal::KeyRing;
 use crate::seal::random_uuid;
-use crate::store::{Records, Refused, Source, Store};
+use crate::store::{Records, Refused, Source, Store, StoreError};
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
 use crate::vert::{ClientList, Exception, Flow, Kind};
 
@@ -278,6 +278,10 @@ impl Guard {
                     "the source holds its share of the records (store.source_share_percent)",
                 ),
                 Err(Refused::Unverifiable) => (Exception::FailClosed, "released code unreadable"),
+                Err(Refused::Store(StoreError::NotDurable { .. })) => (
+                    Exception::FailClosed,
+                    "store not durable: the release reached fewer replicas than store.min_replicas",
+                ),
                 Err(Refused::Store(_)) => (
                     Exception::FailClosed,
                     "store unavailable: the release cannot be recorded",

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+pub mod ha;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -574,7 +576,8 @@ fn serve_fault(mut stream: TcpStream, paths: &std::sync::Mutex<Vec<String>>) {
 /// A legacy AS at its sloppiest, that records every byte it receives: it reads request heads
 /// only and ignores bodies (so a body smuggled to it would be read as the next request, as a
 /// real AS with that bug would). A request whose path starts with the prefix the test set gets
-/// a 302 to the Location template the test set, `{state}` replaced by the `state` it received,
+/// a 302 to the Location template the test set, `{state}` and `{code}` replaced by the `state`
+/// and `code` it received,
 /// with the signal headers the test set; anything else gets `200 ok`. Stopped, with its
 /// connections, on drop.
 /// The scripted answer: for targets starting with this path, a Location template and headers.
@@ -657,15 +660,20 @@ impl Recorder {
         if prefix.is_empty() || !target.starts_with(prefix.as_str()) {
             return "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_string();
         }
-        let state = target
-            .split_once('?')
-            .map_or("", |(_, q)| q)
-            .split('&')
-            .find_map(|p| p.strip_prefix("state="))
-            .unwrap_or("");
+        let param = |name: &str| {
+            target
+                .split_once('?')
+                .map_or("", |(_, q)| q)
+                .split('&')
+                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+                .unwrap_or("")
+                .to_owned()
+        };
         // With the body real ASs write ("Redirecting to …"): it carries the sealed state, so
         // the proxy must keep it from the client, and read it so the connection is reused.
-        let location = template.replace("{state}", state);
+        let location = template
+            .replace("{state}", &param("state"))
+            .replace("{code}", &param("code"));
         let body = format!("Redirecting to {location}");
         let mut answer = format!(
             "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: {}\r\n",

@@ -1,7 +1,7 @@
 //! Where the proxy's two small records live: the flows that released a code (one code per flow)
 //! and the keyed hashes of released codes (the token guard). One trait, two implementations:
 //! [`MemoryStore`] for a single instance (the default), [`RedisStore`] for instances behind a
-//! load balancer.
+//! load balancer ([`redis`]: one Redis, a master found through Sentinel, or a Cluster).
 //!
 //! Only 32-byte digests and expiry times are stored: flow ids are random, codes are stored as
 //! keyed hashes (HMAC with a key derived from the state key), so the store never holds a usable
@@ -20,6 +20,9 @@ use arc_swap::ArcSwap;
 use crate::metrics::Metrics;
 use crate::seal::KeyRing;
 
+mod redis;
+pub use self::redis::RedisStore;
+
 /// A record's key: a digest.
 pub type Digest = [u8; 32];
 
@@ -32,6 +35,9 @@ pub enum StoreError {
     Full,
     /// Redis did not answer (the message is Redis's, for the log).
     Unavailable(String),
+    /// Redis recorded it, but `WAIT` counted fewer replicas than `store.min_replicas` within
+    /// `store.timeout`: a failover could lose the record, so it does not count.
+    NotDurable { replicas: u32, wanted: u32 },
 }
 
 impl fmt::Display for StoreError {
@@ -39,6 +45,11 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Full => f.write_str("the in-process store is full (store.max_entries)"),
             StoreError::Unavailable(why) => write!(f, "the store is unavailable: {why}"),
+            StoreError::NotDurable { replicas, wanted } => write!(
+                f,
+                "the record reached {replicas} replica(s) within store.timeout, \
+                 store.min_replicas is {wanted}"
+            ),
         }
     }
 }
@@ -408,85 +419,6 @@ impl Store for MemoryStore {
     fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
         let result = Ok(self.exists_now(key, Instant::now()));
         Box::pin(std::future::ready(result))
-    }
-}
-
-/// For many instances: Redis, through `redis`'s connection manager (reconnects by itself).
-pub struct RedisStore {
-    manager: redis::aio::ConnectionManager,
-    /// Every key gets this prefix, so that one Redis can serve other things too.
-    prefix: &'static [u8],
-    timeout: Duration,
-}
-
-impl RedisStore {
-    /// For `url` (`redis://` or `rediss://`, user and password in it for ACLs). It connects on
-    /// first use: a Redis that is not reachable now is not an error here; requests fail closed
-    /// until it is. Must be called within a tokio runtime.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(RedisStore {
-            manager,
-            prefix: b"medmij-vert:",
-            timeout,
-        })
-    }
-
-    fn key(&self, key: &Digest) -> Vec<u8> {
-        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
-        full.extend_from_slice(self.prefix);
-        full.extend_from_slice(key);
-        full
-    }
-
-    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        let mut manager = self.manager.clone();
-        match tokio::time::timeout(self.timeout, cmd.query_async(&mut manager)).await {
-            Ok(result) => result.map_err(|e| StoreError::Unavailable(e.to_string())),
-            Err(_) => Err(StoreError::Unavailable(
-                "no answer within store.timeout".into(),
-            )),
-        }
-    }
-}
-
-impl Store for RedisStore {
-    fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(&key))
-            .arg(1u8)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64);
-        Box::pin(async move {
-            let answer: Option<String> = self.run(cmd).await?;
-            Ok(answer.is_some())
-        })
-    }
-
-    fn take(&self, key: Digest) -> StoreFuture<'_, bool> {
-        let mut cmd = redis::cmd("GETDEL");
-        cmd.arg(self.key(&key));
-        Box::pin(async move {
-            let answer: Option<Vec<u8>> = self.run(cmd).await?;
-            Ok(answer.is_some())
-        })
-    }
-
-    fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
-        let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(self.key(&key));
-        Box::pin(async move {
-            let answer: u32 = self.run(cmd).await?;
-            Ok(answer > 0)
-        })
     }
 }
 
