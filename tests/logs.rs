@@ -255,3 +255,60 @@ async fn core_logging_every_authorization_decision_names_its_medmij_events() {
     // The age rule's 1b forwarded nothing; only the first request reached the AS.
     assert_eq!(upstream.requests(), 1, "{}", upstream.received());
 }
+
+/// `store.min_replicas` against a Redis without replicas: `WAIT` counts none, so the release
+/// does not count; the code is withheld with the fail-closed page and the decision line says
+/// why (and the `WAIT` shortfall is counted as a store error).
+#[test]
+fn a_release_that_reaches_too_few_replicas_is_withheld_and_its_decision_line_says_so() {
+    let logs = captured();
+    let redis = Redis::start();
+    let upstream = Recorder::start();
+    let h = Harness::start_with_upstream(
+        &upstream.url(),
+        &format!(
+            "[store]\nurl = \"{}\"\ntimeout = \"200ms\"\nmin_replicas = 1\n[admin]\naddr = \"127.0.0.1:0\"\n",
+            redis.url()
+        ),
+    );
+    let get = |target: &str| {
+        raw(
+            h.proxy_addr(),
+            format!("GET {target} HTTP/1.1\r\nHost: as\r\nConnection: close\r\n\r\n").as_bytes(),
+            std::time::Duration::from_secs(30),
+        )
+    };
+    let r = get(&format!(
+        "/oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state=st-durable&scope=48"
+    ));
+    assert_eq!(raw_status(&r), 200, "{r}");
+    let line = upstream
+        .request_line_with("GET /oauth2/authorize?")
+        .unwrap();
+    let sealed = line
+        .split(['?', '&', ' '])
+        .find_map(|p| p.strip_prefix("state="))
+        .unwrap()
+        .to_owned();
+    upstream.answer_path(
+        "/oauth2/consent",
+        &format!("{REDIRECT}?code=NOT-DURABLE&state={{state}}"),
+        &[("x-vert-representation", "none")],
+    );
+    let r = get(&format!("/oauth2/consent?state={sealed}"));
+    assert_eq!(raw_status(&r), 502, "{r}");
+    assert!(!r.contains("NOT-DURABLE"), "{r}");
+    assert!(h.metric("medmij_vert_store_errors_total") >= 1);
+    drop(h);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"target\":\"medmij_vert_proxy::decision\"")
+                && l.contains("\"outcome\":\"withheld\"")
+                && l.contains(
+                    "store not durable: the release reached fewer replicas than store.min_replicas"
+                )),
+        "{text}"
+    );
+    assert!(!text.contains("NOT-DURABLE"));
+}

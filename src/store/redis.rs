@@ -41,12 +41,18 @@ impl RedisStore {
     /// fail closed until it is. Must be called within a tokio runtime.
     pub fn new(redis: &Redis, timeout: Duration, min_replicas: u32) -> Result<Self, StoreError> {
         let unusable = |e: ::redis::RedisError| StoreError::Unavailable(e.to_string());
+        // A write and its `WAIT` (which may take all of `store.timeout`) share one answer.
+        let response = if min_replicas > 0 {
+            timeout * 2
+        } else {
+            timeout
+        };
         let nodes = match redis {
             Redis::Url(url) => {
                 let client = ::redis::Client::open(url.expose()).map_err(unusable)?;
                 let config = ::redis::aio::ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
+                    .set_response_timeout(Some(response))
                     .set_number_of_retries(1);
                 let manager =
                     ConnectionManager::new_lazy_with_config(client, config).map_err(unusable)?;
@@ -78,13 +84,13 @@ impl RedisStore {
                     master: Mutex::new((0, None)),
                     config: AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(timeout))
-                        .set_response_timeout(Some(timeout)),
+                        .set_response_timeout(Some(response)),
                 })
             }
             Redis::Cluster(nodes) => {
                 let client = ClusterClient::builder(nodes.iter().map(|u| u.expose()))
                     .connection_timeout(timeout)
-                    .response_timeout(timeout)
+                    .response_timeout(response)
                     .retries(2)
                     .build()
                     .map_err(unusable)?;

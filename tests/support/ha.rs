@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 use super::{temp_dir, wait_until};
 
+/// Held by each test that starts a topology: one at a time, so that a machine busy with
+/// another test's failover does not make this one's nodes miss their deadlines (a node that
+/// does not answer within the timeouts below is failed over).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The data nodes' password (their `default` user), and the sentinels'.
 pub const PASSWORD: &str = "vert-data-pw";
 pub const SENTINEL_PASSWORD: &str = "vert-sentinel-pw";

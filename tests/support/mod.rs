@@ -694,6 +694,23 @@ impl Recorder {
         String::from_utf8_lossy(&self.bytes.lock().unwrap()).into_owned()
     }
 
+    /// The last request line received that contains `needle` (searched in place: a load
+    /// test asks this for every flow).
+    pub fn request_line_with(&self, needle: &str) -> Option<String> {
+        let bytes = self.bytes.lock().unwrap();
+        let needle = needle.as_bytes();
+        let at = bytes.windows(needle.len()).rposition(|w| w == needle)?;
+        let start = bytes[..at]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let end = bytes[at..]
+            .iter()
+            .position(|b| *b == b'\r')
+            .map_or(bytes.len(), |i| at + i);
+        Some(String::from_utf8_lossy(&bytes[start..end]).into_owned())
+    }
+
     /// Request heads received so far (a body it ignored counts when it looks like one).
     pub fn requests(&self) -> usize {
         self.received().matches(" HTTP/1.1\r\n").count()
