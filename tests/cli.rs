@@ -155,3 +155,36 @@ fn the_container_demo_config_is_valid() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("random per process"), "{out}");
 }
+
+/// `--check` validates every form of `[store]` and refuses two Redis at once, naming the key
+/// and never the password.
+#[test]
+fn check_refuses_two_redis_forms_and_keeps_the_password_out() {
+    let path = write_config(
+        r#"
+        [upstream]
+        url = "http://127.0.0.1:9000"
+        [store]
+        url = "rediss://vert:s3cret@redis.internal:6380/0"
+        sentinels = ["10.0.0.1:26379"]
+        sentinel_master = "vert"
+        "#,
+    );
+    let (code, _, stderr) = check(&path);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("store.sentinels: store.url is set too: name one Redis, not both"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    for store in [
+        "sentinels = [\"rediss://s:pw@10.0.0.1:26379\", \"rediss://10.0.0.2:26379\"]\nsentinel_master = \"rediss://vert:pw@vert/1\"\nmin_replicas = 1",
+        "cluster = [\"redis://vert:pw@10.0.0.1:7000\", \"redis://vert:pw@10.0.0.2:7000\"]\nmin_replicas = 1",
+    ] {
+        let path = write_config(&format!(
+            "[upstream]\nurl = \"http://127.0.0.1:9000\"\n[clients]\nstatic = [{{ hostname = \"pgo.example.nl\", name = \"P\" }}]\n[store]\n{store}\n"
+        ));
+        let (code, _, stderr) = check(&path);
+        assert_eq!(code, Some(0), "{store}: {stderr}");
+    }
+}

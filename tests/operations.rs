@@ -4,10 +4,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -280,34 +279,10 @@ fn ocl(hosts: &[&str]) -> String {
     xml + "  </OAuthclients>\n</OAuthclientlist>\n"
 }
 
-/// The proxy binary with `config` (TOML) in `dir`; its public and admin addresses, from its log.
+/// The proxy binary with `config` (TOML) in `dir`; its public and admin addresses.
 fn start_binary(dir: &Path, config: &str) -> (Child, SocketAddr, SocketAddr) {
-    let path = dir.join("proxy.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addr_in = |what: &str| loop {
-        let line = lines.next().expect("the proxy logs its addresses").unwrap();
-        if let (true, Some(rest)) = (line.contains(what), line.split("addr=").nth(1)) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse::<SocketAddr>()
-                .unwrap();
-        }
-    };
-    let public = addr_in("listening");
-    let admin = addr_in("admin listener");
-    // Keep draining the log so that the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, public, admin)
+    let (child, public, admin) = support::start_binary(dir, config, &[]);
+    (child, public, admin.expect("admin.addr set"))
 }
 
 fn signal(child: &Child, signal: &str) {

@@ -621,3 +621,62 @@ fn measure_release_and_token_latency_with_and_without_min_replicas() {
         );
     }
 }
+
+/// TLS and ACL credentials end to end: the proxy binary reaches the sentinels and the master
+/// they name over TLS only (`rediss://`, a private CA given as `SSL_CERT_FILE`), with a
+/// password for each; a flow is released once and its code redeemed once. Without the CA the
+/// same configuration fails closed.
+#[test]
+fn sentinels_and_master_over_tls_with_acl_credentials() {
+    let _one = ha::one_at_a_time();
+    let tls = ha::TlsFiles::new();
+    let s = ha::TlsSentinels::start(&tls);
+    let upstream = Recorder::start();
+    upstream.answer_path(
+        "/oauth2/consent",
+        &format!("{REDIRECT}?code={{code}}&state={{state}}"),
+        &[("x-vert-representation", "none")],
+    );
+    let config = format!(
+        "[listen]\naddr = \"127.0.0.1:0\"\n[upstream]\nurl = \"{}\"\n\
+         [clients]\nstatic = [{{ hostname = \"pgo.example.nl\" }}]\n{}timeout = \"1s\"\n\
+         [token_guard]\npath = \"/oauth2/token\"\n",
+        upstream.url(),
+        s.store_config()
+    );
+    let run = |ca: &std::path::Path, code: &str| {
+        let ca = ca.to_str().unwrap();
+        let (mut child, addr, _) = start_binary(&temp_dir(), &config, &[("SSL_CERT_FILE", ca)]);
+        let r = get(addr, &format!("/oauth2/authorize?{SELF}&nonce={code}"));
+        assert_eq!(raw_status(&r), 200, "{r}");
+        let line = upstream
+            .request_line_with(&format!("nonce={code}"))
+            .unwrap();
+        let sealed = line
+            .split(['?', '&', ' '])
+            .find_map(|p| p.strip_prefix("state="))
+            .unwrap()
+            .to_owned();
+        let released = consent(addr, &sealed, code);
+        let tokens = [token(addr, code), token(addr, code)];
+        let _ = child.kill();
+        let _ = child.wait();
+        (released, tokens)
+    };
+    let (released, [first, second]) = run(&tls.ca, "OVER-TLS");
+    assert_eq!(raw_status(&released), 302, "{released}");
+    assert_eq!(raw_status(&first), 200, "{first}");
+    assert!(
+        second.ends_with("{\"error\":\"invalid_grant\"}"),
+        "{second}"
+    );
+    assert!(
+        !s.master.keys().is_empty(),
+        "the records are on the TLS master"
+    );
+    // A CA that did not sign the nodes' certificate: no connection, so nothing is released.
+    let other = ha::TlsFiles::new();
+    let (withheld, _) = run(&other.ca, "UNTRUSTED");
+    assert_eq!(raw_status(&withheld), 502, "{withheld}");
+    assert!(!withheld.contains("UNTRUSTED"), "{withheld}");
+}

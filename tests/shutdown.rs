@@ -3,9 +3,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -14,36 +14,13 @@ use support::*;
 /// child and the address it listens on (read from its log).
 fn start_binary(upstream: &str, grace: &str) -> (Child, SocketAddr) {
     let dir = temp_dir();
-    let config = dir.join("proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[listen]\naddr = \"127.0.0.1:0\"\nworkers = 2\nshutdown_grace = \"{grace}\"\n\
+    let config = format!(
+        "[listen]\naddr = \"127.0.0.1:0\"\nworkers = 2\nshutdown_grace = \"{grace}\"\n\
              [upstream]\nurl = \"{upstream}\"\n\
              [clients]\nstatic = [{{ hostname = \"pgo.example.nl\" }}]\n\
              [log]\nlevel = \"info\"\nformat = \"text\"\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
-        .arg("--config")
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the proxy logs that it listens")
-            .unwrap();
-        if let (true, Some(rest)) = (line.contains("listening"), line.split("addr=").nth(1)) {
-            break rest.trim().parse().unwrap();
-        }
-    };
-    // Keep draining the log so that the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    );
+    let (child, addr, _) = support::start_binary(&dir, &config, &[]);
     (child, addr)
 }
 

@@ -488,3 +488,125 @@ impl Cluster {
         });
     }
 }
+
+/// A test CA and a certificate for 127.0.0.1 it signed, as PEM files: for nodes that speak TLS.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn new() -> TlsFiles {
+        let dir = temp_dir();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "medmij-vert test CA");
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let files = TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("redis.pem"),
+            key: dir.join("redis.key"),
+        };
+        std::fs::write(&files.ca, ca.pem()).unwrap();
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+
+    /// `redis-server`'s settings for a TLS port beside its plain one (the tests' own commands
+    /// use the plain one), TLS to its master and, for a sentinel, to the nodes it watches.
+    fn settings(&self, tls_port: u16) -> String {
+        format!(
+            "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+             tls-auth-clients no\ntls-replication yes\n",
+            self.cert.display(),
+            self.key.display(),
+            self.ca.display()
+        )
+    }
+}
+
+/// A master that speaks TLS, watched by three sentinels that speak TLS; no replicas. Each node's
+/// TLS port is its plain port + 1 (taken with it, or both chosen again).
+pub struct TlsSentinels {
+    pub master: Node,
+    pub sentinels: Vec<Node>,
+}
+
+impl TlsSentinels {
+    pub fn start(tls: &TlsFiles) -> TlsSentinels {
+        let conf = |extra: String| {
+            let settings = tls.settings(0);
+            move |port: u16, dir: &std::path::Path| {
+                let file = dir.join("redis.conf");
+                let settings = settings.replace("tls-port 0", &format!("tls-port {}", port + 1));
+                std::fs::write(
+                    &file,
+                    format!("{settings}{}", extra.replace("{port}", &port.to_string())),
+                )
+                .unwrap();
+                Some(file)
+            }
+        };
+        let data = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            PASSWORD,
+            "--masterauth",
+            PASSWORD,
+        ]
+        .map(String::from)
+        .to_vec();
+        let master = Node::start(PASSWORD, conf(String::new()), move |_| data.clone());
+        let master_tls = master.port + 1;
+        let sentinels: Vec<Node> = (0..3)
+            .map(|_| {
+                Node::start(
+                    SENTINEL_PASSWORD,
+                    conf(format!(
+                        "requirepass {SENTINEL_PASSWORD}\nsentinel sentinel-pass {SENTINEL_PASSWORD}\n\
+                         sentinel monitor {MASTER_NAME} 127.0.0.1 {master_tls} 2\n\
+                         sentinel auth-pass {MASTER_NAME} {PASSWORD}\n"
+                    )),
+                    |_| vec!["--sentinel".into()],
+                )
+            })
+            .collect();
+        for sentinel in &sentinels {
+            wait_until("the sentinels know each other", || {
+                let others = sentinel.cmd(&["SENTINEL", "sentinels", MASTER_NAME]);
+                others.lines().filter(|l| *l == "name").count() == 2
+            });
+        }
+        TlsSentinels { master, sentinels }
+    }
+
+    /// The proxy's `[store]` lines: every node through its TLS port.
+    pub fn store_config(&self) -> String {
+        let sentinels: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| {
+                format!(
+                    "\"rediss://default:{SENTINEL_PASSWORD}@127.0.0.1:{}\"",
+                    s.port + 1
+                )
+            })
+            .collect();
+        format!(
+            "[store]\nsentinels = [{}]\nsentinel_master = \"rediss://default:{PASSWORD}@{MASTER_NAME}\"\n",
+            sentinels.join(", ")
+        )
+    }
+}

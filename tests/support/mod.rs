@@ -316,6 +316,49 @@ pub fn metric_value(text: &str, series: &str) -> u64 {
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
+/// The proxy binary with `config` (TOML) written into `dir` and `env` set; its public address
+/// and, when the config has an `[admin]` section, its admin address, both from its log.
+pub fn start_binary(
+    dir: &std::path::Path,
+    config: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, SocketAddr, Option<SocketAddr>) {
+    use std::io::BufRead;
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medmij-vert-proxy"))
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut public, mut admin) = (None, None);
+    let want_admin = config.contains("[admin]");
+    while public.is_none() || (want_admin && admin.is_none()) {
+        let line = lines.next().expect("the proxy logs its addresses").unwrap();
+        let Some(rest) = line.split("addr=").nth(1) else {
+            continue;
+        };
+        let addr = rest
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<SocketAddr>()
+            .ok();
+        if line.contains("admin listener") {
+            admin = addr;
+        } else if line.contains("listening") {
+            public = addr;
+        }
+    }
+    // Keep draining the log so that the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, public.unwrap(), admin)
+}
+
 /// Waits for `condition`, however long a busy machine takes (up to 30 s).
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
