@@ -1,34 +1,21 @@
 //! medmij-vert-proxy: a reverse proxy that adds the MedMij Vertegenwoordiging extension to a
 //! legacy OAuth Authorization Server. See README.md for the deployment picture.
 //!
-//! Data flows one way: request → [`guard`] (asks [`vert`]) → [`proxy`] → upstream → [`proxy`] →
-//! [`guard`] (asks [`vert`]) → client. [`vert`] knows nothing of HTTP.
+//! The folders are the stack, outside in: [`server`] (listeners, TLS, workers) hands each
+//! connection to the [`seam`] (sanitize, route, limits, forwarded headers), then to [`guard`]
+//! and [`token_guard`], which ask [`vert`] (the rules: no I/O, no HTTP) and apply its decisions,
+//! then to [`upstream`] (the client to the AS). Beside the stack: [`config`], [`state`] (the
+//! sealed state and the records), [`pages`], and [`ops`] (admin listener, metrics, logs).
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod answer;
 pub mod config;
-pub mod conn;
 pub mod demo;
-pub mod error_pages;
-pub mod form;
-pub mod forwarded;
 pub mod guard;
-pub mod limits;
-pub mod metrics;
+pub mod ops;
 pub mod pages;
-pub mod paths;
-pub mod pool;
-pub mod proxy;
-pub mod record;
-pub mod resources;
-pub mod router;
-pub mod runtime;
-pub mod sanitize;
-pub mod seal;
+pub mod seam;
 pub mod server;
-pub mod store;
-pub mod telemetry;
-pub mod tls;
+pub mod state;
 pub mod token_guard;
+pub mod upstream;
 pub mod vert;

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use medmij_vert_proxy::config::Config;
+use medmij_vert_proxy::config::resources::Resources;
 use medmij_vert_proxy::demo::{self, SignalHeaders};
-use medmij_vert_proxy::resources::Resources;
-use medmij_vert_proxy::{admin, seal, server, telemetry};
+use medmij_vert_proxy::ops::{admin, telemetry};
+use medmij_vert_proxy::server;
+use medmij_vert_proxy::state::seal;
 
 #[derive(Parser)]
 #[command(

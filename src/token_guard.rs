@@ -4,7 +4,7 @@
 //! when the AS issues a token (2xx), and stays when it refuses (a wrong `code_verifier`, a 5xx). Otherwise `400 {"error":"invalid_grant"}`
 //! (RFC 6749 §5.2), without contacting the AS. So a code that left the AS some way the proxy
 //! does not inspect (a form post, a script, a withheld redirect) never becomes a token. Other
-//! grants pass. The body is read whole by [`crate::limits`] before this layer.
+//! grants pass. The body is read whole by [`crate::seam::limits`] before this layer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,11 +17,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::Full;
 
-use crate::answer::{Answer, Deferred};
-use crate::limits::Buffered;
 use crate::pages::{PageBody, WithPages};
-use crate::paths::Route;
-use crate::store::{Presented, Records};
+use crate::seam::answer::{Answer, Deferred};
+use crate::seam::limits::Buffered;
+use crate::seam::paths::Route;
+use crate::state::store::{Presented, Records};
 use crate::vert::token::{self, TokenRequest};
 
 #[derive(Clone)]
@@ -115,7 +115,7 @@ where
             tracing::info!("token request refused: a code or grant in the query");
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
-        if let Err(why) = crate::form::check_content_type(req.headers()) {
+        if let Err(why) = crate::seam::form::check_content_type(req.headers()) {
             // A framework that reads multipart or JSON bodies, or inflates them, would find
             // parameters in it that the form reading below does not.
             tracing::info!(reason = why, "token request refused: invalid_request");
@@ -223,9 +223,9 @@ mod tests {
     use http_body_util::{BodyExt, Either};
     use tower::{Layer, ServiceExt};
 
-    use crate::metrics::Metrics;
-    use crate::seal::KeyRing;
-    use crate::store::{MemoryStore, Source, Store};
+    use crate::ops::metrics::Metrics;
+    use crate::state::seal::KeyRing;
+    use crate::state::store::{MemoryStore, Source, Store};
 
     fn records(store: Arc<dyn Store>) -> Arc<Records> {
         Arc::new(Records::new(
@@ -247,7 +247,8 @@ mod tests {
 
     /// The request with the route the router gives it (the token guard reads it from there).
     fn routed(mut req: Request<Buffered>) -> Request<Buffered> {
-        let routes = crate::paths::Routes::new("/oauth2/authorize", Some("/oauth2/token"), true);
+        let routes =
+            crate::seam::paths::Routes::new("/oauth2/authorize", Some("/oauth2/token"), true);
         let route = routes.route(req.uri().path());
         req.extensions_mut().insert(route);
         req
@@ -378,19 +379,19 @@ mod tests {
     struct Down;
 
     impl Store for Down {
-        fn claim(&self, _: [u8; 32], _: Duration) -> crate::store::StoreFuture<'_, bool> {
+        fn claim(&self, _: [u8; 32], _: Duration) -> crate::state::store::StoreFuture<'_, bool> {
             Box::pin(std::future::ready(Err(
-                crate::store::StoreError::Unavailable("down".into()),
+                crate::state::store::StoreError::Unavailable("down".into()),
             )))
         }
-        fn take(&self, _: [u8; 32]) -> crate::store::StoreFuture<'_, bool> {
+        fn take(&self, _: [u8; 32]) -> crate::state::store::StoreFuture<'_, bool> {
             Box::pin(std::future::ready(Err(
-                crate::store::StoreError::Unavailable("down".into()),
+                crate::state::store::StoreError::Unavailable("down".into()),
             )))
         }
-        fn exists(&self, _: [u8; 32]) -> crate::store::StoreFuture<'_, bool> {
+        fn exists(&self, _: [u8; 32]) -> crate::state::store::StoreFuture<'_, bool> {
             Box::pin(std::future::ready(Err(
-                crate::store::StoreError::Unavailable("down".into()),
+                crate::state::store::StoreError::Unavailable("down".into()),
             )))
         }
     }

@@ -188,3 +188,37 @@ fn check_refuses_two_redis_forms_and_keeps_the_password_out() {
         assert_eq!(code, Some(0), "{store}: {stderr}");
     }
 }
+
+/// The README's *Code layout* and stack name the tree as it is: every `src/…` path it names
+/// exists, and every folder and top-level file of `src/` is in the layout.
+#[test]
+fn the_readme_layout_matches_the_tree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut named = Vec::new();
+    for (at, _) in readme.match_indices("src/") {
+        let path: String = readme[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.'))
+            .collect();
+        let path = path.trim_end_matches('.');
+        assert!(
+            root.join(path).exists(),
+            "README names {path}, which is not there"
+        );
+        named.push(path.to_owned());
+    }
+    let layout = &readme[readme.find("## Code layout").unwrap()..];
+    for entry in std::fs::read_dir(root.join("src")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let path = if root.join("src").join(&name).is_dir() {
+            format!("src/{name}/")
+        } else {
+            format!("src/{name}")
+        };
+        assert!(
+            layout.contains(&path),
+            "the Code layout does not name {path}"
+        );
+    }
+}

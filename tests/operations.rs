@@ -10,7 +10,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use medmij_vert_proxy::seal::generate_key_line;
+use medmij_vert_proxy::state::seal::generate_key_line;
 use support::*;
 
 const ADMIN: &str = "[admin]\naddr = \"127.0.0.1:0\"\n";

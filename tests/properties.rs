@@ -10,7 +10,7 @@ mod support;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::NaiveDate;
-use medmij_vert_proxy::seal::KeyRing;
+use medmij_vert_proxy::state::seal::KeyRing;
 use medmij_vert_proxy::vert::authorize::{self, Decision};
 use medmij_vert_proxy::vert::flow_return::{self, Location, Opened, Signal, Verdict};
 use medmij_vert_proxy::vert::{Birthdate, Client, ClientList, Flow, Kind, Requested};

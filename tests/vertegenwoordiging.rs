@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use medmij_vert_proxy::seal::KeyRing;
+use medmij_vert_proxy::state::seal::KeyRing;
 use medmij_vert_proxy::vert::{Birthdate, Flow, Kind, Requested};
 use support::*;
 use uuid::Uuid;

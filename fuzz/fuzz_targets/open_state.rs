@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use medmij_vert_proxy::seal::KeyRing;
+use medmij_vert_proxy::state::seal::KeyRing;
 use medmij_vert_proxy::vert::flow_return::Opened;
 use medmij_vert_proxy::vert::{Birthdate, Flow, Kind, Requested};
 

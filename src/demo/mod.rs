@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::seal::generate_key_line;
+use crate::state::seal::generate_key_line;
 use crate::vert::query::UriBuilder;
 
 /// A person the demo AS knows. The logged-in Persoon is `self`; the others they may represent.
@@ -176,7 +176,7 @@ pub fn start(addr: SocketAddr, headers: SignalHeaders) -> io::Result<DemoAs> {
         store: Mutex::default(),
     });
     let shared = demo.clone();
-    let thread = crate::runtime::spawn_thread("demo-as", move || async move {
+    let thread = crate::server::runtime::spawn_thread("demo-as", move || async move {
         let Ok(listener) = TcpListener::from_std(listener) else {
             tracing::error!("demo AS: no listener");
             return;

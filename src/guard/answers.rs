@@ -4,9 +4,9 @@ use http::{Response, StatusCode};
 use uuid::Uuid;
 
 use super::Guard;
-use crate::metrics::DecisionLabels;
+use crate::ops::metrics::DecisionLabels;
 use crate::pages::{self, Details, Lang, PageBody, Topic};
-use crate::seal::random_uuid;
+use crate::state::seal::random_uuid;
 use crate::vert::events::RequestAnswer;
 use crate::vert::exceptions::{Answer, error_redirect};
 use crate::vert::{Exception, Flow};

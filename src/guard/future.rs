@@ -12,7 +12,7 @@ use http::header::HeaderValue;
 
 use super::{Guard, Inspected};
 use crate::pages::{PageBody, WithPages};
-use crate::store::Source;
+use crate::state::store::Source;
 use crate::vert::Flow;
 
 pin_project_lite::pin_project! {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::Guard;
 use super::service::VertGuard;
-use crate::forwarded::Peer;
+use crate::seam::forwarded::Peer;
 
 #[derive(Clone)]
 pub struct VertGuardLayer {

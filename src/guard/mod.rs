@@ -20,12 +20,12 @@ use http::Response;
 use http::header::{self, HeaderName, HeaderValue};
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::config::resources::{Resources, load_clients, load_keys};
+use crate::ops::metrics::Metrics;
 use crate::pages::{Lang, WithPages};
-use crate::resources::{Resources, load_clients, load_keys};
-use crate::seal::KeyRing;
-use crate::seal::random_uuid;
-use crate::store::{Records, Refused, Source, Store, StoreError};
+use crate::state::seal::KeyRing;
+use crate::state::seal::random_uuid;
+use crate::state::store::{Records, Refused, Source, Store, StoreError};
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
 use crate::vert::{ClientList, Exception, Flow, Kind};
 

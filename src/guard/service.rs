@@ -13,12 +13,12 @@ use uuid::Uuid;
 use super::answers::{Subject, Then};
 use super::future::ResponseFuture;
 use super::{Guard, remove_if_present, unix_now};
-use crate::answer::refuse;
-use crate::forwarded::Peer;
 use crate::pages::{Lang, Topic, WithPages, error_page};
-use crate::paths::Route;
-use crate::seal::random_uuid;
-use crate::store::Source;
+use crate::seam::answer::refuse;
+use crate::seam::forwarded::Peer;
+use crate::seam::paths::Route;
+use crate::state::seal::random_uuid;
+use crate::state::store::Source;
 use crate::vert::authorize::{self, Decision};
 use crate::vert::events::RequestAnswer;
 use crate::vert::resume::{self, Resumed};
@@ -355,8 +355,8 @@ impl<S> VertGuard<S> {
 
 /// The form a `POST` carries, when it is a plain UTF-8 form the limits layer read whole.
 fn form_body<B>(req: &Request<B>) -> Option<&str> {
-    crate::form::check_content_type(req.headers()).ok()?;
-    let body = req.extensions().get::<crate::form::BufferedBody>()?;
+    crate::seam::form::check_content_type(req.headers()).ok()?;
+    let body = req.extensions().get::<crate::seam::form::BufferedBody>()?;
     std::str::from_utf8(&body.0).ok()
 }
 

@@ -39,12 +39,12 @@ fn make_layer() -> VertGuardLayer {
         Path::new("."),
     )
     .unwrap();
-    let resources = crate::resources::Resources::load(&config).unwrap();
-    let store = Arc::new(crate::store::MemoryStore::new(1000));
+    let resources = crate::config::resources::Resources::load(&config).unwrap();
+    let store = Arc::new(crate::state::store::MemoryStore::new(1000));
     VertGuardLayer::new(Guard::new(
         &config,
         resources,
-        crate::metrics::Metrics::new(),
+        crate::ops::metrics::Metrics::new(),
         store,
     ))
 }
@@ -97,9 +97,15 @@ where
 
 /// The request with the route the router gives it (the guard reads it from there).
 fn routed(mut req: Request<()>) -> Request<()> {
-    static ROUTES: std::sync::LazyLock<crate::paths::Routes> =
-        std::sync::LazyLock::new(|| crate::paths::Routes::new("/oauth2/authorize", None, true));
-    if req.extensions().get::<crate::paths::Route>().is_none() {
+    static ROUTES: std::sync::LazyLock<crate::seam::paths::Routes> =
+        std::sync::LazyLock::new(|| {
+            crate::seam::paths::Routes::new("/oauth2/authorize", None, true)
+        });
+    if req
+        .extensions()
+        .get::<crate::seam::paths::Route>()
+        .is_none()
+    {
         let route = ROUTES.route(req.uri().path());
         req.extensions_mut().insert(route);
     }

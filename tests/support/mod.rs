@@ -18,10 +18,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use medmij_vert_proxy::config::Config;
+use medmij_vert_proxy::config::resources::Resources;
 use medmij_vert_proxy::demo::{self, DemoAs, SignalHeaders};
-use medmij_vert_proxy::resources::Resources;
-use medmij_vert_proxy::seal::{KeyRing, generate_key_line};
 use medmij_vert_proxy::server::{self, Running};
+use medmij_vert_proxy::state::seal::{KeyRing, generate_key_line};
 
 pub const PGO: &str = "pgo.example.nl";
 pub const REDIRECT: &str = "https://pgo.example.nl/callback";
@@ -411,7 +411,7 @@ impl Scripted {
         let closed = std::sync::Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();
         let closed_counter = closed.clone();
-        medmij_vert_proxy::runtime::spawn_thread("test-scripted", move || async move {
+        medmij_vert_proxy::server::runtime::spawn_thread("test-scripted", move || async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             loop {
                 let stream = tokio::select! {
@@ -652,7 +652,7 @@ impl Recorder {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (record, counter, shared) = (bytes.clone(), connections.clone(), script.clone());
         let thread =
-            medmij_vert_proxy::runtime::spawn_thread("test-recorder", move || async move {
+            medmij_vert_proxy::server::runtime::spawn_thread("test-recorder", move || async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let mut tasks = tokio::task::JoinSet::new();
                 loop {

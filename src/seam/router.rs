@@ -1,6 +1,6 @@
 //! [`RouteLayer`]: right after the sanitizing front, the one place that decides where a request
 //! goes ([`Route`]: authorize, token, other), from one canonical reading of its path
-//! ([`crate::paths`]). The route goes into the request's extensions; the guard, the token guard
+//! ([`crate::seam::paths`]). The route goes into the request's extensions; the guard, the token guard
 //! and the request counter read it there and never read the path again, so that no two of them
 //! can disagree on what a spelling means.
 //!
@@ -18,10 +18,10 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response, StatusCode};
 
-use crate::answer::{Answer, refuse};
-use crate::metrics::RouteClass;
+use crate::ops::metrics::RouteClass;
 use crate::pages::{Topic, WithPages};
-use crate::paths::{Route, Routes};
+use crate::seam::answer::{Answer, refuse};
+use crate::seam::paths::{Route, Routes};
 
 #[derive(Clone, Debug)]
 pub struct RouteLayer {
@@ -99,7 +99,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// Marks the response with its route class, for the request counter ([`crate::record`]).
+    /// Marks the response with its route class, for the request counter ([`crate::ops::record`]).
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,

@@ -64,6 +64,7 @@ pub struct Metrics {
     store_records: Gauge,
     store_capacity: Gauge,
     share_refusals: Counter,
+    withheld_records: Gauge,
 }
 
 impl Default for Metrics {
@@ -125,6 +126,12 @@ impl Default for Metrics {
             "Live records this instance made (released flows and, with the token guard, codes), counted against store.max_entries",
             store_records.clone(),
         );
+        let withheld_records = Gauge::default();
+        registry.register(
+            "store_withheld_records",
+            "Records of withheld codes that may have reached Redis and are still being removed (retried until Redis takes the removal)",
+            withheld_records.clone(),
+        );
         let store_capacity = Gauge::default();
         registry.register(
             "store_capacity",
@@ -142,6 +149,7 @@ impl Default for Metrics {
             store_records,
             store_capacity,
             share_refusals,
+            withheld_records,
             registry,
             decisions,
             requests,
@@ -208,6 +216,11 @@ impl Metrics {
         self.reloads
             .get_or_create(&ReloadLabels { file, result })
             .inc();
+    }
+
+    /// A withheld code's record to remove (`1`), or removed (`-1`).
+    pub fn withheld_record(&self, delta: i64) {
+        self.withheld_records.inc_by(delta);
     }
 
     pub fn store_error(&self) {

@@ -11,7 +11,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 
 use crate::pages::{Lang, Topic, WithPages, error_page};
-use crate::proxy::UpstreamError;
+use crate::upstream::proxy::UpstreamError;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ErrorPagesLayer;

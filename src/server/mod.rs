@@ -2,6 +2,9 @@
 //! (`SO_REUSEPORT`) and its own upstream pool, so that a request never crosses threads; TLS;
 //! the connection cap; the layer stack of each connection; reload; graceful shutdown.
 
+pub mod runtime;
+pub mod tls;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,26 +21,26 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
-use crate::admin::{self, Admin};
+use crate::config::resources::{Resources, load_branding};
 use crate::config::{Config, Redis};
-use crate::conn::{Activity, Limits, TimedIo, Tracked};
-use crate::error_pages::ErrorPagesLayer;
-use crate::forwarded::Peer;
 use crate::guard::{Guard, VertGuardLayer};
-use crate::limits::LimitsLayer;
-use crate::metrics::Metrics;
+use crate::ops::admin::{self, Admin};
+use crate::ops::metrics::Metrics;
+use crate::ops::record::RecordLayer;
+use crate::ops::telemetry;
+use crate::pages::error_pages::ErrorPagesLayer;
 use crate::pages::{BRANDING, Branding};
-use crate::paths::Routes;
-use crate::pool::Pool;
-use crate::proxy::{Upstream, UpstreamFactory};
-use crate::record::RecordLayer;
-use crate::resources::{Resources, load_branding};
-use crate::router::RouteLayer;
-use crate::sanitize::SanitizeLayer;
-use crate::store::{MemoryStore, RedisStore, Store};
-use crate::telemetry;
-use crate::tls::Tls;
+use crate::seam::forwarded::Peer;
+use crate::seam::limits::LimitsLayer;
+use crate::seam::paths::Routes;
+use crate::seam::router::RouteLayer;
+use crate::seam::sanitize::SanitizeLayer;
+use crate::server::tls::Tls;
+use crate::state::store::{MemoryStore, RedisStore, Store};
 use crate::token_guard::TokenGuardLayer;
+use crate::upstream::conn::{Activity, Limits, TimedIo, Tracked};
+use crate::upstream::pool::Pool;
+use crate::upstream::proxy::{Upstream, UpstreamFactory};
 
 /// A running proxy.
 pub struct Running {
@@ -122,7 +125,7 @@ impl StoreRuntime {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (made, store) = std::sync::mpsc::channel();
         let (redis, timeout, min_replicas) = (redis.clone(), config.timeout, config.min_replicas);
-        let thread = crate::runtime::spawn_thread("vert-store", move || async move {
+        let thread = crate::server::runtime::spawn_thread("vert-store", move || async move {
             let _ = made.send(RedisStore::new(&redis, timeout, min_replicas));
             let _ = stopped.await;
         })?;
@@ -302,7 +305,7 @@ fn run_worker(
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        crate::runtime::accept_failed(&e, "public").await;
+                        crate::server::runtime::accept_failed(&e, "public").await;
                         continue;
                     }
                 },

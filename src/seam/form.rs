@@ -1,4 +1,4 @@
-//! Request bodies the guards read: forms. [`crate::limits`] reads every body whole before the
+//! Request bodies the guards read: forms. [`crate::seam::limits`] reads every body whole before the
 //! guards see the request and leaves a cheap copy of its bytes ([`BufferedBody`], a reference
 //! count) in the request's extensions, so that a guard can read the form without consuming the
 //! body the AS is to get.

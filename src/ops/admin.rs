@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 
 use crate::config;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// The upstream is probed at most this often; `/ready` in between answers from the last probe.
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
@@ -69,7 +69,7 @@ pub fn start(
         probe: Mutex::new(None),
     });
     let (shutdown, mut stopped) = watch::channel(false);
-    let thread = crate::runtime::spawn_thread("vert-admin", move || async move {
+    let thread = crate::server::runtime::spawn_thread("vert-admin", move || async move {
         let Ok(listener) = TcpListener::from_std(listener) else {
             return;
         };
@@ -79,7 +79,7 @@ pub fn start(
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
-                        crate::runtime::accept_failed(&e, "admin").await;
+                        crate::server::runtime::accept_failed(&e, "admin").await;
                         continue;
                     }
                 },

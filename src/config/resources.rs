@@ -4,7 +4,7 @@
 
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::pages::{Branding, logo_data_uri};
-use crate::seal::KeyRing;
+use crate::state::seal::KeyRing;
 use crate::vert::ClientList;
 use crate::vert::clients::parse_ocl;
 

@@ -1,8 +1,8 @@
 //! The innermost service: requests to the legacy AS over the worker's [`Pool`], with the
 //! headers the proxy owns (`X-Forwarded-*`, `Host` for HTTP/1.0). The request arrives clean
-//! ([`crate::sanitize`]) and buffered ([`crate::limits`]); the response body streams back with
+//! ([`crate::seam::sanitize`]) and buffered ([`crate::seam::limits`]); the response body streams back with
 //! its hop-by-hop headers removed. A failed exchange is an [`UpstreamError`], which
-//! [`crate::error_pages`] turns into a page.
+//! [`crate::pages::error_pages`] turns into a page.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,11 +17,11 @@ use http_body_util::{Either, Full};
 use uuid::Uuid;
 
 use crate::config;
-use crate::forwarded::{Peer, strip_hop_by_hop};
-use crate::limits::Buffered;
-use crate::metrics::Metrics;
-use crate::pool::{Pool, PoolError, PooledBody, Sending};
-use crate::seal::random_uuid;
+use crate::ops::metrics::Metrics;
+use crate::seam::forwarded::{Peer, strip_hop_by_hop};
+use crate::seam::limits::Buffered;
+use crate::state::seal::random_uuid;
+use crate::upstream::pool::{Pool, PoolError, PooledBody, Sending};
 
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
 pub type Body = Either<PooledBody, Full<Bytes>>;
@@ -60,7 +60,7 @@ impl UpstreamFactory {
 pub struct Upstream {
     pool: Pool,
     /// `Host` for a request that came without one (HTTP/1.0; HTTP/1.1 without one is refused
-    /// by [`crate::sanitize`]).
+    /// by [`crate::seam::sanitize`]).
     default_host: HeaderValue,
     peer: Peer,
     metrics: Arc<Metrics>,

@@ -31,9 +31,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config;
-use crate::conn::{Activity, Elapsed, InFlight, Limits, TimedIo};
-use crate::limits::Buffered;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
+use crate::seam::limits::Buffered;
+use crate::upstream::conn::{Activity, Elapsed, InFlight, Limits, TimedIo};
 
 /// Why the upstream gave no response.
 #[derive(Debug)]

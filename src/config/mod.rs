@@ -1,6 +1,8 @@
 //! `proxy.toml` → a validated, typed [`Config`]. No side effects: nothing is opened, bound or
-//! read here (files named by the config are read by [`crate::resources`]). Every problem is
+//! read here (files named by the config are read by [`crate::config::resources`]). Every problem is
 //! reported at once, each naming its key; unknown keys are errors.
+
+pub mod resources;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -908,7 +910,7 @@ impl Check {
             return HeaderName::from_static(default);
         };
         match HeaderName::from_bytes(text.as_bytes()) {
-            Ok(name) if !crate::forwarded::is_hop_by_hop(&name) => name,
+            Ok(name) if !crate::seam::forwarded::is_hop_by_hop(&name) => name,
             Ok(_) => {
                 self.error(s.key(key), "a hop-by-hop header cannot carry the signal");
                 HeaderName::from_static(default)
@@ -1116,7 +1118,7 @@ mod tests {
 
     #[test]
     fn the_shipped_proxy_toml_is_valid() {
-        let text = include_str!("../proxy.toml");
+        let text = include_str!("../../proxy.toml");
         let c = parse(text).unwrap();
         assert_eq!(c.clients.static_clients[0].hostname, "pgo.example.nl");
     }

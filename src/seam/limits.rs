@@ -15,10 +15,10 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
-use crate::answer::{Answer, Deferred, refuse};
 use crate::config::Listen;
-use crate::form::BufferedBody;
 use crate::pages::{Topic, WithPages};
+use crate::seam::answer::{Answer, Deferred, refuse};
+use crate::seam::form::BufferedBody;
 
 /// A request body, read whole.
 pub type Buffered = Full<Bytes>;

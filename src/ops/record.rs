@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 
-use crate::metrics::{Metrics, RouteClass};
+use crate::ops::metrics::{Metrics, RouteClass};
 
 #[derive(Clone)]
 pub struct RecordLayer {

@@ -1,6 +1,8 @@
 //! Pages for the Persoon: Dutch at B1 level, English when `Accept-Language` prefers it. Every
 //! value is HTML-escaped by the template; no page ever holds a code, a state or a birth date.
 
+pub mod error_pages;
+
 use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;

@@ -21,9 +21,9 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 
-use crate::answer::{Answer, refuse};
-use crate::forwarded::strip_hop_by_hop;
 use crate::pages::{Topic, WithPages};
+use crate::seam::answer::{Answer, refuse};
+use crate::seam::forwarded::strip_hop_by_hop;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SanitizeLayer;

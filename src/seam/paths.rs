@@ -22,7 +22,7 @@
 //!
 //! A path that cannot be decoded, or decodes to control characters, is refused.
 
-/// Where a request goes: decided once, by [`crate::router`], for every layer after it.
+/// Where a request goes: decided once, by [`crate::seam::router`], for every layer after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// The authorize endpoint, under any spelling: the guard decides.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::metrics::Metrics;
-use crate::seal::KeyRing;
+use crate::ops::metrics::Metrics;
+use crate::state::seal::KeyRing;
 
 mod redis;
 pub use self::redis::RedisStore;
@@ -270,9 +270,36 @@ impl Records {
             let digest = self.keys.load().code_digests(code).next();
             let digest = digest.expect("a key ring has a key");
             let recorded = self.store.claim(digest, code_ttl).await;
-            self.counted(recorded).map_err(Refused::Store)?;
+            if let Err(error) = self.counted(recorded) {
+                self.remove_withheld(digest, code_ttl).await;
+                return Err(Refused::Store(error));
+            }
         }
         Ok(())
+    }
+
+    /// The record of a code that is withheld may be in the store all the same: it reached too
+    /// few replicas, or it landed and the answer was lost (a master killed mid-command, whose
+    /// replica had it). A withheld code must not be redeemable, so its record is removed now,
+    /// or, while the store does not answer, retried in the background until it does (a new
+    /// master promoted) or the record would have expired. Removing a code's record can only
+    /// refuse a code, never release one.
+    async fn remove_withheld(&self, digest: Digest, ttl: Duration) {
+        if self.store.take(digest).await.is_ok() {
+            return;
+        }
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        metrics.withheld_record(1);
+        let until = tokio::time::Instant::now() + ttl;
+        tokio::spawn(async move {
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if store.take(digest).await.is_ok() {
+                    break;
+                }
+            }
+            metrics.withheld_record(-1);
+        });
     }
 
     /// A token request's code, presented: recorded (released by the proxy, not yet redeemed,
@@ -629,5 +656,79 @@ mod tests {
             2,
             "the flow's and the code's records only"
         );
+    }
+
+    /// A store that records the code's claim and then loses the answer (a master killed
+    /// mid-command), and whose first two removals fail (no master yet).
+    struct LostAnswer {
+        inner: MemoryStore,
+        claims: std::sync::atomic::AtomicUsize,
+        failing_takes: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for LostAnswer {
+        fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let landed = self.inner.claim_now(key, ttl, Instant::now());
+            let result = match self.claims.fetch_add(1, SeqCst) {
+                1 => Err(StoreError::Unavailable("the answer was lost".into())),
+                _ => landed,
+            };
+            Box::pin(std::future::ready(result))
+        }
+        fn take(&self, key: Digest) -> StoreFuture<'_, bool> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let failing = self
+                .failing_takes
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                return Box::pin(std::future::ready(Err(StoreError::Unavailable(
+                    "no master".into(),
+                ))));
+            }
+            self.inner.take(key)
+        }
+        fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
+            self.inner.exists(key)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_withheld_codes_record_that_landed_is_removed_once_the_store_answers() {
+        let store = Arc::new(LostAnswer {
+            inner: MemoryStore::new(100),
+            claims: Default::default(),
+            failing_takes: 2.into(),
+        });
+        let metrics = Metrics::new();
+        let records = Records::new(
+            store.clone(),
+            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
+            MINUTE,
+            Some(MINUTE),
+            100,
+            metrics.clone(),
+        );
+        // The flow's claim lands; the code's lands too, but its answer is lost: withheld.
+        let refused = records.release([1; 32], "C0DE", Source::unknown()).await;
+        assert!(matches!(refused, Err(Refused::Store(_))), "{refused:?}");
+        // The immediate removal failed: the record is still there, and counted as pending.
+        assert_eq!(store.inner.entries.lock().unwrap().len(), 2);
+        assert!(
+            metrics
+                .encode()
+                .contains("medmij_vert_store_withheld_records 1")
+        );
+        // Retried until the store answers (the second retry).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(records.present("C0DE").await, Ok(Presented::NotReleased));
+        assert!(
+            metrics
+                .encode()
+                .contains("medmij_vert_store_withheld_records 0")
+        );
+        // The flow's record stays: that flow released nothing and never will.
+        assert_eq!(store.inner.entries.lock().unwrap().len(), 1);
     }
 }

@@ -1,0 +1,7 @@
+//! Operations: the admin listener (`/live`, `/ready`, `/metrics`), the metrics, the request
+//! counter layer, and the logs.
+
+pub mod admin;
+pub mod metrics;
+pub mod record;
+pub mod telemetry;

@@ -1,0 +1,5 @@
+//! The way to the AS: the proxy service, its connection pool, and the timed connections.
+
+pub mod conn;
+pub mod pool;
+pub mod proxy;
