@@ -282,14 +282,9 @@ fn a_release_that_reaches_too_few_replicas_is_withheld_and_its_decision_line_say
         "/oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state=st-durable&scope=48"
     ));
     assert_eq!(raw_status(&r), 200, "{r}");
-    let line = upstream
-        .request_line_with("GET /oauth2/authorize?")
+    let sealed = upstream
+        .state_in_request_with("GET /oauth2/authorize?")
         .unwrap();
-    let sealed = line
-        .split(['?', '&', ' '])
-        .find_map(|p| p.strip_prefix("state="))
-        .unwrap()
-        .to_owned();
     upstream.answer_path(
         "/oauth2/consent",
         &format!("{REDIRECT}?code=NOT-DURABLE&state={{state}}"),

@@ -62,18 +62,10 @@ fn token(addr: SocketAddr, code: &str) -> String {
 fn start_flow_marked(p: &Pool, addr: SocketAddr, nonce: &str) -> String {
     let r = get(addr, &format!("/oauth2/authorize?{SELF}&nonce={nonce}"));
     assert_eq!(raw_status(&r), 200, "{r}");
-    // A body the AS ignored (a token request's) runs into the next request line.
-    let line = [format!("nonce={nonce} "), format!("nonce={nonce}&")]
+    [format!("nonce={nonce} "), format!("nonce={nonce}&")]
         .iter()
-        .find_map(|needle| p.upstream.request_line_with(needle))
-        .unwrap_or_else(|| panic!("the AS got no authorization request with {nonce}"));
-    let line = &line[line.find("GET /oauth2/authorize?").expect("a request line")..];
-    let query = line.split_whitespace().nth(1).unwrap();
-    query
-        .split(['?', '&'])
-        .find_map(|pair| pair.strip_prefix("state="))
-        .unwrap()
-        .to_owned()
+        .find_map(|needle| p.upstream.state_in_request_with(needle))
+        .unwrap_or_else(|| panic!("the AS got no authorization request with {nonce}"))
 }
 
 fn start_flow(p: &Pool, addr: SocketAddr) -> String {
@@ -660,14 +652,9 @@ fn sentinels_and_master_over_tls_with_acl_credentials() {
         let (mut child, addr, _) = start_binary(&temp_dir(), &config, &[("SSL_CERT_FILE", ca)]);
         let r = get(addr, &format!("/oauth2/authorize?{SELF}&nonce={code}"));
         assert_eq!(raw_status(&r), 200, "{r}");
-        let line = upstream
-            .request_line_with(&format!("nonce={code}"))
+        let sealed = upstream
+            .state_in_request_with(&format!("nonce={code}"))
             .unwrap();
-        let sealed = line
-            .split(['?', '&', ' '])
-            .find_map(|p| p.strip_prefix("state="))
-            .unwrap()
-            .to_owned();
         let released = consent(addr, &sealed, code);
         let tokens = [token(addr, code), token(addr, code)];
         let _ = child.kill();

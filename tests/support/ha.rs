@@ -225,25 +225,31 @@ fn text(value: redis::Value) -> String {
     }
 }
 
+/// Every data node: no persistence, a password for clients and for its master, and `extra`.
+fn data_args(extra: &[&str]) -> Vec<String> {
+    [
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        PASSWORD,
+        "--masterauth",
+        PASSWORD,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
 fn data_node(replica_of: Option<u16>, extra: &[&str]) -> Node {
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     Node::start(
         PASSWORD,
         |_, _| None,
         move |_| {
-            let mut args: Vec<String> = [
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--requirepass",
-                PASSWORD,
-                "--masterauth",
-                PASSWORD,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let mut args = data_args(&[]);
             if let Some(master) = replica_of {
                 args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
             }
@@ -318,20 +324,7 @@ impl Sentinels {
 
     /// The proxy's `[store]` lines for these sentinels.
     pub fn store_config(&self) -> String {
-        let sentinels: Vec<String> = self
-            .sentinels
-            .iter()
-            .map(|s| {
-                format!(
-                    "\"redis://default:{SENTINEL_PASSWORD}@127.0.0.1:{}\"",
-                    s.port
-                )
-            })
-            .collect();
-        format!(
-            "[store]\nsentinels = [{}]\nsentinel_master = \"redis://default:{PASSWORD}@{MASTER_NAME}\"\n",
-            sentinels.join(", ")
-        )
+        sentinel_store(&self.sentinels, "redis", 0)
     }
 
     /// The port the sentinels name as the master now.
@@ -391,15 +384,7 @@ impl Cluster {
                     PASSWORD,
                     |_, _| None,
                     |_| {
-                        [
-                            "--save",
-                            "",
-                            "--appendonly",
-                            "no",
-                            "--requirepass",
-                            PASSWORD,
-                            "--masterauth",
-                            PASSWORD,
+                        data_args(&[
                             "--cluster-enabled",
                             "yes",
                             "--cluster-node-timeout",
@@ -407,10 +392,7 @@ impl Cluster {
                             // A replica cut off from its master may still take over.
                             "--cluster-replica-validity-factor",
                             "0",
-                        ]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect()
+                        ])
                     },
                 )
             })
@@ -556,19 +538,7 @@ impl TlsSentinels {
                 Some(file)
             }
         };
-        let data = [
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            PASSWORD,
-            "--masterauth",
-            PASSWORD,
-        ]
-        .map(String::from)
-        .to_vec();
-        let master = Node::start(PASSWORD, conf(String::new()), move |_| data.clone());
+        let master = Node::start(PASSWORD, conf(String::new()), |_| data_args(&[]));
         let master_tls = master.port + 1;
         let sentinels: Vec<Node> = (0..3)
             .map(|_| {
@@ -594,19 +564,24 @@ impl TlsSentinels {
 
     /// The proxy's `[store]` lines: every node through its TLS port.
     pub fn store_config(&self) -> String {
-        let sentinels: Vec<String> = self
-            .sentinels
-            .iter()
-            .map(|s| {
-                format!(
-                    "\"rediss://default:{SENTINEL_PASSWORD}@127.0.0.1:{}\"",
-                    s.port + 1
-                )
-            })
-            .collect();
-        format!(
-            "[store]\nsentinels = [{}]\nsentinel_master = \"rediss://default:{PASSWORD}@{MASTER_NAME}\"\n",
-            sentinels.join(", ")
-        )
+        sentinel_store(&self.sentinels, "rediss", 1)
     }
+}
+
+/// The proxy's `[store]` lines for `sentinels` over `scheme`, each on its port + `offset`, and
+/// the master they name with its password.
+fn sentinel_store(sentinels: &[Node], scheme: &str, offset: u16) -> String {
+    let sentinels: Vec<String> = sentinels
+        .iter()
+        .map(|s| {
+            format!(
+                "\"{scheme}://default:{SENTINEL_PASSWORD}@127.0.0.1:{}\"",
+                s.port + offset
+            )
+        })
+        .collect();
+    format!(
+        "[store]\nsentinels = [{}]\nsentinel_master = \"{scheme}://default:{PASSWORD}@{MASTER_NAME}\"\n",
+        sentinels.join(", ")
+    )
 }

@@ -754,6 +754,17 @@ impl Recorder {
         Some(String::from_utf8_lossy(&bytes[start..end]).into_owned())
     }
 
+    /// The `state` of the last request line received that contains `needle`: the sealed state
+    /// the proxy sent, for a test to return into the flow with.
+    pub fn state_in_request_with(&self, needle: &str) -> Option<String> {
+        let line = self.request_line_with(needle)?;
+        let target = line.split_whitespace().find(|w| w.starts_with('/'))?;
+        target
+            .split(['?', '&'])
+            .find_map(|pair| pair.strip_prefix("state="))
+            .map(str::to_owned)
+    }
+
     /// Request heads received so far (a body it ignored counts when it looks like one).
     pub fn requests(&self) -> usize {
         self.received().matches(" HTTP/1.1\r\n").count()

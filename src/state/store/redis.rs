@@ -318,3 +318,29 @@ impl Store for RedisStore {
         })
     }
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every form, nothing listening: the error that reaches the log names no password.
+    #[tokio::test]
+    async fn a_store_error_never_shows_the_password() {
+        for text in [
+            "[store]\nsentinels = [\"redis://u:s3cretpw@127.0.0.1:1\"]\nsentinel_master = \"redis://u:s3cretpw@m\"\n",
+            "[store]\ncluster = [\"redis://u:s3cretpw@127.0.0.1:1\"]\n",
+            "[store]\nurl = \"redis://u:s3cretpw@127.0.0.1:1\"\n",
+            "[store]\nurl = \"rediss://u:s3cretpw@127.0.0.1:1\"\n",
+        ] {
+            let c = crate::config::Config::from_toml(&format!("[upstream]\nurl=\"http://a:1\"\n[clients]\nstatic=[{{hostname=\"a.nl\"}}]\n{text}"), std::path::Path::new(".")).unwrap();
+            let s = RedisStore::new(
+                c.store.redis.as_ref().unwrap(),
+                Duration::from_millis(300),
+                1,
+            )
+            .unwrap();
+            let e = s.claim([0; 32], Duration::from_secs(1)).await.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
+    }
+}
