@@ -2,7 +2,10 @@
 //! read here (files named by the config are read by [`crate::config::resources`]). Every problem is
 //! reported at once, each naming its key; unknown keys are errors.
 
+mod check;
+mod pages;
 pub mod resources;
+mod store;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,10 +15,13 @@ use std::time::Duration;
 use http::HeaderName;
 use http::uri::Authority;
 use ipnet::IpNet;
-use toml::{Table, Value};
+use toml::Table;
 
-use crate::vert::clients::is_hostname;
 use crate::vert::{Client, Kind};
+
+use check::Check;
+pub use pages::Pages;
+pub use store::{Redis, RedisUrl, SentinelMaster, Store};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -30,127 +36,6 @@ pub struct Config {
     pub store: Store,
     pub pages: Pages,
     pub token_guard: Option<TokenGuard>,
-}
-
-/// `[pages]`: the Persoon's pages in the DVA's own name. Without it they stay as they are.
-#[derive(Debug, Clone, Default)]
-pub struct Pages {
-    /// Shown on every page, in the title and where the text says "uw zorgaanbieder".
-    pub organisation: Option<String>,
-    /// The helpdesk's phone number, as it is written (digits, spaces, `+`, `-`, `(`, `)`).
-    pub contact_phone: Option<String>,
-    /// The helpdesk's web page (`https` only).
-    pub contact_url: Option<String>,
-    /// A PNG or SVG logo, read at start and on SIGHUP (`resources`).
-    pub logo_file: Option<PathBuf>,
-    /// The button colour, `#rrggbb`, with a contrast of at least 4.5:1 against white.
-    pub accent_color: Option<String>,
-}
-
-/// Where the records of released flows and codes live.
-#[derive(Debug, Clone)]
-pub struct Store {
-    /// Shared by instances; none: in-process (one instance).
-    pub redis: Option<Redis>,
-    /// A write counts only once `WAIT` reports this many replicas (0: once the master has it).
-    pub min_replicas: u32,
-    /// The in-process store's bound; full with live records, it fails closed.
-    pub max_entries: usize,
-    /// How long a Redis command may take before the proxy fails closed.
-    pub timeout: Duration,
-    /// The share of `max_entries`, in percent, that the releases of one source (client
-    /// address; an IPv6 /64) may hold at once.
-    pub source_share_percent: usize,
-}
-
-/// The Redis that holds the records: exactly one of `store.url`, `store.sentinels` or
-/// `store.cluster`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redis {
-    /// One Redis.
-    Url(RedisUrl),
-    /// The master named `master` as the sentinels report it, followed across failovers.
-    Sentinel {
-        sentinels: Vec<RedisUrl>,
-        master: SentinelMaster,
-    },
-    /// A Redis Cluster, found through any of these nodes.
-    Cluster(Vec<RedisUrl>),
-}
-
-/// `store.sentinel_master`: the master's name, and how to reach the nodes the sentinels name
-/// (`rediss://user:password@name/db`: TLS, ACL user, database; a bare name: none of them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentinelMaster {
-    pub name: String,
-    pub nodes: RedisUrl,
-}
-
-impl SentinelMaster {
-    fn parse(text: &str) -> Result<SentinelMaster, String> {
-        let nodes = if text.contains("://") {
-            RedisUrl::parse(text)?
-        } else {
-            RedisUrl::parse(&format!("redis://{text}"))?
-        };
-        let info = redis::IntoConnectionInfo::into_connection_info(nodes.expose())
-            .map_err(|e| e.to_string())?;
-        let name = match info.addr() {
-            redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. } => {
-                host.clone()
-            }
-            _ => return Err("not a master's name".into()),
-        };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("not a master's name".into());
-        }
-        Ok(SentinelMaster { name, nodes })
-    }
-}
-
-/// A `redis://` or `rediss://` URL. It may hold a password, so `Debug` shows it without one.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(String);
-
-impl RedisUrl {
-    /// `redis://…`, `rediss://…`, or `host:port` (read as `redis://host:port`), as the `redis`
-    /// crate reads it. The error does not repeat the text, which may hold a password.
-    pub fn parse(text: &str) -> Result<RedisUrl, String> {
-        let url = if text.contains("://") {
-            text.to_owned()
-        } else {
-            format!("redis://{text}")
-        };
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err("must start with redis:// or rediss://".into());
-        }
-        match redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
-            Ok(_) => Ok(RedisUrl(url)),
-            Err(_) => Err(
-                "not a Redis URL like redis://[user:password@]host[:port][/db] or rediss://…"
-                    .into(),
-            ),
-        }
-    }
-
-    /// The URL with its password, for the connection only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.0.starts_with("rediss://")
-    }
-}
-
-impl fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
-        match rest.rsplit_once('@') {
-            Some((_, host)) => write!(f, "{scheme}://***@{host}"),
-            None => write!(f, "{scheme}://{rest}"),
-        }
-    }
 }
 
 /// `[token_guard]`: only codes the proxy released reach the AS's token endpoint.
@@ -577,20 +462,7 @@ impl Config {
             }),
         };
         // Port 0 on both means two different ports, chosen at bind.
-        let s = c.section(&root, "store");
-        let store = Store {
-            redis: c.redis(&s),
-            min_replicas: c.integer(&s, "min_replicas", 0, 0, 16) as u32,
-            max_entries: c.integer(&s, "max_entries", 100_000, 1, 100_000_000),
-            timeout: c.duration(&s, "timeout", "1s"),
-            source_share_percent: c.integer(&s, "source_share_percent", 5, 1, 100),
-        };
-        if store.min_replicas > 0 && store.redis.is_none() {
-            c.error(
-                "store.min_replicas",
-                "needs a Redis (store.url, store.sentinels or store.cluster): the in-process store has no replicas",
-            );
-        }
+        let store = c.store(&root);
 
         let s = c.section(&root, "token_guard");
         let token_guard = match s.table {
@@ -622,49 +494,7 @@ impl Config {
             );
         }
 
-        let s = c.section(&root, "pages");
-        let pages = Pages {
-            organisation: c.string(&s, "organisation").map(str::to_owned),
-            contact_phone: c.string(&s, "contact_phone").map(str::to_owned),
-            contact_url: c.string(&s, "contact_url").map(str::to_owned),
-            logo_file: c.string(&s, "logo_file").map(|p| base_dir.join(p)),
-            accent_color: c.string(&s, "accent_color").map(str::to_owned),
-        };
-        if let Some(name) = &pages.organisation
-            && (name.trim().is_empty()
-                || name.chars().count() > 80
-                || name.chars().any(char::is_control))
-        {
-            c.error("pages.organisation", "must be a name of 1 to 80 characters");
-        }
-        if let Some(phone) = &pages.contact_phone
-            && !is_phone(phone)
-        {
-            c.error(
-                "pages.contact_phone",
-                "must be a phone number: digits, spaces, + - ( ) (at least 6 digits)",
-            );
-        }
-        if let Some(url) = &pages.contact_url
-            && !(url.starts_with("https://")
-                && url.len() > "https://".len()
-                && !url.contains(['"', '<', '>', ' '])
-                && crate::vert::clients::is_uri_text(url))
-        {
-            c.error("pages.contact_url", "must be an https URL");
-        }
-        if let Some(color) = &pages.accent_color {
-            match crate::pages::contrast_with_white(color) {
-                None => c.error("pages.accent_color", "must be a colour like #01689b"),
-                Some(ratio) if ratio < 4.5 => c.error(
-                    "pages.accent_color",
-                    format!(
-                        "{color} has a contrast of {ratio:.2}:1 with the button's white text; at least 4.5:1 is needed (WCAG 2.1 AA)"
-                    ),
-                ),
-                Some(_) => {}
-            }
-        }
+        let pages = c.pages(&root, base_dir);
 
         if c.errors.is_empty() {
             Ok(Config {
@@ -684,15 +514,6 @@ impl Config {
             Err(ConfigErrors(c.errors))
         }
     }
-}
-
-/// A phone number as people write it: `020 123 45 67`, `+31 (0)20-1234567`.
-fn is_phone(phone: &str) -> bool {
-    phone
-        .chars()
-        .all(|c| c.is_ascii_digit() || " +-()".contains(c))
-        && phone.chars().filter(char::is_ascii_digit).count() >= 6
-        && phone.len() <= 32
 }
 
 /// `http://host:port` with nothing after the authority but an optional `/`.
@@ -749,327 +570,6 @@ fn check_path(path: &str) -> Result<(), &'static str> {
         );
     }
     Ok(())
-}
-
-/// A section of the file, with the keys it may hold.
-struct Section<'a> {
-    name: &'static str,
-    table: Option<&'a Table>,
-}
-
-impl<'a> Section<'a> {
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.table.and_then(|t| t.get(key))
-    }
-
-    fn key(&self, key: &str) -> String {
-        format!("{}.{key}", self.name)
-    }
-}
-
-/// Collects errors while values are read, so that one run reports them all.
-#[derive(Default)]
-struct Check {
-    errors: Vec<ConfigError>,
-}
-
-impl Check {
-    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
-    fn section<'a>(&mut self, root: &'a Table, name: &'static str) -> Section<'a> {
-        self.table_in(root, name, name)
-    }
-
-    /// `[parent.key]`: a table inside a section, named `name` in errors.
-    fn subsection<'a>(
-        &mut self,
-        parent: &Section<'a>,
-        name: &'static str,
-        key: &str,
-    ) -> Section<'a> {
-        match parent.table {
-            Some(table) => self.table_in(table, name, key),
-            None => Section { name, table: None },
-        }
-    }
-
-    fn table_in<'a>(&mut self, root: &'a Table, name: &'static str, key: &str) -> Section<'a> {
-        let known = SECTIONS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, keys)| *keys)
-            .unwrap_or(&[]);
-        let table = match root.get(key) {
-            None => None,
-            Some(Value::Table(t)) => Some(t),
-            Some(_) => {
-                self.error(name, "must be a table ([section])");
-                None
-            }
-        };
-        if let Some(t) = table {
-            for key in t.keys() {
-                if !known.contains(&key.as_str()) {
-                    self.error(format!("{name}.{key}"), "unknown key");
-                }
-            }
-        }
-        Section { name, table }
-    }
-
-    fn typed<'a, T>(
-        &mut self,
-        s: &Section<'a>,
-        key: &str,
-        what: &str,
-        get: impl FnOnce(&'a Value) -> Option<T>,
-    ) -> Option<T> {
-        let value = s.get(key)?;
-        let got = get(value);
-        if got.is_none() {
-            self.error(
-                s.key(key),
-                format!("expected {what}, found {}", value.type_str()),
-            );
-        }
-        got
-    }
-
-    fn string<'a>(&mut self, s: &Section<'a>, key: &str) -> Option<&'a str> {
-        self.typed(s, key, "a string", Value::as_str)
-    }
-
-    fn boolean(&mut self, s: &Section<'_>, key: &str, default: bool) -> bool {
-        self.typed(s, key, "true or false", Value::as_bool)
-            .unwrap_or(default)
-    }
-
-    fn integer(
-        &mut self,
-        s: &Section<'_>,
-        key: &str,
-        default: usize,
-        min: usize,
-        max: usize,
-    ) -> usize {
-        match self.typed(s, key, "an integer", Value::as_integer) {
-            None => default,
-            Some(n) => match usize::try_from(n) {
-                Ok(n) if (min..=max).contains(&n) => n,
-                _ => {
-                    self.error(s.key(key), format!("must be between {min} and {max}"));
-                    default
-                }
-            },
-        }
-    }
-
-    fn duration(&mut self, s: &Section<'_>, key: &str, default: &str) -> Duration {
-        let default = humantime::parse_duration(default).expect("defaults parse");
-        match self.string(s, key) {
-            None => default,
-            Some(text) => match humantime::parse_duration(text) {
-                Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    self.error(s.key(key), "must be longer than 0s");
-                    default
-                }
-                Err(_) => {
-                    self.error(
-                        s.key(key),
-                        format!("{text:?} is not a duration like \"500ms\", \"30s\" or \"30m\""),
-                    );
-                    default
-                }
-            },
-        }
-    }
-
-    fn parsed<T: std::str::FromStr>(
-        &mut self,
-        s: &Section<'_>,
-        key: &str,
-        default: &str,
-        what: &str,
-    ) -> Option<T> {
-        let text = self.string(s, key).unwrap_or(default);
-        let parsed = text.parse().ok();
-        if parsed.is_none() {
-            self.error(s.key(key), format!("{text:?} is not {what}"));
-        }
-        parsed
-    }
-
-    fn header(&mut self, s: &Section<'_>, key: &str, default: &'static str) -> HeaderName {
-        let Some(text) = self.string(s, key) else {
-            return HeaderName::from_static(default);
-        };
-        match HeaderName::from_bytes(text.as_bytes()) {
-            Ok(name) if !crate::seam::forwarded::is_hop_by_hop(&name) => name,
-            Ok(_) => {
-                self.error(s.key(key), "a hop-by-hop header cannot carry the signal");
-                HeaderName::from_static(default)
-            }
-            Err(_) => {
-                self.error(s.key(key), format!("{text:?} is not a valid header name"));
-                HeaderName::from_static(default)
-            }
-        }
-    }
-
-    /// An array of strings, each converted; errors name the element (`key[2]`).
-    fn list<T>(
-        &mut self,
-        s: &Section<'_>,
-        key: &str,
-        convert: impl Fn(&str) -> Result<T, String>,
-    ) -> Vec<T> {
-        let Some(items) = self.typed(s, key, "an array", Value::as_array) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let k = format!("{}[{i}]", s.key(key));
-            match item.as_str().map(&convert) {
-                Some(Ok(v)) => out.push(v),
-                Some(Err(e)) => self.error(k, e),
-                None => self.error(k, format!("expected a string, found {}", item.type_str())),
-            }
-        }
-        out
-    }
-
-    /// `[store]`'s Redis: one of `url`, `sentinels` (with `sentinel_master`) and `cluster`.
-    fn redis(&mut self, s: &Section<'_>) -> Option<Redis> {
-        let url = self
-            .string(s, "url")
-            .map(|text| RedisUrl::parse(text).map_err(|e| self.error("store.url", e)));
-        let sentinels = s.table.and_then(|t| t.get("sentinels")).is_some().then(|| {
-            let list = self.list(s, "sentinels", RedisUrl::parse);
-            self.same_scheme("store.sentinels", &list);
-            list
-        });
-        let master = self.string(s, "sentinel_master");
-        let cluster = s.table.and_then(|t| t.get("cluster")).is_some().then(|| {
-            let list = self.list(s, "cluster", RedisUrl::parse);
-            if let Err(e) = redis::cluster::ClusterClient::new(list.iter().map(RedisUrl::expose))
-                && !list.is_empty()
-            {
-                self.error("store.cluster", format!("{e}"));
-            }
-            list
-        });
-        let given: Vec<&str> = [
-            ("store.url", url.is_some()),
-            ("store.sentinels", sentinels.is_some()),
-            ("store.cluster", cluster.is_some()),
-        ]
-        .iter()
-        .filter_map(|(key, set)| set.then_some(*key))
-        .collect();
-        if given.len() > 1 {
-            self.error(
-                given[1],
-                format!("{} is set too: name one Redis, not both", given[0]),
-            );
-            return None;
-        }
-        if master.is_some() && sentinels.is_none() {
-            self.error("store.sentinel_master", "needs store.sentinels");
-        }
-        if let Some(list) = &sentinels
-            && list.is_empty()
-        {
-            self.error("store.sentinels", "names no sentinel");
-        }
-        if let Some(list) = &cluster
-            && list.is_empty()
-        {
-            self.error("store.cluster", "names no node");
-        }
-        if let Some(Ok(url)) = url {
-            return Some(Redis::Url(url));
-        }
-        if let Some(sentinels) = sentinels {
-            let master = match master {
-                None => {
-                    self.error(
-                        "store.sentinel_master",
-                        "missing (the master's name, as the sentinels monitor it)",
-                    );
-                    None
-                }
-                Some(text) => SentinelMaster::parse(text)
-                    .map_err(|e| self.error("store.sentinel_master", e))
-                    .ok(),
-            };
-            return master
-                .filter(|_| !sentinels.is_empty())
-                .map(|master| Redis::Sentinel { sentinels, master });
-        }
-        cluster.filter(|list| !list.is_empty()).map(Redis::Cluster)
-    }
-
-    /// The `redis` crate speaks TLS to all of a list's nodes or to none.
-    fn same_scheme(&mut self, key: &str, list: &[RedisUrl]) {
-        if list.iter().any(|u| u.is_tls() != list[0].is_tls()) {
-            self.error(key, "mixes redis:// and rediss://: all or none speak TLS");
-        }
-    }
-
-    fn static_clients(&mut self, s: &Section<'_>) -> Vec<Client> {
-        let Some(items) = self.typed(s, "static", "an array of tables", Value::as_array) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let key = format!("clients.static[{i}]");
-            let Some(t) = item.as_table() else {
-                self.error(key, "expected { hostname = \"…\", name = \"…\" }");
-                continue;
-            };
-            for k in t.keys() {
-                if k != "hostname" && k != "name" {
-                    self.error(format!("{key}.{k}"), "unknown key");
-                }
-            }
-            let hostname = match t.get("hostname").map(Value::as_str) {
-                Some(Some(h)) if is_hostname(h) => Some(h.to_owned()),
-                Some(Some(h)) => {
-                    self.error(
-                        format!("{key}.hostname"),
-                        format!("{h:?} is not a lower-case hostname (the client_id)"),
-                    );
-                    None
-                }
-                Some(None) => {
-                    self.error(format!("{key}.hostname"), "expected a string");
-                    None
-                }
-                None => {
-                    self.error(format!("{key}.hostname"), "missing");
-                    None
-                }
-            };
-            let name = match t.get("name").map(Value::as_str) {
-                Some(Some(n)) if !n.trim().is_empty() => Some(n.trim().to_owned()),
-                Some(_) => {
-                    self.error(format!("{key}.name"), "expected a non-empty string");
-                    None
-                }
-                None => hostname.clone(),
-            };
-            if let (Some(hostname), Some(name)) = (hostname, name) {
-                out.push(Client { hostname, name });
-            }
-        }
-        out
-    }
 }
 
 /// Checks a `log.level` directive without installing anything (the subscriber is
