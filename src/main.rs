@@ -1,15 +1,17 @@
 //! The command line: run the proxy, check a config, run the demo, make a state key.
 #![forbid(unsafe_code)]
 
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use demo::SignalHeaders;
 use medmij_vert_proxy::config::Config;
 use medmij_vert_proxy::config::resources::Resources;
-use medmij_vert_proxy::demo::{self, SignalHeaders};
 use medmij_vert_proxy::ops::{admin, telemetry};
 use medmij_vert_proxy::server;
 use medmij_vert_proxy::state::seal;

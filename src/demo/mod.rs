@@ -26,8 +26,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::state::seal::generate_key_line;
-use crate::vert::query::UriBuilder;
+use medmij_vert_proxy::state::seal::generate_key_line;
+use medmij_vert_proxy::vert::query::UriBuilder;
 
 /// A person the demo AS knows. The logged-in Persoon is `self`; the others they may represent.
 struct Person {
@@ -110,6 +110,8 @@ struct Demo {
 
 /// The running demo AS.
 pub struct DemoAs {
+    /// What it issued, for the integration tests to read (the binary only runs it).
+    #[allow(dead_code)]
     demo: Arc<Demo>,
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -121,6 +123,19 @@ impl DemoAs {
         self.addr
     }
 
+    pub fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the integration tests read of the demo AS (this module is compiled into their harness);
+/// the binary, and its own unit tests, have no use for it.
+#[cfg(test)]
+#[allow(dead_code)]
+impl DemoAs {
     /// The last code the demo AS issued (tests: it must appear nowhere when withheld).
     pub fn last_code(&self) -> Option<String> {
         self.demo
@@ -156,13 +171,6 @@ impl DemoAs {
     pub fn codes_issued(&self) -> usize {
         self.demo.store.lock().expect("demo store").issued.len()
     }
-
-    pub fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Starts the demo AS on `addr` (port 0 for any free port), on a thread of its own.
@@ -176,7 +184,7 @@ pub fn start(addr: SocketAddr, headers: SignalHeaders) -> io::Result<DemoAs> {
         store: Mutex::default(),
     });
     let shared = demo.clone();
-    let thread = crate::server::runtime::spawn_thread("demo-as", move || async move {
+    let thread = medmij_vert_proxy::server::runtime::spawn_thread("demo-as", move || async move {
         let Ok(listener) = TcpListener::from_std(listener) else {
             tracing::error!("demo AS: no listener");
             return;
@@ -533,6 +541,6 @@ mod tests {
     fn respelled_but_equivalent() {
         let uri = "https://pgo.example.nl/callback";
         assert_eq!(respell(uri), "https://PGO.EXAMPLE.NL/./%63allback");
-        assert!(crate::vert::uri::equivalent(uri, &respell(uri)));
+        assert!(medmij_vert_proxy::vert::uri::equivalent(uri, &respell(uri)));
     }
 }

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// The demo AS, the binary's own module (not the library's), compiled into the harness.
+#[path = "../../src/demo/mod.rs"]
+pub mod demo;
 pub mod ha;
 
 use bytes::Bytes;
@@ -17,9 +20,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use demo::{DemoAs, SignalHeaders};
 use medmij_vert_proxy::config::Config;
 use medmij_vert_proxy::config::resources::Resources;
-use medmij_vert_proxy::demo::{self, DemoAs, SignalHeaders};
 use medmij_vert_proxy::server::{self, Running};
 use medmij_vert_proxy::state::seal::{KeyRing, generate_key_line};
 
