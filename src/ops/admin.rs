@@ -47,11 +47,48 @@ impl Admin {
     }
 }
 
+/// Why `/ready` says no: the upstream, as the probe found it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotReady {
+    #[error("upstream {authority}: no connection within upstream.connect_timeout")]
+    ConnectTimeout { authority: String },
+    #[error("upstream {authority}: {source}")]
+    Connect {
+        authority: String,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error("upstream {target}: not an HTTP answer")]
+    NotHttp { target: String },
+    #[error("upstream {target}: {source}")]
+    Exchange {
+        target: String,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error("upstream {target}: no answer within upstream.response_timeout")]
+    ResponseTimeout { target: String },
+}
+
+/// Why `medmij-vert-proxy health` says no.
+#[derive(Debug, thiserror::Error)]
+pub enum Unhealthy {
+    #[error("admin listener {addr}: {source}")]
+    Unreachable {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// What the admin listener answered instead of 200 (its body, or "no answer").
+    #[error("{0}")]
+    Answered(String),
+}
+
 struct State {
     metrics: Arc<Metrics>,
     upstream: config::Upstream,
     /// When the upstream was last probed, and what that said.
-    probe: Mutex<Option<(Instant, Result<(), String>)>>,
+    probe: Mutex<Option<(Instant, Result<(), NotReady>)>>,
 }
 
 /// Binds `addr` and serves on a thread of its own.
@@ -134,7 +171,7 @@ async fn answer(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>>
 /// Ready: the config and its files are loaded (they are, or the proxy would not have started;
 /// a failed reload keeps the previous ones), and the upstream answered a probe within the
 /// last [`PROBE_EVERY`].
-async fn ready(state: &State) -> Result<(), String> {
+async fn ready(state: &State) -> Result<(), NotReady> {
     // One probe at a time; the others wait for its answer.
     let mut probe = state.probe.lock().await;
     if let Some((at, result)) = &*probe
@@ -149,14 +186,17 @@ async fn ready(state: &State) -> Result<(), String> {
 
 /// A TCP connect within `upstream.connect_timeout`; with `upstream.health_path`, also an
 /// HTTP answer of any status on that path within `upstream.response_timeout`.
-async fn probe_upstream(upstream: &config::Upstream) -> Result<(), String> {
+async fn probe_upstream(upstream: &config::Upstream) -> Result<(), NotReady> {
     let authority = upstream.authority.as_str();
     let mut stream = tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(authority))
         .await
-        .map_err(|_| {
-            format!("upstream {authority}: no connection within upstream.connect_timeout")
+        .map_err(|_| NotReady::ConnectTimeout {
+            authority: authority.to_owned(),
         })?
-        .map_err(|e| format!("upstream {authority}: {e}"))?;
+        .map_err(|e| NotReady::Connect {
+            authority: authority.to_owned(),
+            source: Arc::new(e),
+        })?;
     let Some(path) = &upstream.health_path else {
         return Ok(());
     };
@@ -168,13 +208,15 @@ async fn probe_upstream(upstream: &config::Upstream) -> Result<(), String> {
         stream.read_exact(&mut head).await?;
         Ok::<_, io::Error>(head)
     };
+    let target = format!("{authority}{path}");
     match tokio::time::timeout(upstream.response_timeout, exchange).await {
         Ok(Ok(head)) if head.starts_with(b"HTTP/1.") => Ok(()),
-        Ok(Ok(_)) => Err(format!("upstream {authority}{path}: not an HTTP answer")),
-        Ok(Err(e)) => Err(format!("upstream {authority}{path}: {e}")),
-        Err(_) => Err(format!(
-            "upstream {authority}{path}: no answer within upstream.response_timeout"
-        )),
+        Ok(Ok(_)) => Err(NotReady::NotHttp { target }),
+        Ok(Err(e)) => Err(NotReady::Exchange {
+            target,
+            source: Arc::new(e),
+        }),
+        Err(_) => Err(NotReady::ResponseTimeout { target }),
     }
 }
 
@@ -204,7 +246,7 @@ pub enum Probe {
 
 /// `medmij-vert-proxy health`: asks the admin listener at `addr` for `/live` or `/ready`. An
 /// unspecified address (`0.0.0.0`, `::`) is asked on loopback. `Err` says why not.
-pub fn check(addr: SocketAddr, probe: Probe, timeout: Duration) -> Result<(), String> {
+pub fn check(addr: SocketAddr, probe: Probe, timeout: Duration) -> Result<(), Unhealthy> {
     use std::io::{Read, Write};
     let mut addr = addr;
     if addr.ip().is_unspecified() {
@@ -213,18 +255,18 @@ pub fn check(addr: SocketAddr, probe: Probe, timeout: Duration) -> Result<(), St
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("admin listener {addr}: {e}"))?;
+    let unreachable = |source| Unhealthy::Unreachable { addr, source };
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(unreachable)?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
+        .map_err(unreachable)?;
     stream
         .write_all(match probe {
             Probe::Live => b"GET /live HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
             Probe::Ready => b"GET /ready HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
         })
-        .map_err(|e| format!("admin listener {addr}: {e}"))?;
+        .map_err(unreachable)?;
     let mut answer = String::new();
     let _ = stream.take(4096).read_to_string(&mut answer);
     if answer.starts_with("HTTP/1.1 200") {
@@ -236,6 +278,6 @@ pub fn check(addr: SocketAddr, probe: Probe, timeout: Duration) -> Result<(), St
             .map(str::trim)
             .filter(|body| !body.is_empty())
             .unwrap_or("no answer");
-        Err(why.to_owned())
+        Err(Unhealthy::Answered(why.to_owned()))
     }
 }

@@ -116,7 +116,7 @@ where
 
 /// 504 for a timeout, else 502; the page shows the trace id of the log line.
 fn page(error: &UpstreamError, lang: Lang) -> Response<crate::pages::PageBody> {
-    let (topic, status) = if error.timed_out {
+    let (topic, status) = if error.timed_out() {
         (Topic::TimedOut, StatusCode::GATEWAY_TIMEOUT)
     } else {
         (Topic::Unreachable, StatusCode::BAD_GATEWAY)
@@ -135,8 +135,13 @@ mod tests {
     type Body = Either<Full<Bytes>, Full<Bytes>>;
 
     fn failing(timed_out: bool) -> UpstreamError {
+        use crate::upstream::pool::PoolError;
+        let cause = match timed_out {
+            true => PoolError::ResponseTimeout,
+            false => PoolError::ConnectTimeout,
+        };
         UpstreamError {
-            timed_out,
+            cause: std::sync::Arc::new(cause),
             trace_id: Uuid::from_u128(7),
         }
     }

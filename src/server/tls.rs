@@ -19,6 +19,34 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
 
+/// Why a certificate and key could not be used: each names its key and file, and keeps the
+/// cause as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("listen.tls.cert_file: {file}: {source}")]
+    Certificate {
+        file: std::path::PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("listen.tls.cert_file: {0}: no certificate in the file")]
+    NoCertificate(std::path::PathBuf),
+    #[error("listen.tls.key_file: {file}: {source}")]
+    Key {
+        file: std::path::PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("listen.tls.key_file: {file}: does not fit the certificate: {source}")]
+    Mismatch {
+        file: std::path::PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("TLS: {0}")]
+    Config(#[source] rustls::Error),
+}
+
 /// The acceptor, and the certificate it hands out, which [`Tls::reload`] replaces.
 pub struct Tls {
     files: TlsFiles,
@@ -28,7 +56,7 @@ pub struct Tls {
 
 impl Tls {
     /// Reads the files; the error names the file and what is wrong with it.
-    pub fn new(files: &TlsFiles) -> Result<Self, String> {
+    pub fn new(files: &TlsFiles) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = load(files, &provider)?;
         let current = Arc::new(Current {
@@ -37,7 +65,7 @@ impl Tls {
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("TLS: {e}"))?
+            .map_err(TlsError::Config)?
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -53,7 +81,7 @@ impl Tls {
     }
 
     /// Reads the files again; the new pair serves new connections only if it is usable.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), TlsError> {
         let key = load(&self.files, &self.current.provider)?;
         self.current.key.store(Arc::new(key));
         Ok(())
@@ -79,21 +107,24 @@ impl ResolvesServerCert for Current {
     }
 }
 
-fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, String> {
-    let cert_file = files.cert_file.display();
-    let key_file = files.key_file.display();
+fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
     let chain = CertificateDer::pem_file_iter(&files.cert_file)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("listen.tls.cert_file: {cert_file}: {e}"))?;
+        .map_err(|source| TlsError::Certificate {
+            file: files.cert_file.clone(),
+            source,
+        })?;
     if chain.is_empty() {
-        return Err(format!(
-            "listen.tls.cert_file: {cert_file}: no certificate in the file"
-        ));
+        return Err(TlsError::NoCertificate(files.cert_file.clone()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key_file)
-        .map_err(|e| format!("listen.tls.key_file: {key_file}: {e}"))?;
-    CertifiedKey::from_der(chain, key, provider)
-        .map_err(|e| format!("listen.tls.key_file: {key_file}: does not fit the certificate: {e}"))
+    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|source| TlsError::Key {
+        file: files.key_file.clone(),
+        source,
+    })?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Mismatch {
+        file: files.key_file.clone(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -130,14 +161,16 @@ mod tests {
             key_file: other.key_file.clone(),
         };
         let e = Tls::new(&mismatched).err().unwrap();
-        assert!(e.starts_with("listen.tls.key_file:"), "{e}");
+        assert!(matches!(e, TlsError::Mismatch { .. }), "{e}");
+        assert!(e.to_string().starts_with("listen.tls.key_file:"), "{e}");
         std::fs::write(dir.join("empty.crt"), "").unwrap();
         let empty = TlsFiles {
             cert_file: dir.join("empty.crt"),
             key_file: good.key_file.clone(),
         };
         let e = Tls::new(&empty).err().unwrap();
-        assert!(e.starts_with("listen.tls.cert_file:"), "{e}");
+        assert!(matches!(e, TlsError::NoCertificate(_)), "{e}");
+        assert!(e.to_string().starts_with("listen.tls.cert_file:"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -97,6 +97,19 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
+/// Why a key file was refused, naming the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("no key in the file")]
+    Empty,
+    #[error("line {0}: not base64")]
+    NotBase64(usize),
+    #[error("line {line}: a key is {KEY_LEN} bytes, this one {len}")]
+    Length { line: usize, len: usize },
+    #[error("line {0}: the same key is listed twice")]
+    Repeated(usize),
+}
+
 impl KeyRing {
     /// A ring with one fresh random key: flows do not survive a restart and cannot be shared
     /// between instances.
@@ -108,7 +121,7 @@ impl KeyRing {
 
     /// Reads a key file: one key per line, base64 (standard or URL-safe, padding optional) of 32
     /// bytes; blank lines and lines starting with `#` are ignored. The first key seals.
-    pub fn from_key_file(text: &str) -> Result<Self, String> {
+    pub fn from_key_file(text: &str) -> Result<Self, KeyFileError> {
         let mut keys: Vec<Key> = Vec::new();
         let mut seen: Vec<[u8; KEY_LEN]> = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -116,15 +129,15 @@ impl KeyRing {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bytes = decode_key(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+            let bytes = decode_key(line, n + 1)?;
             if seen.contains(&bytes) {
-                return Err(format!("line {}: the same key is listed twice", n + 1));
+                return Err(KeyFileError::Repeated(n + 1));
             }
             keys.push(Key::new(&bytes));
             seen.push(bytes);
         }
         if keys.is_empty() {
-            return Err("no key in the file".into());
+            return Err(KeyFileError::Empty);
         }
         Ok(KeyRing { keys })
     }
@@ -288,7 +301,7 @@ fn fill_random(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random source failed");
 }
 
-fn decode_key(line: &str) -> Result<[u8; KEY_LEN], String> {
+fn decode_key(line: &str, number: usize) -> Result<[u8; KEY_LEN], KeyFileError> {
     let normalised: String = line
         .chars()
         .map(|c| match c {
@@ -299,9 +312,11 @@ fn decode_key(line: &str) -> Result<[u8; KEY_LEN], String> {
         .collect();
     let bytes = STANDARD_NO_PAD_INDIFFERENT
         .decode(normalised)
-        .map_err(|_| "not base64".to_string())?;
-    <[u8; KEY_LEN]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("a key is {KEY_LEN} bytes, this one {}", bytes.len()))
+        .map_err(|_| KeyFileError::NotBase64(number))?;
+    <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| KeyFileError::Length {
+        line: number,
+        len: bytes.len(),
+    })
 }
 
 /// The length of [`encode_flow`]'s output.
@@ -598,19 +613,21 @@ mod tests {
     fn key_file_errors_name_the_line() {
         assert_eq!(
             KeyRing::from_key_file("# only a comment\n").unwrap_err(),
-            "no key in the file"
+            KeyFileError::Empty
         );
         assert_eq!(
             KeyRing::from_key_file("\nnot base64!\n").unwrap_err(),
-            "line 2: not base64"
+            KeyFileError::NotBase64(2)
         );
         assert_eq!(
-            KeyRing::from_key_file("AAAA").unwrap_err(),
+            KeyRing::from_key_file("AAAA").unwrap_err().to_string(),
             "line 1: a key is 32 bytes, this one 3"
         );
         let k = generate_key_line();
         assert_eq!(
-            KeyRing::from_key_file(&format!("{k}\n{k}")).unwrap_err(),
+            KeyRing::from_key_file(&format!("{k}\n{k}"))
+                .unwrap_err()
+                .to_string(),
             "line 2: the same key is listed twice"
         );
     }

@@ -36,33 +36,31 @@ use crate::seam::limits::Buffered;
 use crate::upstream::conn::{Activity, Elapsed, InFlight, Limits, TimedIo};
 
 /// Why the upstream gave no response.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    Connect(io::Error),
+    #[error("connect: {0}")]
+    Connect(#[source] io::Error),
+    #[error("connect: upstream.connect_timeout elapsed")]
     ConnectTimeout,
     /// No response head within `upstream.response_timeout`.
+    #[error("upstream.response_timeout elapsed")]
     ResponseTimeout,
-    /// The HTTP exchange failed (the upstream closed the connection, sent garbage, …).
-    Http(hyper::Error),
+    /// The HTTP exchange failed (the upstream closed the connection, sent garbage, …). The
+    /// message names the whole chain: hyper's own says only "connection error".
+    #[error("{}", chain(.0))]
+    Http(#[source] hyper::Error),
 }
 
-impl std::fmt::Display for PoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PoolError::Connect(e) => write!(f, "connect: {e}"),
-            PoolError::ConnectTimeout => write!(f, "connect: upstream.connect_timeout elapsed"),
-            PoolError::ResponseTimeout => write!(f, "upstream.response_timeout elapsed"),
-            PoolError::Http(e) => {
-                write!(f, "{e}")?;
-                let mut source = std::error::Error::source(e);
-                while let Some(s) = source {
-                    write!(f, ": {s}")?;
-                    source = s.source();
-                }
-                Ok(())
-            }
-        }
+/// An error and its sources, `: `-separated, for one log field.
+fn chain(error: &hyper::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
     }
+    text
 }
 
 impl PoolError {

@@ -96,25 +96,21 @@ impl tower::Service<Request<Buffered>> for Upstream {
 }
 
 /// The upstream gave no response. Logged where it happened, with the trace id the page shows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("upstream gave no response (trace id {trace_id}): {cause}")]
 pub struct UpstreamError {
-    pub timed_out: bool,
+    #[source]
+    pub cause: Arc<PoolError>,
     /// In the log line and on the page.
     pub trace_id: Uuid,
 }
 
-impl std::fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = if self.timed_out {
-            "upstream timed out"
-        } else {
-            "upstream unreachable"
-        };
-        write!(f, "{what} (trace id {})", self.trace_id)
+impl UpstreamError {
+    /// No response head within `upstream.response_timeout` (504, not 502).
+    pub fn timed_out(&self) -> bool {
+        matches!(*self.cause, PoolError::ResponseTimeout)
     }
 }
-
-impl std::error::Error for UpstreamError {}
 
 /// The upstream's response with hop-by-hop headers removed.
 pub struct UpstreamFuture {
@@ -138,8 +134,7 @@ impl Future for UpstreamFuture {
             Err(error) => error,
         };
         let trace_id = random_uuid();
-        let timed_out = matches!(error, PoolError::ResponseTimeout);
-        if timed_out {
+        if matches!(error, PoolError::ResponseTimeout) {
             tracing::warn!(
                 %trace_id,
                 "upstream did not answer within upstream.response_timeout: 504"
@@ -153,7 +148,7 @@ impl Future for UpstreamFuture {
             );
         }
         Poll::Ready(Err(UpstreamError {
-            timed_out,
+            cause: Arc::new(error),
             trace_id,
         }))
     }

@@ -134,23 +134,17 @@ pub fn is_hostname(s: &str) -> bool {
         })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a client list was refused: the whole list, never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OclError {
+    #[error("not well-formed XML: {0}")]
     Xml(String),
     /// The document is not an `OAuthclientlist` of the release 2 namespace.
+    #[error("not a MedMij OAuth Client List: {0}")]
     NotAnOcl(String),
     /// An `OAuthclient` without a usable `Hostname` (its position, 1-based, and why).
+    #[error("OAuthclient #{0}: {1}")]
     BadEntry(usize, String),
-}
-
-impl std::fmt::Display for OclError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OclError::Xml(e) => write!(f, "not well-formed XML: {e}"),
-            OclError::NotAnOcl(e) => write!(f, "not a MedMij OAuth Client List: {e}"),
-            OclError::BadEntry(n, e) => write!(f, "OAuthclient #{n}: {e}"),
-        }
-    }
 }
 
 pub const OCL_NAMESPACE: &str = "xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release2/";

@@ -8,7 +8,6 @@
 //! code or anything personal.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -29,32 +28,21 @@ pub type Digest = [u8; 32];
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Why the store could not answer. The proxy then fails closed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The in-process store holds `store.max_entries` live records.
+    #[error("the in-process store is full (store.max_entries)")]
     Full,
     /// Redis did not answer (the message is Redis's, for the log).
+    #[error("the store is unavailable: {0}")]
     Unavailable(String),
     /// Redis recorded it, but `WAIT` counted fewer replicas than `store.min_replicas` within
     /// `store.timeout`: a failover could lose the record, so it does not count.
+    #[error(
+        "the record reached {replicas} replica(s) within store.timeout, store.min_replicas is {wanted}"
+    )]
     NotDurable { replicas: u32, wanted: u32 },
 }
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Full => f.write_str("the in-process store is full (store.max_entries)"),
-            StoreError::Unavailable(why) => write!(f, "the store is unavailable: {why}"),
-            StoreError::NotDurable { replicas, wanted } => write!(
-                f,
-                "the record reached {replicas} replica(s) within store.timeout, \
-                 store.min_replicas is {wanted}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// Records with a lifetime, each claimed at most once and taken at most once.
 pub trait Store: Send + Sync {
