@@ -955,4 +955,39 @@ mod tests {
             "{shown}"
         );
     }
+
+    /// The README's configuration reference documents every key the config reads, and no
+    /// other: one row per key (or one row for a pair), named as `--check` names it.
+    #[test]
+    fn the_readme_configuration_table_names_every_key_and_no_other() {
+        use std::collections::BTreeSet;
+        let readme = include_str!("../../README.md");
+        let reference = &readme[readme.find("## Configuration reference").unwrap()..];
+        let reference = &reference[..reference[3..].find("\n## ").unwrap() + 3];
+        let documented: BTreeSet<String> = reference
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| {
+                let first = l.split(" | ").next().unwrap();
+                first
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let known: BTreeSet<String> = SECTIONS
+            .iter()
+            .flat_map(|(section, keys)| keys.iter().map(move |k| format!("{section}.{k}")))
+            // A table inside a section (`listen.tls`) is documented by its keys.
+            .filter(|key| !SECTIONS.iter().any(|(name, _)| name == key))
+            .collect();
+        let missing: Vec<_> = known.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&known).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "not in the README: {missing:?}; in the README, not read: {unknown:?}"
+        );
+    }
 }
