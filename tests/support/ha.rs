@@ -243,7 +243,8 @@ fn data_args(extra: &[&str]) -> Vec<String> {
     .collect()
 }
 
-fn data_node(replica_of: Option<u16>, extra: &[&str]) -> Node {
+/// A data node, a replica of the node on `replica_of` when given.
+pub fn data_node(replica_of: Option<u16>, extra: &[&str]) -> Node {
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     Node::start(
         PASSWORD,

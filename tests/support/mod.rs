@@ -806,68 +806,24 @@ impl Drop for Recorder {
     }
 }
 
-/// A real `redis-server` (Debian's package) on a free port of 127.0.0.1, no persistence; killed
-/// on drop. `stop` and `start_again` play an outage.
-pub struct Redis {
-    child: Option<std::process::Child>,
-    pub port: u16,
-}
+/// A real `redis-server` (Debian's package) on a free port of 127.0.0.1, no persistence, with
+/// a password; killed on drop. `stop` and `start_again` play an outage (on the same port).
+pub struct Redis(ha::Node);
 
 impl Redis {
     pub fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Redis { child: None, port };
-        redis.start_again();
-        redis
+        Redis(ha::data_node(None, &[]))
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     pub fn start_again(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server; ./test.sh installs it)");
-        self.child = Some(child);
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        wait_until("redis-server answers PING", || {
-            TcpStream::connect(addr)
-                .and_then(|mut s| {
-                    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-                    s.write_all(b"PING\r\n")?;
-                    let mut buf = [0u8; 7];
-                    s.read_exact(&mut buf)?;
-                    Ok(&buf == b"+PONG\r\n")
-                })
-                .unwrap_or(false)
-        });
+        self.0.restart();
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.kill();
     }
 }
