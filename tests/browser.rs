@@ -36,27 +36,48 @@ struct Chromedriver {
 }
 
 impl Chromedriver {
+    /// On a port the system chose: should another process take it before chromedriver binds
+    /// (chromedriver then exits), another is chosen. Ready when `/status` answers as
+    /// chromedriver does, so a test never talks to whatever else holds the port.
     fn start() -> Chromedriver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian package chromium-driver; ./test.sh installs it)");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_until("chromedriver listens", || {
-            std::net::TcpStream::connect(addr).is_ok()
-        });
-        Chromedriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver (Debian package chromium-driver; ./test.sh installs it)");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break; // its port was taken
+                }
+                let status = std::net::TcpStream::connect(addr).ok().map(|_| {
+                    raw(
+                        addr,
+                        b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                        Duration::from_secs(5),
+                    )
+                });
+                if status.is_some_and(|r| r.contains("\"ready\":true")) {
+                    return Chromedriver {
+                        child,
+                        url: format!("http://127.0.0.1:{port}"),
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        panic!("chromedriver never started");
     }
 
     async fn session(&self, lang: &str) -> Client {
