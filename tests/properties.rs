@@ -269,8 +269,14 @@ proptest! {
             },
         );
         match &verdict {
-            Verdict::Release { location: released, flow: f } => {
+            Verdict::Release { location: released, flow: f, code } => {
                 prop_assert_eq!(f, &flow);
+                // The code the verdict carries is the one the client gets (an independent
+                // reader: serde_urlencoded).
+                let query = released.split_once('?').map_or("", |(_, q)| q);
+                let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+                let codes: Vec<&String> = pairs.iter().filter(|(n, _)| n == "code").map(|(_, v)| v).collect();
+                prop_assert_eq!(codes, vec![code]);
                 prop_assert!(released.starts_with("https://pgo.example.nl/cb?"), "{}", released);
                 prop_assert!(!released.contains('#'));
                 prop_assert!(released.contains("state=orig"));
@@ -348,6 +354,7 @@ proptest! {
             Verdict::Release {
                 location: "https://pgo.example.nl/a-b/c.d~e_f/cb?code=C&state=orig".into(),
                 flow: flow.clone(),
+                code: "C".into(),
             }
         );
         // Not the same URI: withheld.

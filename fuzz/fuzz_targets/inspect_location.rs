@@ -62,8 +62,19 @@ fuzz_target!(|data: &[u8]| {
         Verdict::Release {
             location: released,
             flow: f,
+            code,
         } => {
             assert_eq!(f, flow);
+            // The code it carries is the one code of the released Location.
+            let query = released.split_once('?').map_or("", |(_, q)| q);
+            let codes: Vec<String> = medmij_vert_proxy::vert::query::pairs(query)
+                .filter(|pair| pair.name == "code")
+                .map(|pair| {
+                    let value = medmij_vert_proxy::vert::query::decode(pair.value);
+                    value.unwrap().into_owned()
+                })
+                .collect();
+            assert_eq!(codes, [code]);
             assert!(
                 released.starts_with("https://pgo.example.nl/cb?"),
                 "{released}"

@@ -8,7 +8,6 @@
 //! front and the error-page layer (see [`crate::server`]), and its tests use
 //! `tower::service_fn` inner services, no sockets.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -203,7 +202,7 @@ impl Guard {
         };
         let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
         let lang = || Lang::from_accept_language(accept_language);
-        // `release`: the code goes out only once the store has recorded it.
+        // `release`: the code that goes out only once the store has recorded it.
         let (location, flow, outcome, detail, release) = match verdict {
             Verdict::PassThrough => return Inspected::Done(response),
             Verdict::StatelessError => {
@@ -223,18 +222,20 @@ impl Guard {
                 return Inspected::Done(response);
             }
             Verdict::Restore { location, flow } => {
-                (location, flow, "restored", "state restored", false)
+                (location, flow, "restored", "state restored", None)
             }
             Verdict::AddState { location, flow } => (
                 location,
                 flow,
                 "restored",
                 "client state added to an error redirect without one",
-                false,
+                None,
             ),
-            Verdict::Release { location, flow } => {
-                (location, flow, "released", "code released", true)
-            }
+            Verdict::Release {
+                location,
+                flow,
+                code,
+            } => (location, flow, "released", "code released", Some(code)),
             Verdict::Withhold {
                 exception,
                 detail,
@@ -256,17 +257,23 @@ impl Guard {
             );
             return Inspected::Done(ResB::response(page));
         };
-        if !release {
+        let Some(code) = release else {
             return Inspected::Done(self.pass_on(response, value, outcome, detail, &flow));
-        }
-        let code = flow_return::released_code(&location).map(Cow::into_owned);
+        };
+        // A flow opens with its id; without one there is nothing to record it under.
+        let Some(flow_id) = flow_id else {
+            let page = self.withhold(
+                Exception::FailClosed,
+                "no flow id to record",
+                Some(&flow),
+                lang(),
+            );
+            return Inspected::Done(ResB::response(page));
+        };
         let (guard, lang) = (self.clone(), lang());
         Inspected::Release(Box::pin(async move {
             // One code per flow; and, with the token guard, the code recorded for redemption.
-            let recorded = match (flow_id, code) {
-                (Some(id), Some(code)) => guard.records.release(id, &code, source).await,
-                _ => Err(Refused::Unverifiable),
-            };
+            let recorded = guard.records.release(flow_id, &code, source).await;
             let (exception, detail) = match recorded {
                 Ok(()) => return guard.pass_on(response, value, outcome, detail, &flow),
                 Err(Refused::AlreadyUsed) => (
@@ -277,7 +284,6 @@ impl Guard {
                     Exception::FailClosed,
                     "the source holds its share of the records (store.source_share_percent)",
                 ),
-                Err(Refused::Unverifiable) => (Exception::FailClosed, "released code unreadable"),
                 Err(Refused::Store(StoreError::NotDurable { .. })) => (
                     Exception::FailClosed,
                     "store not durable: the release reached fewer replicas than store.min_replicas",

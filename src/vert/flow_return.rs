@@ -70,7 +70,12 @@ pub enum Verdict {
     /// goes out unchanged (no code to protect), and is logged.
     StatelessError,
     /// ext.vert.authint.202 holds: the code goes to the client with its state restored.
-    Release { location: String, flow: Flow },
+    /// `code` is the one code in `location`, decoded (what the records are kept for).
+    Release {
+        location: String,
+        flow: Flow,
+        code: String,
+    },
     /// The code is withheld; the exception says what the Persoon and the client get.
     Withhold {
         exception: Exception,
@@ -161,8 +166,8 @@ impl<'a> Target<'a> {
 #[derive(Default)]
 struct Params<'a> {
     state: Option<(RawPair<'a>, Cow<'a, str>)>,
-    /// One pair named exactly `code`.
-    code: bool,
+    /// One pair named exactly `code`, decoded: what a release hands to the client.
+    code: Option<Cow<'a, str>>,
     /// Something else that a mainstream parser would read as a code: `CODE=` (ASP.NET reads
     /// query keys without case), `x=1;code=` (`;`-splitting parsers), a Unicode spelling.
     code_like: bool,
@@ -197,11 +202,10 @@ impl<'a> Params<'a> {
                     params.state = Some((pair, query::decode(pair.value).ok()?));
                 }
                 "code" => {
-                    if params.code {
+                    if params.code.is_some() {
                         return None;
                     }
-                    query::decode(pair.value).ok()?;
-                    params.code = true;
+                    params.code = Some(query::decode(pair.value).ok()?);
                 }
                 "error" => params.error = true,
                 // Names a lenient parser of the client's binds to a judged one
@@ -221,7 +225,7 @@ impl<'a> Params<'a> {
 
     /// A code in any form a parser of the client's could find.
     fn any_code(&self) -> bool {
-        self.code || self.code_like
+        self.code.is_some() || self.code_like
     }
 }
 
@@ -293,14 +297,6 @@ pub fn inspect_answer(
     }
 }
 
-/// The code in a released `Location`, decoded (a release has exactly one clean `code`).
-pub fn released_code(location: &str) -> Option<Cow<'_, str>> {
-    let target = Target::split(location);
-    query::pairs(target.query)
-        .find(|pair| pair.name == "code")
-        .and_then(|pair| query::decode(pair.value).ok())
-}
-
 /// An error redirect without `state` (and without anything readable as a code).
 fn stateless_error(
     location: &str,
@@ -347,27 +343,27 @@ fn flow_return(
             Some(flow),
         );
     }
-    match (params.code, params.error) {
-        (false, true) => {
+    let code = match (&params.code, params.error) {
+        (None, true) => {
             let location = restore_state(location, target, params, &flow);
             return Verdict::Restore { location, flow };
         }
-        (true, false) => {}
-        (true, true) => {
+        (Some(code), false) => code.to_string(),
+        (Some(_), true) => {
             return withhold(
                 Exception::FailClosed,
                 "flow return with both a code and an error",
                 Some(flow),
             );
         }
-        (false, false) => {
+        (None, false) => {
             return withhold(
                 Exception::FailClosed,
                 "flow return that is neither a code nor an error redirect",
                 Some(flow),
             );
         }
-    }
+    };
     if flow.is_expired(settings.now, settings.ttl, settings.skew) {
         return withhold(
             Exception::Expired,
@@ -406,7 +402,11 @@ fn flow_return(
     };
     let requested = flow.requested;
     match (requested, used) {
-        (None, None) => Verdict::Release { location, flow },
+        (None, None) => Verdict::Release {
+            location,
+            flow,
+            code,
+        },
         (Some(_), None) => withhold(
             Exception::Vert1,
             "representation expected, not used",
@@ -441,7 +441,11 @@ fn flow_return(
                 .map(|today| age::check(r.kind, on_record, today))
             {
                 Some(Err(e)) => withhold(Exception::AgeOnRecord, e.describe(), Some(flow)),
-                _ => Verdict::Release { location, flow },
+                _ => Verdict::Release {
+                    location,
+                    flow,
+                    code,
+                },
             },
         },
     }
@@ -564,7 +568,8 @@ mod tests {
             v,
             Verdict::Release {
                 location: "https://pgo.example.nl/cb?code=C0DE&state=orig+state%2F".into(),
-                flow: flow(None)
+                flow: flow(None),
+                code: "C0DE".into(),
             }
         );
     }
@@ -897,7 +902,8 @@ mod tests {
                 v,
                 Verdict::Release {
                     location: "https://pgo.example.nl/cb?code=C&state=orig+state%2F".into(),
-                    flow: flow(None)
+                    flow: flow(None),
+                    code: "C".into(),
                 },
                 "{loc}"
             );
@@ -990,9 +996,24 @@ mod tests {
             v,
             Verdict::Release {
                 location: "https://pgo.example.nl/cb?code=C&state=orig+state%2F".into(),
-                flow: flow(None)
+                flow: flow(None),
+                code: "C".into(),
             }
         );
+    }
+
+    /// The verdict carries the code it released, decoded once: the records are kept for it,
+    /// and the `Location` is not read again.
+    #[test]
+    fn a_release_carries_its_code_decoded() {
+        let loc = "https://pgo.example.nl/cb?code=a%2Bb+c&state=SEALED";
+        let Verdict::Release { location, code, .. } =
+            check(loc, Some(flow(None)), Some("none"), None)
+        else {
+            panic!("released")
+        };
+        assert_eq!(code, "a+b c");
+        assert!(location.contains("code=a%2Bb+c&"), "{location}");
     }
 
     #[test]

@@ -92,8 +92,6 @@ pub enum Refused {
     AlreadyUsed,
     /// Its source holds its share of the records (`store.source_share_percent`).
     OverShare,
-    /// No flow id or no code to record.
-    Unverifiable,
     Store(StoreError),
 }
 
