@@ -258,7 +258,7 @@ proptest! {
             Location::Text(&location),
             &settings,
             |state| match state {
-                "SEALED" => Opened::Flow(opened_flow),
+                "SEALED" => Opened::Flow(opened_flow, [7; 32]),
                 "TAMPERED" => Opened::Invalid("tampered"),
                 _ => Opened::Foreign,
             },
@@ -269,7 +269,7 @@ proptest! {
             },
         );
         match &verdict {
-            Verdict::Release { location: released, flow: f, code } => {
+            Verdict::Release { location: released, flow: f, code, .. } => {
                 prop_assert_eq!(f, &flow);
                 // The code the verdict carries is the one the client gets (an independent
                 // reader: serde_urlencoded).
@@ -344,7 +344,7 @@ proptest! {
         let settings = flow_return::Settings { clients: &clients, now: 1_800_000_000, ttl: 1800, skew: 60, age_today: None };
         let signal = Signal { used: Some("none"), birthdate: None, repeated: false };
         let opened = |state: &str| match state {
-            "SEALED" => Opened::Flow(flow.clone()),
+            "SEALED" => Opened::Flow(flow.clone(), [7; 32]),
             _ => Opened::Foreign,
         };
         let location = format!("{respelled}?code=C&state=SEALED");
@@ -354,6 +354,7 @@ proptest! {
             Verdict::Release {
                 location: "https://pgo.example.nl/a-b/c.d~e_f/cb?code=C&state=orig".into(),
                 flow: flow.clone(),
+                id: [7; 32],
                 code: "C".into(),
             }
         );

@@ -189,7 +189,7 @@ async fn sealed_state_and_request_header_reach_the_upstream() {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     );
     let opened = h.keys.open(state);
-    let medmij_vert_proxy::vert::flow_return::Opened::Flow(flow) = opened else {
+    let medmij_vert_proxy::vert::flow_return::Opened::Flow(flow, _) = opened else {
         panic!("the forwarded state opens with the proxy's key: {opened:?}")
     };
     assert_eq!(flow.state, "st-1");

@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         Location::Text(location),
         &settings,
         |state| match state {
-            "SEALED" => Opened::Flow(opened),
+            "SEALED" => Opened::Flow(opened, [7; 32]),
             "BAD" => Opened::Invalid("tampered"),
             _ => Opened::Foreign,
         },
@@ -62,8 +62,10 @@ fuzz_target!(|data: &[u8]| {
         Verdict::Release {
             location: released,
             flow: f,
+            id,
             code,
         } => {
+            assert_eq!(id, [7; 32]);
             assert_eq!(f, flow);
             // The code it carries is the one code of the released Location.
             let query = released.split_once('?').map_or("", |(_, q)| q);

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     if mode % 2 == 0 {
         // Anything from the outside: a flow out of it would mean a forged seal.
-        assert!(!matches!(KEYS.open(&text), Opened::Flow(_)));
+        assert!(!matches!(KEYS.open(&text), Opened::Flow(..)));
     } else {
         let mid = (0..=text.len() / 2)
             .rev()
@@ -48,6 +48,6 @@ fuzz_target!(|data: &[u8]| {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
-        assert_eq!(KEYS.open(&sealed), Opened::Flow(flow));
+        assert_eq!(KEYS.open(&sealed).into_flow(), Some(flow));
     }
 });

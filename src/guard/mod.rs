@@ -194,12 +194,7 @@ impl Guard {
             repeated,
         };
         let keys = self.keys.load();
-        let mut flow_id = None;
-        let open = |s: &str| {
-            let (opened, id) = keys.open_with_id(s);
-            flow_id = id;
-            opened
-        };
+        let open = |s: &str| keys.open(s);
         let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
         let lang = || Lang::from_accept_language(accept_language);
         // `release`: the code that goes out only once the store has recorded it.
@@ -234,8 +229,15 @@ impl Guard {
             Verdict::Release {
                 location,
                 flow,
+                id,
                 code,
-            } => (location, flow, "released", "code released", Some(code)),
+            } => (
+                location,
+                flow,
+                "released",
+                "code released",
+                Some((id, code)),
+            ),
             Verdict::Withhold {
                 exception,
                 detail,
@@ -257,18 +259,8 @@ impl Guard {
             );
             return Inspected::Done(ResB::response(page));
         };
-        let Some(code) = release else {
+        let Some((flow_id, code)) = release else {
             return Inspected::Done(self.pass_on(response, value, outcome, detail, &flow));
-        };
-        // A flow opens with its id; without one there is nothing to record it under.
-        let Some(flow_id) = flow_id else {
-            let page = self.withhold(
-                Exception::FailClosed,
-                "no flow id to record",
-                Some(&flow),
-                lang(),
-            );
-            return Inspected::Done(ResB::response(page));
         };
         let (guard, lang) = (self.clone(), lang());
         Inspected::Release(Box::pin(async move {

@@ -33,6 +33,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::vert::flow::FlowId;
 use crate::vert::flow_return::Opened;
 use crate::vert::{Birthdate, Flow, Kind, Requested};
 
@@ -163,29 +164,25 @@ impl KeyRing {
 
     /// Opens a state. Anything not in this format is [`Opened::Foreign`]; this format that does
     /// not authenticate under any key, or decrypts to nonsense, is [`Opened::Invalid`].
+    /// A flow opens with its id: the seal's random 192-bit nonce (zero-padded to a store key),
+    /// the same for every copy of one sealed state and different for every seal (one code per
+    /// flow).
     pub fn open(&self, state: &str) -> Opened {
-        self.open_with_id(state).0
-    }
-
-    /// [`KeyRing::open`], and the flow's id: the seal's random 192-bit nonce (zero-padded to a
-    /// store key), the same for every copy of one sealed state and different for every seal
-    /// (one code per flow).
-    pub fn open_with_id(&self, state: &str) -> (Opened, Option<[u8; 32]>) {
         // Shorter than the smallest token: a client's own state, not worth decoding (every
         // authorization request asks whether its state is one of ours, SPEC §3.6).
         if state.len() < (HEADER_LEN.min(HEADER_1_LEN) + TAG_LEN) * 4 / 3 {
-            return (Opened::Foreign, None);
+            return Opened::Foreign;
         }
         let Ok(mut token) = URL_SAFE_NO_PAD.decode(state) else {
-            return (Opened::Foreign, None);
+            return Opened::Foreign;
         };
         let header_len = match token.first() {
             Some(&VERSION) => HEADER_LEN,
             Some(&VERSION_1) => HEADER_1_LEN,
-            _ => return (Opened::Foreign, None),
+            _ => return Opened::Foreign,
         };
         if token.len() < header_len + TAG_LEN {
-            return (Opened::Foreign, None);
+            return Opened::Foreign;
         }
         // The nonce itself: random, authenticated with the flow, and public (it is in the
         // state), so it needs no hashing (a SHA-256 here cost 3,400 instructions a request).
@@ -197,13 +194,11 @@ impl KeyRing {
         if token[0] == VERSION {
             id[31] = VERSION;
         }
-        let opened = if token[0] == VERSION {
-            self.open_token(&mut token)
+        if token[0] == VERSION {
+            self.open_token(&mut token, id)
         } else {
-            self.open_token_1(&token)
-        };
-        let id = matches!(opened, Opened::Flow(_)).then_some(id);
-        (opened, id)
+            self.open_token_1(&token, id)
+        }
     }
 
     /// The keyed hashes of a released code, one per key, the sealing key's first: a code is
@@ -220,7 +215,7 @@ impl KeyRing {
     }
 
     /// Opens a version 2 token in place.
-    fn open_token(&self, token: &mut [u8]) -> Opened {
+    fn open_token(&self, token: &mut [u8], id: FlowId) -> Opened {
         let (header, rest) = token.split_at_mut(HEADER_LEN);
         let nonce = Nonce::try_from(&header[2..]).expect("split at the nonce length");
         let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
@@ -236,14 +231,14 @@ impl KeyRing {
                 .is_ok()
         });
         if opened {
-            read_flow(sealed)
+            read_flow(sealed, id)
         } else {
             Opened::Invalid("state does not authenticate")
         }
     }
 
     /// Opens a version 1 token.
-    fn open_token_1(&self, token: &[u8]) -> Opened {
+    fn open_token_1(&self, token: &[u8], id: FlowId) -> Opened {
         let (header, rest) = token.split_at(2);
         let (nonce, ciphertext) = rest.split_at(NONCE_1_LEN);
         let nonce = XNonce::try_from(nonce).expect("split at the nonce length");
@@ -264,14 +259,14 @@ impl KeyRing {
         });
         match plaintext {
             None => Opened::Invalid("state does not authenticate"),
-            Some(plaintext) => read_flow(&plaintext),
+            Some(plaintext) => read_flow(&plaintext, id),
         }
     }
 }
 
-fn read_flow(plaintext: &[u8]) -> Opened {
+fn read_flow(plaintext: &[u8], id: FlowId) -> Opened {
     match decode_flow(plaintext) {
-        Some(flow) => Opened::Flow(flow),
+        Some(flow) => Opened::Flow(flow, id),
         // Authentic but unreadable: only a bug (or a future version) gets here.
         None => Opened::Invalid("sealed flow unreadable"),
     }
@@ -407,15 +402,23 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    /// The id a state opens with, if it opens.
+    fn id_of(ring: &KeyRing, state: &str) -> Option<FlowId> {
+        match ring.open(state) {
+            Opened::Flow(_, id) => Some(id),
+            _ => None,
+        }
+    }
+
     #[test]
     fn a_flow_id_is_the_same_for_a_state_and_new_for_each_seal() {
         let ring = KeyRing::random();
         let flow = flow("st", None);
         let (one, two) = (ring.seal(&flow), ring.seal(&flow));
-        let id = |state: &str| ring.open_with_id(state).1.unwrap();
+        let id = |state: &str| id_of(&ring, state).unwrap();
         assert_eq!(id(&one), id(&one));
         assert_ne!(id(&one), id(&two));
-        assert_eq!(KeyRing::random().open_with_id(&one).1, None);
+        assert_eq!(id_of(&KeyRing::random(), &one), None);
     }
 
     #[test]
@@ -477,15 +480,16 @@ mod tests {
         let ring = KeyRing::random();
         let f = flow("abc", on_behalf());
         let old = seal_1(&ring, &f);
-        let (opened, id) = ring.open_with_id(&old);
-        assert_eq!(opened, Opened::Flow(f.clone()));
-        let id = id.unwrap();
+        let Opened::Flow(opened, id) = ring.open(&old) else {
+            panic!("a version 1 state opens")
+        };
+        assert_eq!(opened, f);
         // The id version 1 recorded before the upgrade: its nonce, zero-padded.
         let nonce = &URL_SAFE_NO_PAD.decode(&old).unwrap()[2..HEADER_1_LEN];
         assert_eq!(&id[..NONCE_1_LEN], nonce);
         assert_eq!(id[NONCE_1_LEN..], [0u8; 32 - NONCE_1_LEN]);
-        assert_eq!(ring.open_with_id(&old).1, Some(id));
-        assert_eq!(ring.open_with_id(&ring.seal(&f)).1.unwrap()[31], VERSION);
+        assert_eq!(id_of(&ring, &old), Some(id));
+        assert_eq!(id_of(&ring, &ring.seal(&f)).unwrap()[31], VERSION);
         // Tampered or under another key: invalid, as for the current version.
         let mut bytes = URL_SAFE_NO_PAD.decode(&old).unwrap();
         bytes[40] ^= 1;
@@ -508,8 +512,8 @@ mod tests {
         let sealer = KeyRing::from_key_file(&second).unwrap();
         let ring = KeyRing::from_key_file(&format!("{first}\n{second}")).unwrap();
         let f = flow("abc", on_behalf());
-        assert_eq!(ring.open(&sealer.seal(&f)), Opened::Flow(f.clone()));
-        assert_eq!(ring.open(&seal_1(&sealer, &f)), Opened::Flow(f));
+        assert_eq!(ring.open(&sealer.seal(&f)).into_flow(), Some(f.clone()));
+        assert_eq!(ring.open(&seal_1(&sealer, &f)).into_flow(), Some(f));
     }
 
     fn flow(state: &str, requested: Option<Requested>) -> Flow {
@@ -537,7 +541,7 @@ mod tests {
             flow("a+b%2F", on_behalf()),
             flow("", None),
         ] {
-            assert_eq!(ring.open(&ring.seal(&f)), Opened::Flow(f));
+            assert_eq!(ring.open(&ring.seal(&f)).into_flow(), Some(f));
         }
     }
 
@@ -603,7 +607,7 @@ mod tests {
         let before = KeyRing::from_key_file(&old).unwrap();
         let sealed = before.seal(&flow("abc", None));
         let after = KeyRing::from_key_file(&format!("# rotated\n{new}\n\n{old}\n")).unwrap();
-        assert_eq!(after.open(&sealed), Opened::Flow(flow("abc", None)));
+        assert_eq!(after.open(&sealed).into_flow(), Some(flow("abc", None)));
         // New flows are sealed with the new key, which the old ring does not know.
         let fresh = after.seal(&flow("abc", None));
         assert!(matches!(before.open(&fresh), Opened::Invalid(_)));
@@ -660,13 +664,13 @@ mod tests {
                 _ => None,
             };
             let f = Flow { state, redirect_uri: uri, requested, issued_at, correlation_id: Uuid::from_u128(7) };
-            prop_assert_eq!(ring.open(&ring.seal(&f)), Opened::Flow(f));
+            prop_assert_eq!(ring.open(&ring.seal(&f)).into_flow(), Some(f));
         }
 
         #[test]
         fn opening_garbage_never_panics(s in "[A-Za-z0-9_-]{0,200}") {
             let ring = KeyRing::random();
-            prop_assert!(!matches!(ring.open(&s), Opened::Flow(_)));
+            prop_assert!(!matches!(ring.open(&s), Opened::Flow(..)));
         }
     }
 }

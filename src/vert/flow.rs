@@ -47,6 +47,10 @@ pub struct Clock {
     pub skew: u64,
 }
 
+/// A flow's id: the same for every copy of one sealed state, different for every seal (the
+/// seal's random nonce). One code per flow is kept under it.
+pub type FlowId = [u8; 32];
+
 /// One flow, as sealed into the `state` the AS sees. Everything here was validated when the
 /// authorization request was accepted; opening the seal proves it has not changed since.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use super::age;
 use super::exceptions::Exception;
+use super::flow::FlowId;
 use super::fold;
 use super::query::{self, RawPair};
 use super::uri;
@@ -18,7 +19,18 @@ pub enum Opened {
     Foreign,
     /// In the sealed-state format but not openable: unknown key, tampered, or garbled.
     Invalid(&'static str),
-    Flow(Flow),
+    /// A flow, and its id.
+    Flow(Flow, FlowId),
+}
+
+impl Opened {
+    /// The flow, if it opened.
+    pub fn into_flow(self) -> Option<Flow> {
+        match self {
+            Opened::Flow(flow, _) => Some(flow),
+            _ => None,
+        }
+    }
 }
 
 /// The AS's representation signal on a code redirect (SPEC §3.3), as raw header values. A
@@ -70,10 +82,12 @@ pub enum Verdict {
     /// goes out unchanged (no code to protect), and is logged.
     StatelessError,
     /// ext.vert.authint.202 holds: the code goes to the client with its state restored.
-    /// `code` is the one code in `location`, decoded (what the records are kept for).
+    /// `code` is the one code in `location`, decoded, and `id` the flow's: what the records
+    /// are kept for.
     Release {
         location: String,
         flow: Flow,
+        id: FlowId,
         code: String,
     },
     /// The code is withheld; the exception says what the Persoon and the client get.
@@ -281,11 +295,11 @@ pub fn inspect_answer(
         None => Opened::Foreign,
     };
     match opened {
-        Opened::Flow(flow) if params.any_code() || to_client => {
-            flow_return(location, &target, &params, flow, settings, signal)
+        Opened::Flow(flow, id) if params.any_code() || to_client => {
+            flow_return(location, &target, &params, (flow, id), settings, signal)
         }
         // The AS carrying the sealed state through its own pages: it stays sealed.
-        Opened::Flow(_) => Verdict::PassThrough,
+        Opened::Flow(..) => Verdict::PassThrough,
         Opened::Invalid(why) if params.any_code() => fail_closed(why),
         _ if to_client && target.fragment.is_some() => {
             fail_closed("fragment in a redirect to a client")
@@ -325,7 +339,7 @@ fn flow_return(
     location: &str,
     target: &Target<'_>,
     params: &Params<'_>,
-    flow: Flow,
+    (flow, id): (Flow, FlowId),
     settings: &Settings<'_>,
     signal: Signal<'_>,
 ) -> Verdict {
@@ -405,6 +419,7 @@ fn flow_return(
         (None, None) => Verdict::Release {
             location,
             flow,
+            id,
             code,
         },
         (Some(_), None) => withhold(
@@ -444,6 +459,7 @@ fn flow_return(
                 _ => Verdict::Release {
                     location,
                     flow,
+                    id,
                     code,
                 },
             },
@@ -540,7 +556,7 @@ mod tests {
             Location::Text(location),
             &settings,
             |state| match (&flow_, state) {
-                (Some(f), "SEALED") => Opened::Flow(f.clone()),
+                (Some(f), "SEALED") => Opened::Flow(f.clone(), [7; 32]),
                 (_, "TAMPERED") => Opened::Invalid("tampered"),
                 _ => Opened::Foreign,
             },
@@ -569,6 +585,7 @@ mod tests {
             Verdict::Release {
                 location: "https://pgo.example.nl/cb?code=C0DE&state=orig+state%2F".into(),
                 flow: flow(None),
+                id: [7; 32],
                 code: "C0DE".into(),
             }
         );
@@ -903,6 +920,7 @@ mod tests {
                 Verdict::Release {
                     location: "https://pgo.example.nl/cb?code=C&state=orig+state%2F".into(),
                     flow: flow(None),
+                    id: [7; 32],
                     code: "C".into(),
                 },
                 "{loc}"
@@ -997,6 +1015,7 @@ mod tests {
             Verdict::Release {
                 location: "https://pgo.example.nl/cb?code=C&state=orig+state%2F".into(),
                 flow: flow(None),
+                id: [7; 32],
                 code: "C".into(),
             }
         );

@@ -37,10 +37,7 @@ pub enum Ids {
 
 /// The flow a reading's `state` opens to, when it is one the proxy sealed.
 fn sealed_flow(parsed: &Parsed<'_>, open: &mut impl FnMut(&str) -> Opened) -> Option<Flow> {
-    match open(parsed.single(Param::State)?) {
-        Opened::Flow(flow) => Some(flow),
-        _ => None,
-    }
+    open(parsed.single(Param::State)?).into_flow()
 }
 
 /// Whether `parsed` names `flow`'s client and `redirect_uri`, unambiguously.
@@ -199,11 +196,14 @@ mod tests {
     /// not open; anything else is the client's own state.
     fn open(state: &str) -> Opened {
         match state {
-            "SEALED" => Opened::Flow(flow()),
-            "OTHER" => Opened::Flow(Flow {
-                state: "x".into(),
-                ..flow()
-            }),
+            "SEALED" => Opened::Flow(flow(), [7; 32]),
+            "OTHER" => Opened::Flow(
+                Flow {
+                    state: "x".into(),
+                    ..flow()
+                },
+                [7; 32],
+            ),
             "BAD" => Opened::Invalid("tampered"),
             _ => Opened::Foreign,
         }
@@ -284,10 +284,13 @@ mod tests {
     #[test]
     fn an_expired_flow_coming_back_gets_the_expired_page() {
         let expired = |state: &str| match state {
-            "SEALED" => Opened::Flow(Flow {
-                issued_at: NOW - 7200,
-                ..flow()
-            }),
+            "SEALED" => Opened::Flow(
+                Flow {
+                    issued_at: NOW - 7200,
+                    ..flow()
+                },
+                [7; 32],
+            ),
             _ => Opened::Foreign,
         };
         let r = get(
