@@ -375,15 +375,28 @@ impl Sentinels {
 /// Three masters with a replica each, failing over after 1 s.
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// Every node also on a TLS port (its port + 1), the cluster bus over TLS too.
+    tls: bool,
 }
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// Every node speaks TLS beside its plain port (which the tests' own commands use); the
+    /// cluster names TLS ports to TLS clients.
+    pub fn start_tls(tls: &TlsFiles) -> Cluster {
+        Cluster::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&TlsFiles>) -> Cluster {
+        let conf = tls.map(|tls| tls.conf("tls-cluster yes\n".into()));
         let nodes: Vec<Node> = (0..6)
             .map(|_| {
                 Node::start(
                     PASSWORD,
-                    |_, _| None,
+                    |port, dir| conf.as_ref().and_then(|conf| conf(port, dir)),
                     |_| {
                         data_args(&[
                             "--cluster-enabled",
@@ -410,7 +423,10 @@ impl Cluster {
             .status()
             .expect("redis-cli (Debian package redis-tools)");
         assert!(status.success(), "redis-cli --cluster create");
-        let cluster = Cluster { nodes };
+        let cluster = Cluster {
+            nodes,
+            tls: tls.is_some(),
+        };
         cluster.wait_until_ok();
         cluster
     }
@@ -434,7 +450,10 @@ impl Cluster {
             .nodes
             .iter()
             .take(3)
-            .map(|n| format!("\"{}\"", n.url()))
+            .map(|n| match self.tls {
+                false => format!("\"{}\"", n.url()),
+                true => format!("\"rediss://default:{PASSWORD}@127.0.0.1:{}\"", n.port + 1),
+            })
             .collect();
         format!("[store]\ncluster = [{}]\n", nodes.join(", "))
     }
@@ -504,6 +523,18 @@ impl TlsFiles {
         files
     }
 
+    /// A config file for [`Node::start`]: [`TlsFiles::settings`] with the TLS port at the plain
+    /// port + 1, and `extra`.
+    fn conf(&self, extra: String) -> impl Fn(u16, &std::path::Path) -> Option<PathBuf> + use<> {
+        let settings = self.settings(0);
+        move |port: u16, dir: &std::path::Path| {
+            let file = dir.join("redis.conf");
+            let settings = settings.replace("tls-port 0", &format!("tls-port {}", port + 1));
+            std::fs::write(&file, format!("{settings}{extra}")).unwrap();
+            Some(file)
+        }
+    }
+
     /// `redis-server`'s settings for a TLS port beside its plain one (the tests' own commands
     /// use the plain one), TLS to its master and, for a sentinel, to the nodes it watches.
     fn settings(&self, tls_port: u16) -> String {
@@ -526,26 +557,13 @@ pub struct TlsSentinels {
 
 impl TlsSentinels {
     pub fn start(tls: &TlsFiles) -> TlsSentinels {
-        let conf = |extra: String| {
-            let settings = tls.settings(0);
-            move |port: u16, dir: &std::path::Path| {
-                let file = dir.join("redis.conf");
-                let settings = settings.replace("tls-port 0", &format!("tls-port {}", port + 1));
-                std::fs::write(
-                    &file,
-                    format!("{settings}{}", extra.replace("{port}", &port.to_string())),
-                )
-                .unwrap();
-                Some(file)
-            }
-        };
-        let master = Node::start(PASSWORD, conf(String::new()), |_| data_args(&[]));
+        let master = Node::start(PASSWORD, tls.conf(String::new()), |_| data_args(&[]));
         let master_tls = master.port + 1;
         let sentinels: Vec<Node> = (0..3)
             .map(|_| {
                 Node::start(
                     SENTINEL_PASSWORD,
-                    conf(format!(
+                    tls.conf(format!(
                         "requirepass {SENTINEL_PASSWORD}\nsentinel sentinel-pass {SENTINEL_PASSWORD}\n\
                          sentinel monitor {MASTER_NAME} 127.0.0.1 {master_tls} 2\n\
                          sentinel auth-pass {MASTER_NAME} {PASSWORD}\n"
