@@ -18,6 +18,26 @@
 //! whoever waits for the response head, when requests start and end. One timer per
 //! connection, moved only when it would fire late or has fired, and polled only when moved:
 //! nothing is allocated, registered or polled per request.
+//!
+//! # The contract this module relies on
+//!
+//! It is correct only while these hold; each is hyper's behaviour today, not its promise, so
+//! `tests/hostile.rs` (slowloris, a client that stops reading, a stalled upstream) and
+//! `bench/ablation.sh` (the crates' timeouts in its place, counted) are the checks to run on
+//! every hyper or hyper-util upgrade:
+//!
+//! 1. **One task polls both directions.** hyper's HTTP/1 connection polls reads and writes of
+//!    its IO from the one task that drives it; the timer registers that task's waker and is
+//!    re-registered only when the waker changes ([`Waker::will_wake`]). A connection split
+//!    across tasks would leave one direction without a timer.
+//! 2. **The waker identifies the task.** `will_wake` must be true for the same task, so that
+//!    the timer is not re-registered on every poll (the cost the module avoids) and a new task
+//!    is never left unregistered.
+//! 3. **hyper keeps no timer of its own.** The server sets `header_read_timeout(None)`
+//!    (`server/mod.rs`): hyper's default would add a timer per request beside this one.
+//! 4. **`max_headers` is left alone at 100.** hyper keeps up to 100 headers on the stack and
+//!    allocates for any other limit, so the server sets it only when `listen.max_headers` is
+//!    not 100 (`server/mod.rs`); the head-size limit is `max_header_size` either way.
 
 use std::fmt;
 use std::io;
