@@ -197,7 +197,8 @@ impl Guard {
         let open = |s: &str| keys.open(s);
         let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
         let lang = || Lang::from_accept_language(accept_language);
-        // `release`: the code that goes out only once the store has recorded it.
+        // `release`: the flow's id and the code, which goes out only once the store has
+        // recorded it.
         let (location, flow, outcome, detail, release) = match verdict {
             Verdict::PassThrough => return Inspected::Done(response),
             Verdict::StatelessError => {
