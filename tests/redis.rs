@@ -306,23 +306,39 @@ fn sentinel_failover_with_cut_links(min_replicas: u32) -> usize {
         replica.heal_master_auth();
     }
     s.wait_for_promotion(old);
-    let promoted = killed.elapsed();
-    let (recovered, replays) = replay_after_recovery(&p, &sealed, killed);
+    count_releases_after_promotion(
+        &p,
+        &sealed,
+        &first,
+        (killed, killed.elapsed()),
+        &format!("sentinel failover (min_replicas = {min_replicas})"),
+    )
+}
+
+/// After the promotion: waits until releases resume, replays the consent of `sealed`, and
+/// says how many codes the flow released in all (its `first` return and the replays). A
+/// withheld first code is refused at the token endpoint and never reaches the AS.
+fn count_releases_after_promotion(
+    p: &Pool,
+    sealed: &str,
+    first: &str,
+    (killed, promoted): (std::time::Instant, Duration),
+    what: &str,
+) -> usize {
+    let (recovered, replays) = replay_after_recovery(p, sealed, killed);
     println!(
-        "sentinel failover (min_replicas = {min_replicas}): promoted after {:.1} s, releases again after {:.1} s",
+        "{what}: promoted after {:.1} s, releases again after {:.1} s",
         promoted.as_secs_f64(),
         recovered.as_secs_f64()
     );
-    let mut all: Vec<&str> = vec![&first];
+    let mut all: Vec<&str> = vec![first];
     all.extend(replays.iter().map(String::as_str));
-    let released = releases(&all);
-    // The withheld code never reaches the AS.
-    if raw_status(&first) != 302 {
-        let r = token(b, "FIRST");
+    if raw_status(first) != 302 {
+        let r = token(p.b.proxy_addr(), "FIRST");
         assert!(r.ends_with("{\"error\":\"invalid_grant\"}"), "{r}");
-        assert!(!code_reached_the_as(&p, "FIRST"));
+        assert!(!code_reached_the_as(p, "FIRST"));
     }
-    released
+    releases(&all)
 }
 
 /// Waits until fresh flows are released again (through both instances); then replays the
@@ -420,19 +436,14 @@ fn cluster_failover_with_cut_replica_links_never_releases_a_flow_twice() {
     let promoted = killed.elapsed();
     // The promoted replica has no replica of its own: the crashed node, restarted, becomes one.
     c.node(holder).restart();
-    let (recovered, replays) = replay_after_recovery(&p, &sealed, killed);
-    println!(
-        "cluster failover (min_replicas = {min_replicas}): promoted after {:.1} s, releases again after {:.1} s",
-        promoted.as_secs_f64(),
-        recovered.as_secs_f64()
+    let released = count_releases_after_promotion(
+        &p,
+        &sealed,
+        &first,
+        (killed, promoted),
+        &format!("cluster failover (min_replicas = {min_replicas})"),
     );
-    let mut all: Vec<&str> = vec![&first];
-    all.extend(replays.iter().map(String::as_str));
-    let released = releases(&all);
     assert!(released <= 1, "the flow released {released} codes");
-    if raw_status(&first) != 302 {
-        assert!(!code_reached_the_as(&p, "FIRST"));
-    }
 }
 
 /// The consent of the flow `sealed` answered by the AS with `code` (the script set once).
