@@ -26,6 +26,8 @@ if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; the
 fi
 
 WORK=$(mktemp -d)
+# Said up front: a full disk shows up later only as podman's "broken pipe" mid-COPY.
+echo "container: $(df -h --output=avail "$WORK" | tail -n 1 | tr -d ' ') free under $WORK"
 # A store of its own: nothing of the machine's podman is touched, and all of it goes at the end.
 P=(podman --root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs --runtime runc
    --cgroup-manager cgroupfs --events-backend none)
@@ -63,6 +65,9 @@ printf 'FROM scratch\nCOPY rootfs/ /\n' > "$BASE/Containerfile"
 CTX=$WORK/image
 mkdir -p "$CTX/deploy"
 cp "$BIN" "$CTX/medmij-vert-proxy"
+# Stripped, as the Dockerfile's build stage strips it: podman's vfs store copies every layer in
+# full, once per container run, so an unstripped binary costs disk several times over.
+command -v strip >/dev/null 2>&1 && strip "$CTX/medmij-vert-proxy"
 cp deploy/container.toml deploy/demo.toml "$CTX/deploy/"
 # From the runtime stage's FROM on; the build stage's binary is the one just built.
 sed -n '/^FROM gcr.io\/distroless/,$p' Dockerfile \
