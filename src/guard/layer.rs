@@ -29,11 +29,6 @@ impl VertGuardLayer {
             peer: Some(peer),
         }
     }
-
-    /// The guard all its services share (for reload).
-    pub fn guard(&self) -> &Guard {
-        &self.guard
-    }
 }
 
 impl<S> tower::Layer<S> for VertGuardLayer {

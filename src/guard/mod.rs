@@ -19,12 +19,11 @@ use http::Response;
 use http::header::{self, HeaderName, HeaderValue};
 
 use crate::config::Config;
-use crate::config::resources::{Resources, load_clients, load_keys};
 use crate::ops::metrics::Metrics;
 use crate::pages::{Lang, WithPages};
 use crate::state::seal::KeyRing;
 use crate::state::seal::random_uuid;
-use crate::state::store::{Records, Refused, Source, Store, StoreError};
+use crate::state::store::{Records, Refused, Source, StoreError};
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
 use crate::vert::{ClientList, Exception, Flow, Kind};
 
@@ -47,7 +46,7 @@ pub struct Guard {
     /// `oauth.issuer` (RFC 9207).
     issuer: Option<String>,
     /// Swapped whole on reload (SIGHUP); a request works with the list it started with.
-    clients: ArcSwap<ClientList>,
+    clients: Arc<ArcSwap<ClientList>>,
     enabled: Vec<Kind>,
     strip_scope_token: bool,
     /// `representation.age_rules`: the MedMij 2.x age limits.
@@ -64,30 +63,20 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Over the live resources the server owns ([`crate::server::live`]), which the guard only
+    /// reads.
     pub fn new(
         config: &Config,
-        resources: Resources,
+        clients: Arc<ArcSwap<ClientList>>,
+        keys: Arc<ArcSwap<KeyRing>>,
+        records: Arc<Records>,
         metrics: Arc<Metrics>,
-        store: Arc<dyn Store>,
     ) -> Self {
         let r = &config.representation;
-        let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
-        metrics.store_capacity(config.store.max_entries);
-        let records = Arc::new(
-            Records::new(
-                store,
-                keys.clone(),
-                config.state.flow_ttl + config.state.clock_skew,
-                config.token_guard.as_ref().map(|t| t.code_ttl),
-                config.store.max_entries * config.store.source_share_percent / 100,
-                metrics.clone(),
-            )
-            .with_presenting_ttl(config.upstream.response_timeout + Duration::from_secs(5)),
-        );
         Guard {
             authorize_path: config.oauth.authorize_path.clone(),
             issuer: config.oauth.issuer.clone(),
-            clients: ArcSwap::from_pointee(resources.clients),
+            clients,
             enabled: r.scopes.clone(),
             strip_scope_token: r.strip_scope_token,
             age_rules: r.age_rules,
@@ -118,43 +107,6 @@ impl Guard {
         // The clock only when the rules are on: this runs on every redirect.
         self.age_rules
             .then(|| crate::vert::age::dutch_date(chrono::Utc::now()))
-    }
-
-    /// The records of released flows and codes, which the token guard reads.
-    pub fn records(&self) -> Arc<Records> {
-        self.records.clone()
-    }
-
-    /// Reads the client list and the state keys again (SIGHUP). Each is checked whole before
-    /// it replaces the one in use; a bad file keeps the old one running, says why in the log,
-    /// and counts as a failed reload. Requests in progress finish with what they started with.
-    pub fn reload(&self, config: &Config) {
-        match load_clients(config) {
-            Ok(clients) => {
-                tracing::info!(clients = clients.len(), "client list reloaded");
-                self.clients.store(Arc::new(clients));
-                self.metrics.reload("clients", true);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "client list not reloaded: the previous one stays in use");
-                self.metrics.reload("clients", false);
-            }
-        }
-        if config.state.key_file.is_none() {
-            // Random keys for this process: nothing to read again.
-            return;
-        }
-        match load_keys(config) {
-            Ok(keys) => {
-                tracing::info!(?keys, "state keys reloaded");
-                self.keys.store(Arc::new(keys));
-                self.metrics.reload("keys", true);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "state keys not reloaded: the previous ones stay in use");
-                self.metrics.reload("keys", false);
-            }
-        }
     }
 
     /// Every upstream response: signal headers removed; a 3xx inspected by

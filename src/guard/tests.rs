@@ -41,11 +41,14 @@ fn make_layer() -> VertGuardLayer {
     .unwrap();
     let resources = crate::config::resources::Resources::load(&config).unwrap();
     let store = Arc::new(crate::state::store::MemoryStore::new(1000));
+    let metrics = crate::ops::metrics::Metrics::new();
+    let live = crate::server::live::Live::new(&config, resources, store, &metrics);
     VertGuardLayer::new(Guard::new(
         &config,
-        resources,
-        crate::ops::metrics::Metrics::new(),
-        store,
+        live.clients,
+        live.keys,
+        live.records,
+        metrics,
     ))
 }
 

@@ -2,6 +2,7 @@
 //! (`SO_REUSEPORT`) and its own upstream pool, so that a request never crosses threads; TLS;
 //! the connection cap; the layer stack of each connection; reload; graceful shutdown.
 
+pub mod live;
 pub mod runtime;
 pub mod tls;
 
@@ -10,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -21,20 +21,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
-use crate::config::resources::{Resources, load_branding};
+use crate::config::resources::Resources;
 use crate::config::{Config, Redis};
 use crate::guard::{Guard, VertGuardLayer};
 use crate::ops::admin::{self, Admin};
 use crate::ops::metrics::Metrics;
 use crate::ops::record::RecordLayer;
 use crate::ops::telemetry;
+use crate::pages::BRANDING;
 use crate::pages::error_pages::ErrorPagesLayer;
-use crate::pages::{BRANDING, Branding};
 use crate::seam::forwarded::Peer;
 use crate::seam::limits::LimitsLayer;
 use crate::seam::paths::Routes;
 use crate::seam::router::RouteLayer;
 use crate::seam::sanitize::SanitizeLayer;
+use crate::server::live::Live;
 use crate::server::tls::Tls;
 use crate::state::store::{MemoryStore, RedisStore, Store};
 use crate::token_guard::TokenGuardLayer;
@@ -73,18 +74,7 @@ impl Running {
     /// old one running, is logged and counted (`medmij_vert_reloads_total`).
     pub fn reload(&self) {
         let shared = &self.shared;
-        shared.guard.guard().reload(&shared.config);
-        match load_branding(&shared.config) {
-            Ok(branding) => {
-                tracing::info!("pages reloaded");
-                shared.branding.store(Arc::new(branding));
-                shared.metrics.reload("pages", true);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "pages not reloaded: the previous logo stays in use");
-                shared.metrics.reload("pages", false);
-            }
-        }
+        shared.live.reload(&shared.config, &shared.metrics);
         if let Some(tls) = &shared.tls {
             match tls.reload() {
                 Ok(()) => {
@@ -166,9 +156,8 @@ struct Shared {
     connections: Arc<Semaphore>,
     tls: Option<Tls>,
     metrics: Arc<Metrics>,
-    /// The pages in the DVA's name, swapped whole on reload; every connection's task renders
-    /// with it (`pages::BRANDING`).
-    branding: Arc<ArcSwap<Branding>>,
+    /// The client list, keys, branding and records; reloaded here, read by the layers.
+    live: Live,
 }
 
 /// Binds the listener(s) (and the admin listener) and starts the workers.
@@ -195,11 +184,17 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
             (store, Some(runtime))
         }
     };
-    let branding = Arc::new(ArcSwap::from_pointee(resources.branding.clone()));
-    let guard = Guard::new(&config, resources, metrics.clone(), store);
+    let live = Live::new(&config, resources, store, &metrics);
+    let guard = Guard::new(
+        &config,
+        live.clients.clone(),
+        live.keys.clone(),
+        live.records.clone(),
+        metrics.clone(),
+    );
     let token_guard = match &config.token_guard {
-        Some(t) => TokenGuardLayer::new(guard.records(), &t.path),
-        None => TokenGuardLayer::off(guard.records()),
+        Some(t) => TokenGuardLayer::new(live.records.clone(), &t.path),
+        None => TokenGuardLayer::off(live.records.clone()),
     };
     let routes = Routes::new(
         &config.oauth.authorize_path,
@@ -216,7 +211,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         connections: Arc::new(Semaphore::new(config.listen.max_connections)),
         tls,
         metrics,
-        branding,
+        live,
         config,
     });
     let (tx, rx) = watch::channel(false);
@@ -328,7 +323,7 @@ fn run_worker(
             // Timeouts count raw bytes, so the TLS handshake is under the head's timeout.
             let io = TimedIo::new(stream, connection.activity.clone(), limits);
             let open = Open::new(&shared.metrics);
-            let branding = shared.branding.clone();
+            let branding = shared.live.branding.clone();
             tokio::spawn(BRANDING.scope(branding, async move {
                 match &connection.shared.tls {
                     None => connection.serve(io).await,
