@@ -121,7 +121,7 @@ proptest! {
             age_today: None,
             issuer: None,
         };
-        match authorize::decide(&q, &settings) {
+        match authorize::decide(authorize::Parsed::new(&q), &settings) {
             Decision::Redirect(r) => {
                 let host = authority(&r.location).unwrap_or("");
                 prop_assert!(LISTED.contains(&host), "redirect to {:?} from {q:?}", r.location);
@@ -267,6 +267,7 @@ proptest! {
                 birthdate,
                 repeated: false,
             },
+            None,
         );
         match &verdict {
             Verdict::Release { location: released, flow: f, code, .. } => {
@@ -348,7 +349,7 @@ proptest! {
             _ => Opened::Foreign,
         };
         let location = format!("{respelled}?code=C&state=SEALED");
-        let verdict = flow_return::inspect(Location::Text(&location), &settings, opened, signal);
+        let verdict = flow_return::inspect(Location::Text(&location), &settings, opened, signal, None);
         prop_assert_eq!(
             verdict,
             Verdict::Release {
@@ -360,7 +361,7 @@ proptest! {
         );
         // Not the same URI: withheld.
         let location = format!("https://pgo.example.nl{other_path}?code=C&state=SEALED");
-        let verdict = flow_return::inspect(Location::Text(&location), &settings, opened, signal);
+        let verdict = flow_return::inspect(Location::Text(&location), &settings, opened, signal, None);
         prop_assert!(matches!(verdict, Verdict::Withhold { .. }), "{:?}", verdict);
     }
 }

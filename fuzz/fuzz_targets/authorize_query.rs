@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         age_today: Some(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()),
         issuer: None,
     };
-    match authorize::decide(text, &settings) {
+    match authorize::decide(authorize::Parsed::new(text), &settings) {
         Decision::Redirect(r) => {
             let host = r.location["https://".len()..]
                 .split(['/', '?'])
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Decision::Forward(a) => {
             assert!(ClientList::check_redirect_uri(&a.client.hostname, &a.redirect_uri).is_ok());
-            let forwarded = a.forward_query("SEALED", true);
+            let forwarded = a.forward_target("/oauth2/authorize", "SEALED", true);
             assert!(forwarded.contains("state=SEALED"));
         }
         Decision::Refuse(_) => {}

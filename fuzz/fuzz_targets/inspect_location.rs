@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
             birthdate,
             repeated: false,
         },
+        None,
     );
     match verdict {
         Verdict::Release {

@@ -147,7 +147,7 @@ impl Guard {
         };
         let keys = self.keys.load();
         let open = |s: &str| keys.open(s);
-        let verdict = flow_return::inspect_answer(location, &settings, open, signal, answering);
+        let verdict = flow_return::inspect(location, &settings, open, signal, answering);
         let lang = || Lang::from_accept_language(accept_language);
         // `release`: the flow's id and the code, which goes out only once the store has
         // recorded it.

@@ -173,7 +173,7 @@ impl<S> VertGuard<S> {
             age_today: guard.age_today(),
             issuer: guard.issuer.as_deref(),
         };
-        let (path_and_query, kind, flow) = match authorize::decide_parsed(parsed, &settings) {
+        let (path_and_query, kind, flow) = match authorize::decide(parsed, &settings) {
             Decision::Refuse(refusal) => {
                 let name = refusal.client.as_ref().map(|c| c.name.as_str());
                 subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());

@@ -147,7 +147,7 @@ pub struct Parsed<'q> {
 }
 
 impl<'q> Parsed<'q> {
-    /// Splits and decodes the query once, for [`Parsed::request_ids`] and [`decide_parsed`].
+    /// Splits and decodes the query once, for [`Parsed::request_ids`] and [`decide`].
     pub fn new(query: &'q str) -> Self {
         let mut parsed = Parsed {
             query,
@@ -256,16 +256,11 @@ pub enum Decision<'q> {
     Redirect(ErrorRedirect),
 }
 
-/// Decides on an authorization request, given its query string.
+/// Decides on an authorization request, its query parsed once ([`Parsed::new`]).
 ///
 /// Order follows RFC 6749 §4.1.2.1: until `client_id` and `redirect_uri` are proven, nothing is
 /// redirected anywhere (1a); after that, errors go back to the client (1b).
-pub fn decide<'q>(query: &'q str, settings: &Settings<'_>) -> Decision<'q> {
-    decide_parsed(Parsed::new(query), settings)
-}
-
-/// [`decide`] on a query already parsed (the guard reads the ids from it first).
-pub fn decide_parsed<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
+pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
     let refuse = |reason, client: Option<&Client>| {
         Decision::Refuse(Refusal {
             reason,
@@ -525,7 +520,7 @@ mod tests {
         let enabled = Box::leak(enabled.to_vec().into_boxed_slice());
         let query = Box::leak(query.to_owned().into_boxed_str());
         decide(
-            query,
+            Parsed::new(query),
             &Settings {
                 clients,
                 enabled,
@@ -688,7 +683,7 @@ mod tests {
         let clients = Box::leak(Box::new(clients()));
         let query = Box::leak(query.to_owned().into_boxed_str());
         decide(
-            query,
+            Parsed::new(query),
             &Settings {
                 clients,
                 enabled: &Kind::ALL,

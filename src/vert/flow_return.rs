@@ -252,19 +252,11 @@ impl<'a> Params<'a> {
 ///   restored. Anything else is withheld.
 /// - A code for a listed client without a sealed state is withheld (SPEC §3.5).
 /// - Anything else (the AS's own pages, DigiD) passes through unchanged.
+///
+/// `answering`: the flow whose authorization request this response answers, if it answers
+/// one. There, an error redirect to the flow's `redirect_uri` that lacks `state` (some AS drop
+/// it from errors they raise themselves, e.g. `invalid_scope`) gets the client's state added.
 pub fn inspect(
-    location: Location<'_>,
-    settings: &Settings<'_>,
-    open: impl FnOnce(&str) -> Opened,
-    signal: Signal<'_>,
-) -> Verdict {
-    inspect_answer(location, settings, open, signal, None)
-}
-
-/// [`inspect`], for the AS's answer to an authorization request whose flow is `answering`:
-/// there, an error redirect to the flow's `redirect_uri` that lacks `state` (some AS drop it
-/// from errors they raise themselves, e.g. `invalid_scope`) gets the client's state added.
-pub fn inspect_answer(
     location: Location<'_>,
     settings: &Settings<'_>,
     open: impl FnOnce(&str) -> Opened,
@@ -565,6 +557,7 @@ mod tests {
                 birthdate: date,
                 repeated,
             },
+            None,
         )
     }
 
@@ -812,6 +805,7 @@ mod tests {
             &settings,
             |_| Opened::Foreign,
             Signal::default(),
+            None,
         );
         assert_eq!(exception(&v), Some(Exception::FailClosed));
     }
@@ -962,7 +956,7 @@ mod tests {
             skew: 60,
             age_today: None,
         };
-        inspect_answer(
+        inspect(
             Location::Text(location),
             &settings,
             |_| Opened::Foreign,

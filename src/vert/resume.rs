@@ -106,7 +106,7 @@ fn judge(
 }
 
 /// A `GET` on the authorize endpoint: `None` when its state is not one the proxy sealed (a new
-/// authorization request, for [`super::authorize::decide_parsed`]).
+/// authorization request, for [`super::authorize::decide`]).
 pub fn get(
     query: &Parsed<'_>,
     clients: &ClientList,
