@@ -118,7 +118,7 @@ where
         if let Err(why) = crate::seam::form::check_content_type(req.headers()) {
             // A framework that reads multipart or JSON bodies, or inflates them, would find
             // parameters in it that the form reading below does not.
-            tracing::info!(reason = why, "token request refused: invalid_request");
+            tracing::info!(reason = %why, "token request refused: invalid_request");
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
         let (mut parts, body) = req.into_parts();
@@ -141,7 +141,10 @@ where
                 };
             }
             TokenRequest::Invalid(why) => {
-                tracing::info!(reason = why, "token request refused: invalid_request");
+                tracing::info!(
+                    reason = why.reason(),
+                    "token request refused: invalid_request"
+                );
                 return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
             }
             TokenRequest::Code(code) => code.into_owned(),

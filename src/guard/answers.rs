@@ -14,6 +14,43 @@ use crate::vert::{Exception, Flow};
 /// Log lines of decisions go to this target (`RUST_LOG=medmij_vert_proxy::decision=info`).
 const DECISION: &str = "medmij_vert_proxy::decision";
 
+/// What became of a request or a response: the decision line's `outcome`, and the label of
+/// `medmij_vert_decisions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// An authorization request, sealed and sent upstream.
+    Forwarded,
+    /// A return into its flow (login, consent), sent upstream without sealing again.
+    Resumed,
+    /// An authorization request answered with a page (1a, method).
+    Refused,
+    /// An authorization request answered with an error redirect to its client (1b, Vert 3).
+    ErrorRedirect,
+    /// A code released to its client.
+    Released,
+    /// An error redirect with the client's state restored (or added).
+    Restored,
+    /// A code withheld: the exception's page instead.
+    Withheld,
+    /// An error redirect without state, passed as it is.
+    Passed,
+}
+
+impl Outcome {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Resumed => "resumed",
+            Outcome::Refused => "refused",
+            Outcome::ErrorRedirect => "error_redirect",
+            Outcome::Released => "released",
+            Outcome::Restored => "restored",
+            Outcome::Withheld => "withheld",
+            Outcome::Passed => "passed",
+        }
+    }
+}
+
 /// What follows an exception besides the page: the error redirect of 1b / Vert 3, or the flow
 /// whose `redirect_uri` a page may link back to.
 pub(super) enum Then<'a> {
@@ -86,7 +123,7 @@ impl Guard {
         let (trace_id, name) = match flow {
             Some(flow) => {
                 self.decision(
-                    "withheld",
+                    Outcome::Withheld,
                     rule,
                     Some(exception),
                     detail,
@@ -105,7 +142,7 @@ impl Guard {
                     correlation_id: random_uuid(),
                     ..Subject::default()
                 };
-                self.decision("withheld", rule, Some(exception), detail, &subject);
+                self.decision(Outcome::Withheld, rule, Some(exception), detail, &subject);
                 (subject.correlation_id, None)
             }
         };
@@ -150,14 +187,14 @@ impl Guard {
     /// `medmij_vert_decisions_total` with the same labels.
     pub(super) fn decision(
         &self,
-        outcome: &'static str,
+        outcome: Outcome,
         rule: &'static str,
         exception: Option<Exception>,
         detail: &str,
         subject: &Subject<'_>,
     ) {
         self.metrics.decision(DecisionLabels {
-            outcome,
+            outcome: outcome.as_str(),
             rule,
             exception: exception.map_or("", |e| e.row().id),
         });
@@ -168,7 +205,7 @@ impl Guard {
     /// interface's events for the answer (`medmij_event`).
     pub(super) fn request_decision(
         &self,
-        outcome: &'static str,
+        outcome: Outcome,
         rule: &'static str,
         answer: RequestAnswer,
         exception: Option<Exception>,
@@ -184,7 +221,7 @@ impl Guard {
 }
 
 fn log_decision(
-    outcome: &str,
+    outcome: Outcome,
     rule: &str,
     exception: Option<Exception>,
     detail: &str,
@@ -192,7 +229,7 @@ fn log_decision(
 ) {
     tracing::info!(
         target: DECISION,
-        outcome,
+        outcome = outcome.as_str(),
         rule,
         exception = exception.map(|e| e.row().id),
         detail,

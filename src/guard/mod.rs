@@ -38,7 +38,7 @@ pub use future::ResponseFuture;
 pub use layer::VertGuardLayer;
 pub use service::VertGuard;
 
-use answers::Subject;
+use answers::{Outcome, Subject};
 
 /// Everything the guard needs, shared by all connections.
 pub struct Guard {
@@ -161,7 +161,7 @@ impl Guard {
                     ..Subject::default()
                 };
                 self.decision(
-                    "passed",
+                    Outcome::Passed,
                     "rfc6749.4.1.2.1",
                     None,
                     "error redirect to a client without state, passed as it is",
@@ -170,12 +170,12 @@ impl Guard {
                 return Inspected::Done(response);
             }
             Verdict::Restore { location, flow } => {
-                (location, flow, "restored", "state restored", None)
+                (location, flow, Outcome::Restored, "state restored", None)
             }
             Verdict::AddState { location, flow } => (
                 location,
                 flow,
-                "restored",
+                Outcome::Restored,
                 "client state added to an error redirect without one",
                 None,
             ),
@@ -187,7 +187,7 @@ impl Guard {
             } => (
                 location,
                 flow,
-                "released",
+                Outcome::Released,
                 "code released",
                 Some((id, code)),
             ),
@@ -249,7 +249,7 @@ impl Guard {
         &self,
         response: Response<ResB>,
         location: HeaderValue,
-        outcome: &'static str,
+        outcome: Outcome,
         detail: &str,
         flow: &Flow,
     ) -> Response<ResB> {

@@ -10,11 +10,11 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
 use uuid::Uuid;
 
-use super::answers::{Subject, Then};
+use super::answers::{Outcome, Subject, Then};
 use super::future::ResponseFuture;
 use super::{Guard, remove_if_present, unix_now};
 use crate::pages::{Lang, Topic, WithPages, error_page};
-use crate::seam::answer::refuse;
+use crate::seam::answer::{Refusal, refuse};
 use crate::seam::forwarded::Peer;
 use crate::seam::paths::Route;
 use crate::state::seal::random_uuid;
@@ -57,12 +57,9 @@ where
         match req.extensions().get::<Route>() {
             Some(Route::Authorize) => self.authorize(req),
             Some(Route::Token | Route::Other) => self.forward(req, None),
-            Some(Route::Unreadable) | None => ResponseFuture::ready(refuse(
-                req.headers(),
-                Topic::BadRequest,
-                StatusCode::BAD_REQUEST,
-                "request without a route",
-            )),
+            Some(Route::Unreadable) | None => {
+                ResponseFuture::ready(refuse(req.headers(), Refusal::NoRoute))
+            }
         }
     }
 }
@@ -142,7 +139,7 @@ impl<S> VertGuard<S> {
         if req.method() != Method::GET {
             // core.authint.200: the authorization request is a GET.
             guard.request_decision(
-                "refused",
+                Outcome::Refused,
                 "core.authint.200",
                 RequestAnswer::ErrorPage,
                 None,
@@ -178,11 +175,11 @@ impl<S> VertGuard<S> {
                 let name = refusal.client.as_ref().map(|c| c.name.as_str());
                 subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());
                 guard.request_decision(
-                    "refused",
+                    Outcome::Refused,
                     Exception::Auth1a.row().rule,
                     RequestAnswer::of(Exception::Auth1a),
                     Some(Exception::Auth1a),
-                    refusal.reason,
+                    refusal.reason.describe(),
                     &subject,
                 );
                 return ResponseFuture::ready(guard.answer(
@@ -195,7 +192,7 @@ impl<S> VertGuard<S> {
             }
             Decision::Redirect(redirect) => {
                 guard.request_decision(
-                    "error_redirect",
+                    Outcome::ErrorRedirect,
                     redirect.exception.row().rule,
                     RequestAnswer::of(redirect.exception),
                     Some(redirect.exception),
@@ -229,7 +226,7 @@ impl<S> VertGuard<S> {
                 subject.client_id = Some(accepted.client.hostname.as_str());
                 subject.representation = Some(kind.map_or("none", Kind::token));
                 guard.request_decision(
-                    "forwarded",
+                    Outcome::Forwarded,
                     rule,
                     RequestAnswer::Forwarded,
                     None,
@@ -313,7 +310,7 @@ impl<S> VertGuard<S> {
         };
         let kind = flow.requested.map(|r| r.kind);
         guard.decision(
-            "resumed",
+            Outcome::Resumed,
             kind.map_or("core.authint.200", |k| match k {
                 Kind::OnBehalfOf => "ext.vert.authint.201",
                 Kind::OnBehalfOfChild => "ext.vert.authint.204",

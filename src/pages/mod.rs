@@ -211,19 +211,32 @@ impl Branding {
     }
 }
 
+/// Why a logo file is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LogoError {
+    #[error("larger than 64 KiB")]
+    TooLarge,
+    #[error("neither PNG nor SVG")]
+    NeitherPngNorSvg,
+    #[error("neither PNG nor SVG (not XML)")]
+    NotXml,
+    #[error("neither PNG nor SVG (the XML is no <svg>)")]
+    NotSvg,
+}
+
 /// A logo file's bytes as a `data:` URI: a PNG (by its signature) or an SVG (XML whose root is
 /// `svg`), at most [`LOGO_MAX_BYTES`]. An SVG in an `<img>` runs no script.
-pub fn logo_data_uri(bytes: &[u8]) -> Result<String, &'static str> {
+pub fn logo_data_uri(bytes: &[u8]) -> Result<String, LogoError> {
     if bytes.len() > LOGO_MAX_BYTES {
-        return Err("larger than 64 KiB");
+        return Err(LogoError::TooLarge);
     }
     let mime = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         "image/png"
     } else {
-        let text = std::str::from_utf8(bytes).map_err(|_| "neither PNG nor SVG")?;
-        let doc = roxmltree::Document::parse(text).map_err(|_| "neither PNG nor SVG (not XML)")?;
+        let text = std::str::from_utf8(bytes).map_err(|_| LogoError::NeitherPngNorSvg)?;
+        let doc = roxmltree::Document::parse(text).map_err(|_| LogoError::NotXml)?;
         if doc.root_element().tag_name().name() != "svg" {
-            return Err("neither PNG nor SVG (the XML is no <svg>)");
+            return Err(LogoError::NotSvg);
         }
         "image/svg+xml"
     };

@@ -70,16 +70,74 @@ where
     }
 }
 
-/// A request refused at the seam, before any MedMij rule applies: a page in the person's
-/// language, and a log line with the page's trace id and the reason (never the request
-/// target: it may hold a state or a code). The connection closes after it: what the client
-/// sent next on it, or the rest of a body, is not read as a request.
-pub fn refuse(
-    request_headers: &HeaderMap,
-    topic: Topic,
-    status: StatusCode,
-    reason: &'static str,
-) -> Response<PageBody> {
+/// Why a request is refused at the seam, before any MedMij rule applies: each with its status
+/// and page topic, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    BodyWithoutMethod,
+    RepeatedHost,
+    HostNotAHost,
+    NoHost,
+    TargetAuthorityNotAHost,
+    HostDisagrees,
+    Expectation,
+    UnreadableTarget,
+    /// A stack built without the router: nothing decided which route it is.
+    NoRoute,
+    TargetTooLong,
+    BodyTooLarge,
+    BodyTimedOut,
+    BodyUnreadable,
+}
+
+impl Refusal {
+    /// Status, page topic and the log line's reason.
+    pub fn answer(self) -> (StatusCode, Topic, &'static str) {
+        use Refusal::*;
+        let bad = |reason| (StatusCode::BAD_REQUEST, Topic::BadRequest, reason);
+        match self {
+            BodyWithoutMethod => bad("a body on a method that has none"),
+            RepeatedHost => bad("repeated Host"),
+            HostNotAHost => bad("Host is not a host"),
+            NoHost => bad("HTTP/1.1 without Host"),
+            TargetAuthorityNotAHost => bad("userinfo or no host in the request target"),
+            HostDisagrees => bad("Host disagrees with the request target"),
+            Expectation => (
+                StatusCode::EXPECTATION_FAILED,
+                Topic::BadRequest,
+                "an expectation other than 100-continue",
+            ),
+            UnreadableTarget => bad(
+                "request target that does not read one way (raw bytes beyond ASCII, or a path that cannot be decoded)",
+            ),
+            NoRoute => bad("request without a route"),
+            // A sealed state grows with the client's; an AS has limits of its own.
+            TargetTooLong => (
+                StatusCode::URI_TOO_LONG,
+                Topic::UriTooLong,
+                "request target longer than listen.max_uri_length",
+            ),
+            BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Topic::TooLarge,
+                "body larger than listen.max_body_bytes",
+            ),
+            BodyTimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                Topic::BodyTimedOut,
+                "body not read within listen.body_read_timeout",
+            ),
+            BodyUnreadable => bad("body not readable"),
+        }
+    }
+}
+
+/// A request refused at the seam: a page in the person's language, and a log line with the
+/// page's trace id and the reason (never the request target: it may hold a state or a code).
+/// The connection closes after it: what the client sent next on it, or the rest of a body, is
+/// not read as a request.
+pub fn refuse(request_headers: &HeaderMap, refusal: Refusal) -> Response<PageBody> {
+    let (status, topic, reason) = refusal.answer();
     let lang = Lang::from_accept_language(request_headers.get(header::ACCEPT_LANGUAGE));
     let trace_id = random_uuid();
     tracing::info!(%trace_id, status = status.as_u16(), reason, "request refused");

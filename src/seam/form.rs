@@ -10,31 +10,46 @@ use http::header;
 #[derive(Debug, Clone)]
 pub struct BufferedBody(pub Bytes);
 
+/// Why a body is not the form the guards read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAForm {
+    #[error("no Content-Type, or more than one")]
+    ContentTypeCount,
+    #[error("unreadable Content-Type")]
+    UnreadableContentType,
+    #[error("body is not application/x-www-form-urlencoded")]
+    OtherType,
+    #[error("Content-Type parameter other than charset=utf-8")]
+    OtherParameter,
+    #[error("a content coding on the body")]
+    ContentCoding,
+}
+
 /// The body is `application/x-www-form-urlencoded` (RFC 6749 §4.1.3 for token requests; an
 /// HTML form's default), read as UTF-8. Only that, once, without parameters other than
 /// `charset=utf-8`, and without a content coding, is read; anything else is for another reader
 /// than the proxy's (a multipart, JSON or gzip body holds parameters a form reading would not
 /// see), and the guards refuse it.
-pub fn check_content_type(headers: &http::HeaderMap) -> Result<(), &'static str> {
+pub fn check_content_type(headers: &http::HeaderMap) -> Result<(), NotAForm> {
     let mut types = headers.get_all(header::CONTENT_TYPE).iter();
     let (Some(content_type), None) = (types.next(), types.next()) else {
-        return Err("no Content-Type, or more than one");
+        return Err(NotAForm::ContentTypeCount);
     };
     let content_type = content_type
         .to_str()
-        .map_err(|_| "unreadable Content-Type")?;
+        .map_err(|_| NotAForm::UnreadableContentType)?;
     let mut parts = content_type.split(';').map(str::trim);
     if !parts
         .next()
         .is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
     {
-        return Err("body is not application/x-www-form-urlencoded");
+        return Err(NotAForm::OtherType);
     }
     for parameter in parts {
         let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
         let value = value.trim().trim_matches('"');
         if !(name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")) {
-            return Err("Content-Type parameter other than charset=utf-8");
+            return Err(NotAForm::OtherParameter);
         }
     }
     let identity = headers
@@ -42,7 +57,7 @@ pub fn check_content_type(headers: &http::HeaderMap) -> Result<(), &'static str>
         .iter()
         .all(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
     if !identity {
-        return Err("a content coding on the body");
+        return Err(NotAForm::ContentCoding);
     }
     Ok(())
 }

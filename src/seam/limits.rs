@@ -11,13 +11,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
 use crate::config::Listen;
-use crate::pages::{Topic, WithPages};
-use crate::seam::answer::{Answer, Deferred, refuse};
+use crate::pages::WithPages;
+use crate::seam::answer::{Answer, Deferred, Refusal, refuse};
 use crate::seam::form::BufferedBody;
 
 /// A request body, read whole.
@@ -79,13 +79,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let target_length = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
         if target_length > self.limits.max_uri_length {
-            // A sealed state grows with the client's; an AS has limits of its own.
-            return Answer::own(refuse(
-                req.headers(),
-                Topic::UriTooLong,
-                StatusCode::URI_TOO_LONG,
-                "request target longer than listen.max_uri_length",
-            ));
+            return Answer::own(refuse(req.headers(), Refusal::TargetTooLong));
         }
         let (parts, body) = req.into_parts();
         if body.is_end_stream() {
@@ -116,19 +110,9 @@ where
                     let req = Request::from_parts(parts, Full::new(bytes));
                     return inner.call(req).await;
                 }
-                Err(_) => refuse(
-                    &parts.headers,
-                    Topic::BodyTimedOut,
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body not read within listen.body_read_timeout",
-                ),
+                Err(_) => refuse(&parts.headers, Refusal::BodyTimedOut),
                 Ok(Err(e)) if e.is::<LengthLimitError>() => too_large(&parts.headers),
-                Ok(Err(_)) => refuse(
-                    &parts.headers,
-                    Topic::BadRequest,
-                    StatusCode::BAD_REQUEST,
-                    "body not readable",
-                ),
+                Ok(Err(_)) => refuse(&parts.headers, Refusal::BodyUnreadable),
             };
             Ok(ResB::response(refusal))
         });
@@ -139,17 +123,13 @@ where
 }
 
 fn too_large(headers: &http::HeaderMap) -> Response<crate::pages::PageBody> {
-    refuse(
-        headers,
-        Topic::TooLarge,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body larger than listen.max_body_bytes",
-    )
+    refuse(headers, Refusal::BodyTooLarge)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
     use std::convert::Infallible;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

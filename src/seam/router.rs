@@ -16,11 +16,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 
 use crate::ops::metrics::RouteClass;
-use crate::pages::{Topic, WithPages};
-use crate::seam::answer::{Answer, refuse};
+use crate::pages::WithPages;
+use crate::seam::answer::{Answer, Refusal, refuse};
 use crate::seam::paths::{Route, Routes};
 
 #[derive(Clone, Debug)]
@@ -74,12 +74,7 @@ where
             Route::Unreadable
         };
         let inner = match route {
-            Route::Unreadable => Answer::own(refuse(
-                req.headers(),
-                Topic::BadRequest,
-                StatusCode::BAD_REQUEST,
-                "request target that does not read one way (raw bytes beyond ASCII, or a path that cannot be decoded)",
-            )),
+            Route::Unreadable => Answer::own(refuse(req.headers(), Refusal::UnreadableTarget)),
             route => {
                 req.extensions_mut().insert(route);
                 Answer::Inner {
@@ -130,6 +125,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
     use std::convert::Infallible;
 
     use bytes::Bytes;

@@ -18,11 +18,11 @@ use std::task::{Context, Poll};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, Uri, Version};
 use http_body::Body;
 
-use crate::pages::{Topic, WithPages};
-use crate::seam::answer::{Answer, refuse};
+use crate::pages::WithPages;
+use crate::seam::answer::{Answer, Refusal, refuse};
 use crate::seam::forwarded::strip_hop_by_hop;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,30 +56,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let refused = match clean(&mut req) {
-            Ok(()) => take_expectation(req.headers_mut())
-                .err()
-                .map(|reason| (StatusCode::EXPECTATION_FAILED, reason)),
-            Err(reason) => Some((StatusCode::BAD_REQUEST, reason)),
-        };
-        match refused {
-            None => Answer::Inner {
+        match clean(&mut req).and_then(|()| take_expectation(req.headers_mut())) {
+            Ok(()) => Answer::Inner {
                 future: self.inner.call(req),
             },
-            Some((status, reason)) => {
-                Answer::own(refuse(req.headers(), Topic::BadRequest, status, reason))
-            }
+            Err(refusal) => Answer::own(refuse(req.headers(), refusal)),
         }
     }
 }
 
 /// Cleans a request in place, or says why it is refused.
-pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), &'static str> {
+pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), Refusal> {
     // Before hop-by-hop stripping: `Transfer-Encoding` is one of those headers.
     if !carries_body(req.method())
         && (!req.body().is_end_stream() || req.headers().contains_key(header::TRANSFER_ENCODING))
     {
-        return Err("a body on a method that has none");
+        return Err(Refusal::BodyWithoutMethod);
     }
     one_host(req)?;
     let headers = req.headers_mut();
@@ -97,12 +89,12 @@ pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), &'static str> {
 /// with the body would let an AS that answers expectations early, without draining, read the
 /// body as a second request. `100-continue` is taken off; any other expectation is 417
 /// (RFC 9110 §10.1.1).
-fn take_expectation(headers: &mut http::HeaderMap) -> Result<(), &'static str> {
+fn take_expectation(headers: &mut http::HeaderMap) -> Result<(), Refusal> {
     let mut values = headers.get_all(header::EXPECT).iter();
     match (values.next(), values.next()) {
         (None, _) => return Ok(()),
         (Some(value), None) if value.as_bytes().eq_ignore_ascii_case(b"100-continue") => {}
-        _ => return Err("an expectation other than 100-continue"),
+        _ => return Err(Refusal::Expectation),
     }
     headers.remove(header::EXPECT);
     Ok(())
@@ -134,25 +126,25 @@ fn is_dropped(name: &HeaderName) -> bool {
 
 /// Exactly one `Host` that names a host, agreeing with an absolute-form target, which becomes
 /// origin-form. HTTP/1.0 may come without one (the upstream service supplies it).
-fn one_host<B>(req: &mut Request<B>) -> Result<(), &'static str> {
+fn one_host<B>(req: &mut Request<B>) -> Result<(), Refusal> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next().cloned();
     if hosts.next().is_some() {
-        return Err("repeated Host");
+        return Err(Refusal::RepeatedHost);
     }
     if let Some(host) = &host
         && !is_host(host.as_bytes())
     {
-        return Err("Host is not a host");
+        return Err(Refusal::HostNotAHost);
     }
     let Some(authority) = req.uri().authority() else {
         if host.is_none() && req.version() == Version::HTTP_11 {
-            return Err("HTTP/1.1 without Host");
+            return Err(Refusal::NoHost);
         }
         return Ok(());
     };
     if !is_host(authority.as_str().as_bytes()) {
-        return Err("userinfo or no host in the request target");
+        return Err(Refusal::TargetAuthorityNotAHost);
     }
     match &host {
         Some(host)
@@ -160,11 +152,12 @@ fn one_host<B>(req: &mut Request<B>) -> Result<(), &'static str> {
                 .as_bytes()
                 .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
         {
-            return Err("Host disagrees with the request target");
+            return Err(Refusal::HostDisagrees);
         }
         Some(_) => {}
         None => {
-            let value = HeaderValue::from_str(authority.as_str()).map_err(|_| "unusable target")?;
+            let value = HeaderValue::from_str(authority.as_str())
+                .map_err(|_| Refusal::TargetAuthorityNotAHost)?;
             req.headers_mut().insert(header::HOST, value);
         }
     }
@@ -223,11 +216,7 @@ mod tests {
                 &[("host", "as")],
                 b"GET /oauth2/authorize HTTP/1.1\r\n\r\n",
             );
-            assert_eq!(
-                clean(&mut req),
-                Err("a body on a method that has none"),
-                "{method}"
-            );
+            assert_eq!(clean(&mut req), Err(Refusal::BodyWithoutMethod), "{method}");
             let mut req = request(
                 method,
                 "/x",
@@ -285,18 +274,15 @@ mod tests {
             &[("host", "as"), ("host", "evil.example")],
             b"",
         );
-        assert_eq!(clean(&mut req), Err("repeated Host"));
+        assert_eq!(clean(&mut req), Err(Refusal::RepeatedHost));
     }
 
     #[test]
     fn userinfo_in_the_target_or_host_is_refused() {
         let mut req = request("GET", "http://u:p@evil.example/oauth2/authorize", &[], b"");
-        assert_eq!(
-            clean(&mut req),
-            Err("userinfo or no host in the request target")
-        );
+        assert_eq!(clean(&mut req), Err(Refusal::TargetAuthorityNotAHost));
         let mut req = request("GET", "/x", &[("host", "u:p@as")], b"");
-        assert_eq!(clean(&mut req), Err("Host is not a host"));
+        assert_eq!(clean(&mut req), Err(Refusal::HostNotAHost));
     }
 
     #[test]
@@ -307,10 +293,7 @@ mod tests {
             &[("host", "evil.example")],
             b"",
         );
-        assert_eq!(
-            clean(&mut req),
-            Err("Host disagrees with the request target")
-        );
+        assert_eq!(clean(&mut req), Err(Refusal::HostDisagrees));
     }
 
     #[test]
@@ -335,7 +318,7 @@ mod tests {
             .uri("/x")
             .body(Empty::<Bytes>::new())
             .unwrap();
-        assert_eq!(clean(&mut req), Err("HTTP/1.1 without Host"));
+        assert_eq!(clean(&mut req), Err(Refusal::NoHost));
         let mut req = Request::builder()
             .uri("/x")
             .version(Version::HTTP_10)

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::age;
+use super::clients::RedirectUriError;
 use super::exceptions::{Exception, error_redirect};
 use super::fold;
 use super::query::{self, DecodeError, RawPair};
@@ -222,10 +223,34 @@ impl<'q> Parsed<'q> {
 /// Why a request is refused without a redirect (Authorization interface 1a).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// ASCII, for the log line; never shown with request data in it.
-    pub reason: &'static str,
+    pub reason: Unproven,
     /// The client, when `client_id` is listed (its name goes on the page).
     pub client: Option<Client>,
+}
+
+/// What of `client_id` and `redirect_uri` is not proven (1a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unproven {
+    ClientIdRepeated,
+    ClientIdMissing,
+    ClientNotListed,
+    RedirectUriRepeated,
+    RedirectUriMissing,
+    RedirectUri(RedirectUriError),
+}
+
+impl Unproven {
+    /// ASCII, for the log line; never with request data in it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unproven::ClientIdRepeated => "client_id repeated",
+            Unproven::ClientIdMissing => "client_id missing or malformed",
+            Unproven::ClientNotListed => "client_id not on the client list",
+            Unproven::RedirectUriRepeated => "redirect_uri repeated",
+            Unproven::RedirectUriMissing => "redirect_uri missing or malformed",
+            Unproven::RedirectUri(e) => e.describe(),
+        }
+    }
 }
 
 /// An OAuth error redirect to the validated `redirect_uri` (1b, Vert 3).
@@ -271,23 +296,23 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
     // core.authint.207 1a: the client and its redirect_uri, each exactly once and well-formed.
     let client_slot = parsed.slot(Param::ClientId);
     if client_slot.count > 1 {
-        return refuse("client_id repeated", None);
+        return refuse(Unproven::ClientIdRepeated, None);
     }
     let Some(client_id) = client_slot.single() else {
-        return refuse("client_id missing or malformed", None);
+        return refuse(Unproven::ClientIdMissing, None);
     };
     let Some(client) = settings.clients.get(client_id) else {
-        return refuse("client_id not on the client list", None);
+        return refuse(Unproven::ClientNotListed, None);
     };
     let redirect_slot = parsed.slot(Param::RedirectUri);
     if redirect_slot.count > 1 {
-        return refuse("redirect_uri repeated", Some(client));
+        return refuse(Unproven::RedirectUriRepeated, Some(client));
     }
     let Some(redirect_uri) = redirect_slot.single() else {
-        return refuse("redirect_uri missing or malformed", Some(client));
+        return refuse(Unproven::RedirectUriMissing, Some(client));
     };
     if let Err(e) = ClientList::check_redirect_uri(client_id, redirect_uri) {
-        return refuse(e.describe(), Some(client));
+        return refuse(Unproven::RedirectUri(e), Some(client));
     }
 
     // From here on the redirect_uri is trusted: errors go back to the client (1b). The state is
@@ -879,7 +904,13 @@ mod tests {
                 let after = base(&format!("&{spelling}={value}"));
                 for q in [before, after] {
                     match run(&q) {
-                        Decision::Refuse(r) => assert!(r.reason.contains("repeated"), "{q}: {r:?}"),
+                        Decision::Refuse(r) => assert!(
+                            matches!(
+                                r.reason,
+                                Unproven::ClientIdRepeated | Unproven::RedirectUriRepeated
+                            ),
+                            "{q}: {r:?}"
+                        ),
                         other => panic!("{q}: expected 1a, got {other:?}"),
                     }
                 }

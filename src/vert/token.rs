@@ -22,8 +22,38 @@ pub enum TokenRequest<'a> {
     Code(Cow<'a, str>),
     /// Another grant (refresh token, client credentials): not the token guard's business.
     OtherGrant,
-    /// Not readable one way: `invalid_request` (RFC 6749 §5.2). ASCII, for the log.
-    Invalid(&'static str),
+    /// Not readable one way: `invalid_request` (RFC 6749 §5.2).
+    Invalid(Invalid),
+}
+
+/// Why a token request is `invalid_request`; said in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    NotUtf8,
+    Malformed,
+    BehindSemicolon,
+    Repeated,
+    CodeMissing,
+    CodeWithoutGrant,
+    GrantMissing,
+    GrantMisspelled,
+    GrantEmpty,
+}
+
+impl Invalid {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Invalid::NotUtf8 => "body is not UTF-8",
+            Invalid::Malformed => "malformed body",
+            Invalid::BehindSemicolon => "code or grant_type behind a ;",
+            Invalid::Repeated => "a parameter repeated",
+            Invalid::CodeMissing => "code missing",
+            Invalid::CodeWithoutGrant => "a code without grant_type=authorization_code",
+            Invalid::GrantMissing => "grant_type missing",
+            Invalid::GrantMisspelled => "grant_type spelled unlike authorization_code",
+            Invalid::GrantEmpty => "grant_type empty",
+        }
+    }
 }
 
 /// Reads a token request body (`application/x-www-form-urlencoded`; the HTTP side refuses any
@@ -35,16 +65,16 @@ pub enum TokenRequest<'a> {
 /// `authorization_code;x=1`), an empty one, or none next to a code is `invalid_request`.
 pub fn parse(body: &[u8]) -> TokenRequest<'_> {
     let Ok(body) = std::str::from_utf8(body) else {
-        return TokenRequest::Invalid("body is not UTF-8");
+        return TokenRequest::Invalid(Invalid::NotUtf8);
     };
     let (mut grant_type, mut code) = (None, None);
     for pair in query::pairs(body) {
         let Ok(name) = query::decode(pair.name) else {
-            return TokenRequest::Invalid("malformed body");
+            return TokenRequest::Invalid(Invalid::Malformed);
         };
         let as_sent = pair.as_sent(body);
         if as_sent.contains(';') && as_sent.split(';').skip(1).any(judged) {
-            return TokenRequest::Invalid("code or grant_type behind a ;");
+            return TokenRequest::Invalid(Invalid::BehindSemicolon);
         }
         let slot = match fold::param_key(&name) {
             Some(key) if key.as_str() == "grant_type" => &mut grant_type,
@@ -53,22 +83,22 @@ pub fn parse(body: &[u8]) -> TokenRequest<'_> {
         };
         if slot.is_some() {
             // RFC 6749 §3.2: parameters must not be included more than once.
-            return TokenRequest::Invalid("a parameter repeated");
+            return TokenRequest::Invalid(Invalid::Repeated);
         }
         match query::decode(pair.value) {
             Ok(value) => *slot = Some(value),
-            Err(_) => return TokenRequest::Invalid("malformed body"),
+            Err(_) => return TokenRequest::Invalid(Invalid::Malformed),
         }
     }
     match (grant_type.as_deref(), code) {
         (Some("authorization_code"), Some(code)) if !code.is_empty() => TokenRequest::Code(code),
-        (Some("authorization_code"), _) => TokenRequest::Invalid("code missing"),
-        (_, Some(_)) => TokenRequest::Invalid("a code without grant_type=authorization_code"),
-        (None, None) => TokenRequest::Invalid("grant_type missing"),
+        (Some("authorization_code"), _) => TokenRequest::Invalid(Invalid::CodeMissing),
+        (_, Some(_)) => TokenRequest::Invalid(Invalid::CodeWithoutGrant),
+        (None, None) => TokenRequest::Invalid(Invalid::GrantMissing),
         (Some(grant), None) if reads_as_code_grant(grant) => {
-            TokenRequest::Invalid("grant_type spelled unlike authorization_code")
+            TokenRequest::Invalid(Invalid::GrantMisspelled)
         }
-        (Some(""), None) => TokenRequest::Invalid("grant_type empty"),
+        (Some(""), None) => TokenRequest::Invalid(Invalid::GrantEmpty),
         (Some(_), None) => TokenRequest::OtherGrant,
     }
 }
