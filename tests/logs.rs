@@ -1,6 +1,10 @@
 //! Log lines: one per decision with outcome, rule id and request ids; never a code, a state, a
 //! birth date or a query string, not even in the access log.
 
+// Its own binary: it installs the process-wide trace subscriber (at `trace`), which would
+// capture, and slow, every other test in a shared one.
+#[path = "it/support/mod.rs"]
+#[allow(dead_code)] // it uses a part of the harness
 mod support;
 
 use std::io::Write;

@@ -22,7 +22,7 @@
 //! # The contract this module relies on
 //!
 //! It is correct only while these hold; each is hyper's behaviour today, not its promise, so
-//! `tests/hostile.rs` (slowloris, a client that stops reading, a stalled upstream) and
+//! `tests/it/hostile.rs` (slowloris, a client that stops reading, a stalled upstream) and
 //! `bench/ablation.sh` (the crates' timeouts in its place, counted) are the checks to run on
 //! every hyper or hyper-util upgrade:
 //!

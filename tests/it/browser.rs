@@ -9,20 +9,18 @@
 //!
 //! Chromium may not reach anything but 127.0.0.1: every other host name resolves to nothing.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::Datelike;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use http::Method;
 use medmij_vert_proxy::vert::{Birthdate, Flow, Kind, Requested};
 use serde_json::{Value, json};
-use support::*;
 
 const STATE: &str = "st%2B1";
 const SELF: &str = "&scope=48";

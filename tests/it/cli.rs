@@ -1,7 +1,5 @@
 //! The command line: `--check`, configuration errors named by key, `genkey`.
 
-mod support;
-
 use std::process::Command;
 
 fn bin() -> Command {
@@ -24,7 +22,7 @@ fn check(path: &std::path::Path) -> (Option<i32>, String, String) {
 }
 
 fn write_config(text: &str) -> std::path::PathBuf {
-    let dir = support::temp_dir();
+    let dir = crate::support::temp_dir();
     let path = dir.join("proxy.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -104,7 +102,7 @@ fn genkey_makes_a_usable_key_file() {
     let out = bin().arg("genkey").output().unwrap();
     assert!(out.status.success());
     let line = String::from_utf8(out.stdout).unwrap();
-    let dir = support::temp_dir();
+    let dir = crate::support::temp_dir();
     std::fs::write(dir.join("state.key"), &line).unwrap();
     std::fs::write(
         dir.join("proxy.toml"),
@@ -189,24 +187,30 @@ fn check_refuses_two_redis_forms_and_keeps_the_password_out() {
     }
 }
 
-/// The README's *Code layout* and stack name the tree as it is: every `src/…` path it names
-/// exists, and every folder and top-level file of `src/` is in the layout.
+/// The README's *Code layout* and stack name the tree as it is: every `src/…` and `tests/…`
+/// path it names exists, and every folder and top-level file of `src/` is in the layout.
 #[test]
 fn the_readme_layout_matches_the_tree() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let mut named = Vec::new();
-    for (at, _) in readme.match_indices("src/") {
-        let path: String = readme[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.'))
-            .collect();
-        let path = path.trim_end_matches('.');
+    // Every `src/…` and `tests/…` path it names.
+    let named = |prefix: &str| -> Vec<String> {
+        readme
+            .match_indices(prefix)
+            .map(|(at, _)| {
+                let path: String = readme[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.'))
+                    .collect();
+                path.trim_end_matches('.').to_owned()
+            })
+            .collect()
+    };
+    for path in named("src/").into_iter().chain(named("tests/")) {
         assert!(
-            root.join(path).exists(),
+            root.join(&path).exists(),
             "README names {path}, which is not there"
         );
-        named.push(path.to_owned());
     }
     let layout = &readme[readme.find("## Code layout").unwrap()..];
     for entry in std::fs::read_dir(root.join("src")).unwrap() {

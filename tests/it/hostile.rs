@@ -1,13 +1,11 @@
 //! Hostile input and upstream faults: every edge gets a deliberate answer, and the proxy keeps
 //! serving afterwards.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const VALID: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=s1&scope=48";
 const UNKNOWN_CLIENT: &str =
@@ -103,7 +101,7 @@ fn absolute_form_target_gets_the_authorize_checks() {
     assert_eq!(raw_status(&r), 200, "accepted, and forwarded: {r}");
     assert!(r.contains("/oauth2/login/"));
     // The AS sees origin-form and the target's host (RFC 9112 §3.2.2); a Host that disagrees
-    // with the target is refused (tests/seam.rs).
+    // with the target is refused (tests/it/seam.rs).
     let r = get_raw(addr, "http://AS.example.nl/echo");
     assert_eq!(raw_status(&r), 200);
     assert!(r.contains("[\"host\",\"as.example.nl\"]"), "{r}");

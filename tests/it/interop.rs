@@ -1,12 +1,10 @@
 //! Real legacy ASs, as a DVA meets them: a redirect_uri the AS respells, error redirects
-//! without `state`, and ids the AS can log next to the proxy's (tests/support `Recorder`).
-
-mod support;
+//! without `state`, and ids the AS can log next to the proxy's (tests/it/support `Recorder`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const VALID: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=s%2B1&scope=48";
 

@@ -2,15 +2,13 @@
 //! proxy workers against the demo AS; every single decision is checked. A released code must
 //! go to exactly its flow, with exactly that flow's state; a withheld code must appear nowhere.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use support::*;
 use tokio::sync::Semaphore;
 
 const FLOWS: usize = 5000;

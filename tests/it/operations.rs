@@ -2,16 +2,14 @@
 //! `/metrics`), TLS with a certificate reload, reloads of the client list and the state keys on
 //! SIGHUP, and the `health` command.
 
-mod support;
-
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use medmij_vert_proxy::state::seal::generate_key_line;
-use support::*;
 
 const ADMIN: &str = "[admin]\naddr = \"127.0.0.1:0\"\n";
 const SELF: &str = "&scope=48";
@@ -281,7 +279,7 @@ fn ocl(hosts: &[&str]) -> String {
 
 /// The proxy binary with `config` (TOML) in `dir`; its public and admin addresses.
 fn start_binary(dir: &Path, config: &str) -> (Child, SocketAddr, SocketAddr) {
-    let (child, public, admin) = support::start_binary(dir, config, &[]);
+    let (child, public, admin) = crate::support::start_binary(dir, config, &[]);
     (child, public, admin.expect("admin.addr set"))
 }
 

@@ -5,8 +5,6 @@
 //!
 //! First on the pure rules with many cases, then through the real proxy with fewer.
 
-mod support;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::NaiveDate;
@@ -24,7 +22,7 @@ fn config(cases: u32) -> ProptestConfig {
         // Integration tests have no lib.rs beside them, so the file is named outright (cargo
         // runs tests from the package root): its seeds are replayed before new cases.
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
+            "tests/it/properties.proptest-regressions",
         ))),
         ..ProptestConfig::default()
     }
@@ -385,8 +383,8 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let upstream = support::Scripted::start();
-            let h = support::Harness::start_with_upstream(
+            let upstream = crate::support::Scripted::start();
+            let h = crate::support::Harness::start_with_upstream(
                 &upstream.url(),
                 "[clients]\nstatic = [{ hostname = \"pgo.example.nl\" }, { hostname = \"app.pgo.nl\" }]\n",
             );
@@ -406,7 +404,7 @@ proptest! {
             };
             let location = location.replace("SEALED", &state);
             upstream.set(&location, used, flow.requested.map(|r| r.birthdate.to_string()).as_deref());
-            let r = support::get(&format!("{}/login", h.base)).await;
+            let r = crate::support::get(&format!("{}/login", h.base)).await;
             let out = r.location().to_string();
             if r.status.is_redirection() && code_for_listed_client(&out) {
                 // Released: only for a genuine flow, back at its redirect_uri, state restored.

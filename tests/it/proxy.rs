@@ -1,15 +1,13 @@
 //! The proxy as a transparent reverse proxy, end to end on 127.0.0.1: pass-through, header
 //! hygiene, upstream faults.
 
-mod support;
-
 use std::net::TcpListener;
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
-use support::*;
 
 fn echo_header<'a>(echo: &'a str, name: &str) -> Vec<&'a str> {
     // The demo AS's /echo lists headers as ["name","value"] pairs.

@@ -2,13 +2,11 @@
 //! (`redis-server` on a free port), in front of one recording AS: what a load balancer in front
 //! of a DVA's pool sees.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::ha;
-use support::*;
+use crate::support::ha;
+use crate::support::*;
 
 const SELF: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=st-1&scope=48";
 
@@ -201,7 +199,7 @@ fn redis_down_fails_closed_and_recovers_when_it_returns() {
     assert_eq!(raw_status(&r), 200, "{r}");
 }
 
-// ---- Sentinel and Cluster: real redis-server processes (tests/support/ha.rs) ----
+// ---- Sentinel and Cluster: real redis-server processes (tests/it/support/ha.rs) ----
 
 /// The `[store]` lines for a topology, with `min_replicas`.
 fn ha_store(store: &str, min_replicas: u32) -> String {
@@ -601,7 +599,7 @@ fn sentinel_failover_under_load_releases_no_flow_twice_and_no_withheld_code_reac
 /// flow's and the code's record) and the token request (three: the lock, the record, the
 /// lock again), 300 of each, one at a time, against a master with two replicas on this
 /// machine. A measurement for the README, run by hand:
-/// `cargo test --release --test redis -- --ignored --nocapture measure`.
+/// `cargo test --release --test it -- --ignored --nocapture measure_release`.
 #[test]
 #[ignore]
 fn measure_release_and_token_latency_with_and_without_min_replicas() {

@@ -1,13 +1,11 @@
 //! The HTTP seam, tried as an attacker would, against a recording legacy AS that ignores
-//! bodies (tests/support `Recorder`): what the client sends is cleaned before the proxy adds
+//! bodies (tests/it/support `Recorder`): what the client sends is cleaned before the proxy adds
 //! anything, nothing is smuggled past the checks, and the proxy keeps serving.
-
-mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const VALID: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=s1&scope=48";
 const UNKNOWN_CLIENT: &str =

@@ -1,14 +1,12 @@
 //! Graceful shutdown of the real binary: on SIGTERM new connections are refused, requests in
 //! flight finish, and the process exits within `listen.shutdown_grace`.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Starts the binary with `listen.shutdown_grace = grace`, in front of `upstream`; returns the
 /// child and the address it listens on (read from its log).
@@ -20,7 +18,7 @@ fn start_binary(upstream: &str, grace: &str) -> (Child, SocketAddr) {
              [clients]\nstatic = [{{ hostname = \"pgo.example.nl\" }}]\n\
              [log]\nlevel = \"info\"\nformat = \"text\"\n"
     );
-    let (child, addr, _) = support::start_binary(&dir, &config, &[]);
+    let (child, addr, _) = crate::support::start_binary(&dir, &config, &[]);
     (child, addr)
 }
 

@@ -2,13 +2,11 @@
 //! redirects, the proxy and the demo AS on 127.0.0.1. Every withheld case checks that the code
 //! the AS issued appears nowhere in what the browser gets.
 
-mod support;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use medmij_vert_proxy::state::seal::KeyRing;
 use medmij_vert_proxy::vert::{Birthdate, Flow, Kind, Requested};
-use support::*;
 use uuid::Uuid;
 
 const ON_BEHALF: &str = "&scope=48%20onbehalfof&MedMij_geboortedatum=19700901";

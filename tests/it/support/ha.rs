@@ -42,7 +42,8 @@ pub struct Node {
 impl Node {
     /// Starts `redis-server` with `args` on a port of 127.0.0.1 chosen by the system; a port
     /// taken by another process between that choice and the bind (the server then exits) is
-    /// chosen again, so parallel tests cannot meet on one. `conf` writes a config file first
+    /// chosen again, and the node is used only once the server on its port reports this
+    /// process's id, so parallel tests cannot meet on one. `conf` writes a config file first
     /// (sentinels need one they can rewrite).
     fn start(
         password: &'static str,
@@ -100,7 +101,15 @@ impl Node {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                 return false; // exited: its port was taken
             }
-            if self.try_cmd(&["PING"]).is_ok() {
+            // Ours, not another test's server that took the port first (same password): the
+            // port is handed over only once the process behind it is the one started here.
+            let pid = self.child.as_ref().map(Child::id);
+            let info = self.try_cmd(&["INFO", "server"]).unwrap_or_default();
+            let ours = |pid: u32| {
+                info.lines()
+                    .any(|l| l.trim() == format!("process_id:{pid}"))
+            };
+            if pid.is_some_and(ours) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -336,14 +345,6 @@ impl Sentinels {
                 .ok()?;
             addr.lines().nth(1)?.parse().ok()
         })
-    }
-
-    pub fn master(&self) -> &Node {
-        let port = self.master_port().expect("a master");
-        self.nodes
-            .iter()
-            .find(|n| n.port == port)
-            .expect("the master is ours")
     }
 
     pub fn replicas(&self) -> impl Iterator<Item = &Node> {

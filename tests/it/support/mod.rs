@@ -1,6 +1,5 @@
 //! Shared test harness: the demo AS and the proxy on `127.0.0.1:0`, and a client that never
 //! follows redirects.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The demo AS, the binary's own module (not the library's), compiled into the harness.
-#[path = "../../src/demo/mod.rs"]
+#[path = "../../../src/demo/mod.rs"]
 pub mod demo;
 pub mod ha;
 
