@@ -1,5 +1,7 @@
 //! The way to the AS: the proxy service, its connection pool, and the timed connections.
 
 pub mod conn;
+pub mod connector;
+pub mod idle;
 pub mod pool;
 pub mod proxy;

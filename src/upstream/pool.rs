@@ -1,4 +1,6 @@
-//! Keep-alive connections to the one upstream, one pool per worker.
+//! Keep-alive connections to the one upstream, one pool per worker: the idle list
+//! ([`crate::upstream::idle`]), new connections ([`crate::upstream::connector`]), and here the
+//! way of one request ([`Sending`]) and the body that gives its connection back.
 //!
 //! hyper-util's general-purpose client keys its pool by scheme and authority (SipHash on every
 //! checkout and return), boxes and re-wraps every request and stores connection info in every
@@ -13,11 +15,10 @@
 //! `upstream.response_timeout` and `upstream.pool_idle_timeout` are kept by each connection's
 //! [`TimedIo`]: one timer per connection, none per request, and no clock read by the pool.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -26,14 +27,13 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use crate::config;
 use crate::ops::metrics::Metrics;
 use crate::seam::limits::Buffered;
-use crate::upstream::conn::{Activity, Elapsed, InFlight, Limits, TimedIo};
+use crate::upstream::conn::{Elapsed, InFlight};
+use crate::upstream::connector::{Conn, Connector};
+use crate::upstream::idle::IdleList;
 
 /// Why the upstream gave no response.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,7 @@ impl PoolError {
     }
 
     /// A failed exchange, told apart from one the connection's timer ended.
-    fn http(error: hyper::Error) -> Self {
+    pub(crate) fn http(error: hyper::Error) -> Self {
         let mut source = std::error::Error::source(&error);
         while let Some(s) = source {
             if s.downcast_ref::<io::Error>()
@@ -84,47 +84,10 @@ impl PoolError {
     }
 }
 
-/// A connection: the handle to send on, and what its timer learns from.
-struct Conn {
-    sender: SendRequest<Buffered>,
-    activity: Arc<Activity>,
-}
-
 struct Inner {
-    authority: String,
-    connect_timeout: Duration,
-    limits: Limits,
-    max_idle: usize,
-    /// Most recently used at the back. A connection idle for `upstream.pool_idle_timeout`
-    /// closes itself ([`TimedIo`]).
-    idle: Mutex<VecDeque<Conn>>,
-    metrics: Arc<Metrics>,
-}
-
-impl Inner {
-    fn take(&self) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(conn) = idle.pop_back() {
-            if !conn.sender.is_closed() {
-                return Some(conn);
-            }
-        }
-        None
-    }
-
-    fn give_back(&self, conn: Conn) {
-        if conn.sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        // The oldest sit at the front: drop the closed ones while we are here.
-        while idle.front().is_some_and(|c| c.sender.is_closed()) {
-            idle.pop_front();
-        }
-        if idle.len() < self.max_idle {
-            idle.push_back(conn);
-        }
-    }
+    connector: Connector,
+    /// A connection idle for `upstream.pool_idle_timeout` closes itself ([`TimedIo`]).
+    idle: IdleList<Conn>,
 }
 
 #[derive(Clone)]
@@ -136,18 +99,14 @@ impl Pool {
     /// Idle connections now (for tests that wait for one to come back).
     #[cfg(test)]
     fn idle(&self) -> usize {
-        self.inner.idle.lock().map_or(0, |idle| idle.len())
+        self.inner.idle.kept()
     }
 
     pub fn new(cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
         Pool {
             inner: Arc::new(Inner {
-                authority: cfg.authority.to_string(),
-                connect_timeout: cfg.connect_timeout,
-                limits: Limits::upstream(cfg.response_timeout, cfg.pool_idle_timeout),
-                max_idle: cfg.pool_max_idle,
-                idle: Mutex::new(VecDeque::new()),
-                metrics,
+                connector: Connector::new(cfg, metrics),
+                idle: IdleList::new(cfg.pool_max_idle),
             }),
         }
     }
@@ -155,42 +114,13 @@ impl Pool {
     /// Sends a request (origin-form URI, `Host` set) and returns the response head; the body
     /// streams, and gives the connection back when read to the end.
     pub fn send(&self, req: Request<Buffered>) -> Sending {
-        let mut sending = Sending {
+        Sending {
+            state: Step::next_connection(&self.inner),
             pool: self.inner.clone(),
             req: Some(req),
-            conn: None,
-            reused: false,
-            connect: None,
-            exchange: None,
             in_flight: InFlight::none(),
-        };
-        sending.next_connection();
-        sending
-    }
-}
-
-async fn connect(pool: Arc<Inner>) -> Result<Conn, PoolError> {
-    let connect = TcpStream::connect(pool.authority.as_str());
-    let stream = tokio::time::timeout(pool.connect_timeout, connect)
-        .await
-        .map_err(|_| PoolError::ConnectTimeout)
-        .and_then(|connected| connected.map_err(PoolError::Connect))
-        .inspect_err(|_| pool.metrics.upstream_connect_failed())?;
-    let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::default());
-    let io = TimedIo::new(stream, activity.clone(), pool.limits);
-    let (sender, connection) = http1::Builder::new()
-        // As on the client side (server.rs): small messages, one write.
-        .writev(false)
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(PoolError::http)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
         }
-    });
-    Ok(Conn { sender, activity })
+    }
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send>>;
@@ -201,28 +131,41 @@ type Exchange = Pin<
 
 /// One request's way through the pool: [`Pool::send`]'s future. Written out rather than an
 /// `async fn`, whose state would move the request (a few hundred bytes) at every step: here
-/// it stays put until hyper takes it, and the common path (an idle connection that takes the
-/// request at once) costs one small allocation.
+/// it stays put in `req` until hyper takes it, the steps move only handles, and the common
+/// path (an idle connection that takes the request at once) costs one small allocation.
 pub struct Sending {
     pool: Arc<Inner>,
-    /// Until a connection takes it.
+    state: Step,
+    /// Until a connection takes it; back here when hyper hands it back unsent.
     req: Option<Request<Buffered>>,
-    conn: Option<Conn>,
-    /// `conn` came from the pool: it may have been closed while idle.
-    reused: bool,
-    /// No idle connection: making one (rare, so boxed).
-    connect: Option<Connecting>,
-    /// Sent, until the response head is there.
-    exchange: Option<Exchange>,
     in_flight: InFlight,
 }
 
-impl Sending {
-    fn next_connection(&mut self) {
-        self.conn = self.pool.take();
-        self.reused = self.conn.is_some();
-        if self.conn.is_none() {
-            self.connect = Some(Box::pin(connect(self.pool.clone())));
+/// Where a request is on its way.
+enum Step {
+    /// No idle connection: making one (rare, so boxed).
+    Connecting(Connecting),
+    /// A connection, waiting for it to take the request. `reused`: it came from the idle list,
+    /// so it may have been closed while idle.
+    Ready { conn: Conn, reused: bool },
+    /// Sent, until the response head is there.
+    Exchanging {
+        conn: Conn,
+        reused: bool,
+        exchange: Exchange,
+    },
+    /// The response (or the error) was handed out.
+    Done,
+}
+
+impl Step {
+    fn next_connection(pool: &Arc<Inner>) -> Step {
+        match pool.idle.take() {
+            Some(conn) => Step::Ready { conn, reused: true },
+            None => {
+                let pool = pool.clone();
+                Step::Connecting(Box::pin(async move { pool.connector.connect().await }))
+            }
         }
     }
 }
@@ -233,47 +176,69 @@ impl Future for Sending {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         loop {
-            if let Some(exchange) = &mut this.exchange {
-                let result = ready!(exchange.as_mut().poll(cx));
-                this.exchange = None;
-                match result {
-                    Ok(response) => {
+            // Each step owns what it waits on; a step that is not ready is put back.
+            this.state = match std::mem::replace(&mut this.state, Step::Done) {
+                Step::Connecting(mut connect) => match connect.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = Step::Connecting(connect);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(connected) => Step::Ready {
+                        conn: connected?,
+                        reused: false,
+                    },
+                },
+                Step::Ready { mut conn, reused } => match conn.sender.poll_ready(cx) {
+                    Poll::Pending => {
+                        this.state = Step::Ready { conn, reused };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        let req = this.req.take().expect("a request not yet sent");
+                        this.in_flight = conn.activity.start();
+                        let exchange = Box::pin(conn.sender.try_send_request(req));
+                        Step::Exchanging {
+                            conn,
+                            reused,
+                            exchange,
+                        }
+                    }
+                    // Closed while idle: another.
+                    Poll::Ready(Err(_)) if reused => Step::next_connection(&this.pool),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PoolError::http(e))),
+                },
+                Step::Exchanging {
+                    conn,
+                    reused,
+                    mut exchange,
+                } => match exchange.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = Step::Exchanging {
+                            conn,
+                            reused,
+                            exchange,
+                        };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(response)) => {
                         this.in_flight.finish();
-                        let lease = this.conn.take().map(|conn| (conn, this.pool.clone()));
+                        let lease = Some((conn, this.pool.clone()));
                         return Poll::Ready(Ok(response.map(|body| PooledBody {
                             body: Some(body),
                             lease,
                         })));
                     }
-                    Err(mut e) => match e.take_message() {
+                    Poll::Ready(Err(mut e)) => match e.take_message() {
                         // Not sent: the pooled connection was going away. Another.
-                        Some(unsent) if this.reused => {
+                        Some(unsent) if reused => {
                             this.req = Some(unsent);
-                            this.next_connection();
+                            Step::next_connection(&this.pool)
                         }
                         _ => return Poll::Ready(Err(PoolError::http(e.into_error()))),
                     },
-                }
-                continue;
-            }
-            if let Some(connect) = &mut this.connect {
-                let connected = ready!(connect.as_mut().poll(cx));
-                this.connect = None;
-                this.conn = Some(connected?);
-            }
-            let Some(conn) = &mut this.conn else {
-                unreachable!("a connection, or one being made")
+                },
+                Step::Done => panic!("Sending polled after it completed"),
             };
-            match ready!(conn.sender.poll_ready(cx)) {
-                Ok(()) => {
-                    let req = this.req.take().expect("a request not yet sent");
-                    this.in_flight = conn.activity.start();
-                    this.exchange = Some(Box::pin(conn.sender.try_send_request(req)));
-                }
-                // Closed while idle: another.
-                Err(_) if this.reused => this.next_connection(),
-                Err(e) => return Poll::Ready(Err(PoolError::http(e))),
-            }
         }
     }
 }
@@ -319,7 +284,7 @@ impl crate::pages::Drainable for PooledBody {
 impl PooledBody {
     fn release(&mut self) {
         if let Some((conn, pool)) = self.lease.take() {
-            pool.give_back(conn);
+            pool.idle.give_back(conn);
         }
     }
 }
@@ -370,7 +335,7 @@ mod tests {
 
     use http_body_util::{BodyExt, Full};
     use hyper::server::conn::http1 as server;
-    use hyper_util::rt::TokioTimer;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use tokio::net::TcpListener;
 
     /// An upstream on 127.0.0.1:0 answering `200` with a body of `len` bytes; it counts the
