@@ -24,6 +24,8 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
 # The fuzz targets call the rules' own API: checked so that they keep compiling with it.
 cargo check --locked --quiet --manifest-path fuzz/Cargo.toml
+# The benchmark's ablations (bench/ablation.sh) must apply to this tree.
+for patch in bench/ablations/*.patch; do git apply --check "$patch"; done
 
 # The reference integrations (issue 18), with the real packages: a stock Django OAuth Toolkit
 # (PyPI; driven by authlib) and a stock oidc-provider (npm; driven by openid-client), each

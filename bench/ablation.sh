@@ -6,9 +6,10 @@
 #   bench/ablation.sh [seconds] [patch...]
 #
 # A patch is a measurement, not a product: it builds, serves both paths, and is never merged.
-# Run it on every hyper or hyper-util upgrade (src/upstream/conn.rs says why). The two patches
-# were written at 8dd6f55 (`git apply --check` passes there) and no longer apply to the current
-# tree (the pool and the folders changed since); bringing them forward is open in issue 19.
+# Run it on every hyper or hyper-util upgrade (src/upstream/conn.rs says why): the figures say
+# whether the hand-written pool and timers still buy what the README claims. The patches apply
+# to the current tree; test.sh checks that they do (`git apply --check`), so a change to the
+# files they touch brings them along.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${1:-6}
