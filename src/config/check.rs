@@ -6,7 +6,8 @@ use std::time::Duration;
 use http::HeaderName;
 use toml::{Table, Value};
 
-use super::{ConfigError, SECTIONS};
+use super::ConfigError;
+use super::keys::{self, DefaultValue, Kind};
 use crate::vert::Client;
 use crate::vert::clients::is_hostname;
 
@@ -17,8 +18,24 @@ pub(super) struct Section<'a> {
 }
 
 impl<'a> Section<'a> {
+    /// The value the file gives for `key`, a key of [`keys::KEYS`] (every read goes through
+    /// here, so none reads a key the table does not have).
     pub(super) fn get(&self, key: &str) -> Option<&'a Value> {
+        assert!(
+            keys::known(self.name, key),
+            "{}.{key} is not in config::keys::KEYS",
+            self.name
+        );
         self.table.and_then(|t| t.get(key))
+    }
+
+    /// Whether the file gives `key`.
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn spec(&self, key: &str) -> &'static keys::Key {
+        keys::key(self.name, key)
     }
 
     pub(super) fn key(&self, key: &str) -> String {
@@ -63,11 +80,6 @@ impl Check {
         name: &'static str,
         key: &str,
     ) -> Section<'a> {
-        let known = SECTIONS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, keys)| *keys)
-            .unwrap_or(&[]);
         let table = match root.get(key) {
             None => None,
             Some(Value::Table(t)) => Some(t),
@@ -78,7 +90,7 @@ impl Check {
         };
         if let Some(t) = table {
             for key in t.keys() {
-                if !known.contains(&key.as_str()) {
+                if !keys::known(name, key) {
                     self.error(format!("{name}.{key}"), "unknown key");
                 }
             }
@@ -108,19 +120,30 @@ impl Check {
         self.typed(s, key, "a string", Value::as_str)
     }
 
-    pub(super) fn boolean(&mut self, s: &Section<'_>, key: &str, default: bool) -> bool {
+    /// A string with its default from the table.
+    pub(super) fn text<'a>(&mut self, s: &Section<'a>, key: &str) -> &'a str {
+        let DefaultValue::Text(default) = s.spec(key).default else {
+            panic!("{}: no text default", s.key(key))
+        };
+        self.string(s, key).unwrap_or(default)
+    }
+
+    pub(super) fn boolean(&mut self, s: &Section<'_>, key: &str) -> bool {
+        let DefaultValue::Bool(default) = s.spec(key).default else {
+            panic!("{}: no boolean default", s.key(key))
+        };
         self.typed(s, key, "true or false", Value::as_bool)
             .unwrap_or(default)
     }
 
-    pub(super) fn integer(
-        &mut self,
-        s: &Section<'_>,
-        key: &str,
-        default: usize,
-        min: usize,
-        max: usize,
-    ) -> usize {
+    /// An integer within the table's bounds.
+    pub(super) fn integer(&mut self, s: &Section<'_>, key: &str) -> usize {
+        let spec = s.spec(key);
+        let (Kind::Integer { min, max }, DefaultValue::Integer(default)) =
+            (spec.kind, spec.default)
+        else {
+            panic!("{}: not an integer with a default", s.key(key))
+        };
         match self.typed(s, key, "an integer", Value::as_integer) {
             None => default,
             Some(n) => match usize::try_from(n) {
@@ -133,8 +156,8 @@ impl Check {
         }
     }
 
-    pub(super) fn duration(&mut self, s: &Section<'_>, key: &str, default: &str) -> Duration {
-        let default = humantime::parse_duration(default).expect("defaults parse");
+    pub(super) fn duration(&mut self, s: &Section<'_>, key: &str) -> Duration {
+        let default = s.spec(key).default_duration();
         match self.string(s, key) {
             None => default,
             Some(text) => match humantime::parse_duration(text) {
@@ -158,10 +181,9 @@ impl Check {
         &mut self,
         s: &Section<'_>,
         key: &str,
-        default: &str,
         what: &str,
     ) -> Option<T> {
-        let text = self.string(s, key).unwrap_or(default);
+        let text = self.text(s, key);
         let parsed = text.parse().ok();
         if parsed.is_none() {
             self.error(s.key(key), format!("{text:?} is not {what}"));
@@ -169,35 +191,44 @@ impl Check {
         parsed
     }
 
-    pub(super) fn header(
-        &mut self,
-        s: &Section<'_>,
-        key: &str,
-        default: &'static str,
-    ) -> HeaderName {
+    pub(super) fn header(&mut self, s: &Section<'_>, key: &str) -> HeaderName {
+        let DefaultValue::Text(default) = s.spec(key).default else {
+            panic!("{}: no header default", s.key(key))
+        };
+        let default = HeaderName::from_bytes(default.as_bytes()).expect("defaults parse");
         let Some(text) = self.string(s, key) else {
-            return HeaderName::from_static(default);
+            return default;
         };
         match HeaderName::from_bytes(text.as_bytes()) {
             Ok(name) if !crate::seam::forwarded::is_hop_by_hop(&name) => name,
             Ok(_) => {
                 self.error(s.key(key), "a hop-by-hop header cannot carry the signal");
-                HeaderName::from_static(default)
+                default
             }
             Err(_) => {
                 self.error(s.key(key), format!("{text:?} is not a valid header name"));
-                HeaderName::from_static(default)
+                default
             }
         }
     }
 
-    /// An array of strings, each converted; errors name the element (`key[2]`).
+    /// An array of strings, each converted; errors name the element (`key[2]`). Absent, the
+    /// table's default.
     pub(super) fn list<T>(
         &mut self,
         s: &Section<'_>,
         key: &str,
         convert: impl Fn(&str) -> Result<T, String>,
     ) -> Vec<T> {
+        if !s.has(key) {
+            return match s.spec(key).default {
+                DefaultValue::List(items) => items
+                    .iter()
+                    .map(|i| convert(i).expect("defaults parse"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+        }
         let Some(items) = self.typed(s, key, "an array", Value::as_array) else {
             return Vec::new();
         };

@@ -3,6 +3,7 @@
 //! reported at once, each naming its key; unknown keys are errors.
 
 mod check;
+pub mod keys;
 mod pages;
 pub mod resources;
 mod store;
@@ -179,83 +180,6 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// The keys of each section: the public contract of SPEC §5 and its extensions.
-const SECTIONS: &[(&str, &[&str])] = &[
-    (
-        "listen",
-        &[
-            "addr",
-            "trusted_proxies",
-            "workers",
-            "max_connections",
-            "header_read_timeout",
-            "idle_timeout",
-            "max_uri_length",
-            "max_headers",
-            "max_header_bytes",
-            "max_body_bytes",
-            "body_read_timeout",
-            "shutdown_grace",
-            "tls",
-        ],
-    ),
-    ("listen.tls", &["cert_file", "key_file"]),
-    (
-        "upstream",
-        &[
-            "url",
-            "connect_timeout",
-            "response_timeout",
-            "pool_idle_timeout",
-            "pool_max_idle",
-            "health_path",
-        ],
-    ),
-    (
-        "oauth",
-        &["authorize_path", "case_insensitive_paths", "issuer"],
-    ),
-    ("clients", &["ocl_file", "static"]),
-    (
-        "representation",
-        &[
-            "scopes",
-            "strip_scope_token",
-            "age_rules",
-            "request_header",
-            "used_header",
-            "birthdate_header",
-        ],
-    ),
-    ("state", &["key_file", "flow_ttl", "clock_skew"]),
-    ("log", &["level", "format", "access"]),
-    ("admin", &["addr"]),
-    (
-        "pages",
-        &[
-            "organisation",
-            "contact_phone",
-            "contact_url",
-            "logo_file",
-            "accent_color",
-        ],
-    ),
-    (
-        "store",
-        &[
-            "url",
-            "sentinels",
-            "sentinel_master",
-            "cluster",
-            "min_replicas",
-            "max_entries",
-            "timeout",
-            "source_share_percent",
-        ],
-    ),
-    ("token_guard", &["path", "code_ttl"]),
-];
-
 impl Config {
     /// Reads a configuration from TOML text. Relative file paths are taken relative to
     /// `base_dir` (the directory of the config file).
@@ -268,38 +192,30 @@ impl Config {
         })?;
         let mut c = Check::default();
         for key in root.keys() {
-            if !SECTIONS
-                .iter()
-                .any(|(name, _)| name == key && !name.contains('.'))
-            {
+            if key.contains('.') || !keys::is_section(key) {
                 c.error(key, "unknown section");
             }
         }
         let s = c.section(&root, "listen");
         let mut listen = Listen {
             addr: c
-                .parsed(
-                    &s,
-                    "addr",
-                    "127.0.0.1:8080",
-                    "an address like 127.0.0.1:8080",
-                )
+                .parsed(&s, "addr", "an address like 127.0.0.1:8080")
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
             trusted_proxies: c.list(&s, "trusted_proxies", |v| {
                 v.parse::<IpNet>()
                     .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
                     .map_err(|_| "not an IP address or CIDR range".to_string())
             }),
-            workers: c.integer(&s, "workers", 0, 0, 1024),
-            max_connections: c.integer(&s, "max_connections", 10_000, 1, 1_000_000),
-            header_read_timeout: c.duration(&s, "header_read_timeout", "10s"),
-            idle_timeout: c.duration(&s, "idle_timeout", "60s"),
-            max_uri_length: c.integer(&s, "max_uri_length", 8 * 1024, 256, 64 * 1024),
-            max_headers: c.integer(&s, "max_headers", 100, 8, 1000),
-            max_header_bytes: c.integer(&s, "max_header_bytes", 16 * 1024, 1024, 1024 * 1024),
-            max_body_bytes: c.integer(&s, "max_body_bytes", 1024 * 1024, 0, 64 * 1024 * 1024),
-            body_read_timeout: c.duration(&s, "body_read_timeout", "10s"),
-            shutdown_grace: c.duration(&s, "shutdown_grace", "10s"),
+            workers: c.integer(&s, "workers"),
+            max_connections: c.integer(&s, "max_connections"),
+            header_read_timeout: c.duration(&s, "header_read_timeout"),
+            idle_timeout: c.duration(&s, "idle_timeout"),
+            max_uri_length: c.integer(&s, "max_uri_length"),
+            max_headers: c.integer(&s, "max_headers"),
+            max_header_bytes: c.integer(&s, "max_header_bytes"),
+            max_body_bytes: c.integer(&s, "max_body_bytes"),
+            body_read_timeout: c.duration(&s, "body_read_timeout"),
+            shutdown_grace: c.duration(&s, "shutdown_grace"),
             tls: None,
         };
         let tls = c.subsection(&s, "listen.tls", "tls");
@@ -345,12 +261,12 @@ impl Config {
         };
         let upstream = Upstream {
             authority: authority.unwrap_or_else(|| Authority::from_static("invalid")),
-            connect_timeout: c.duration(&s, "connect_timeout", "2s"),
-            response_timeout: c.duration(&s, "response_timeout", "30s"),
+            connect_timeout: c.duration(&s, "connect_timeout"),
+            response_timeout: c.duration(&s, "response_timeout"),
             // Below the keep-alive timeouts of common servers, so that the upstream seldom
             // closes a connection just as the proxy sends on it.
-            pool_idle_timeout: c.duration(&s, "pool_idle_timeout", "30s"),
-            pool_max_idle: c.integer(&s, "pool_max_idle", 256, 0, 100_000),
+            pool_idle_timeout: c.duration(&s, "pool_idle_timeout"),
+            pool_max_idle: c.integer(&s, "pool_max_idle"),
             health_path: c.string(&s, "health_path").map(str::to_owned),
         };
         if let Some(path) = &upstream.health_path
@@ -360,10 +276,7 @@ impl Config {
         }
 
         let s = c.section(&root, "oauth");
-        let authorize_path = c
-            .string(&s, "authorize_path")
-            .unwrap_or("/oauth2/authorize")
-            .to_owned();
+        let authorize_path = c.text(&s, "authorize_path").to_owned();
         if let Err(e) = check_path(&authorize_path) {
             c.error("oauth.authorize_path", e);
         }
@@ -376,7 +289,7 @@ impl Config {
         let oauth = OAuth {
             issuer,
             authorize_path,
-            case_insensitive_paths: c.boolean(&s, "case_insensitive_paths", true),
+            case_insensitive_paths: c.boolean(&s, "case_insensitive_paths"),
         };
 
         let s = c.section(&root, "clients");
@@ -386,24 +299,18 @@ impl Config {
         };
 
         let s = c.section(&root, "representation");
-        let scopes = match s.get("scopes") {
-            None => vec![Kind::OnBehalfOf],
-            Some(_) => {
-                let mut kinds = c.list(&s, "scopes", |v| {
-                    Kind::from_token(v)
-                        .ok_or_else(|| "expected \"onbehalfof\" or \"onbehalfofchild\"".into())
-                });
-                kinds.dedup();
-                kinds
-            }
-        };
+        let mut scopes = c.list(&s, "scopes", |v| {
+            Kind::from_token(v)
+                .ok_or_else(|| "expected \"onbehalfof\" or \"onbehalfofchild\"".into())
+        });
+        scopes.dedup();
         let representation = Representation {
             scopes,
-            strip_scope_token: c.boolean(&s, "strip_scope_token", false),
-            age_rules: c.boolean(&s, "age_rules", false),
-            request_header: c.header(&s, "request_header", "x-vert-requested"),
-            used_header: c.header(&s, "used_header", "x-vert-representation"),
-            birthdate_header: c.header(&s, "birthdate_header", "x-vert-birthdate"),
+            strip_scope_token: c.boolean(&s, "strip_scope_token"),
+            age_rules: c.boolean(&s, "age_rules"),
+            request_header: c.header(&s, "request_header"),
+            used_header: c.header(&s, "used_header"),
+            birthdate_header: c.header(&s, "birthdate_header"),
         };
         let names = [
             ("request_header", &representation.request_header),
@@ -422,8 +329,8 @@ impl Config {
         let s = c.section(&root, "state");
         let state = State {
             key_file: c.string(&s, "key_file").map(|p| base_dir.join(p)),
-            flow_ttl: c.duration(&s, "flow_ttl", "30m"),
-            clock_skew: c.duration(&s, "clock_skew", "60s"),
+            flow_ttl: c.duration(&s, "flow_ttl"),
+            clock_skew: c.duration(&s, "clock_skew"),
         };
         if state.flow_ttl < Duration::from_secs(60) {
             c.error(
@@ -433,7 +340,7 @@ impl Config {
         }
 
         let s = c.section(&root, "log");
-        let format = match c.string(&s, "format").unwrap_or("text") {
+        let format = match c.text(&s, "format") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             _ => {
@@ -441,14 +348,14 @@ impl Config {
                 LogFormat::Text
             }
         };
-        let level = c.string(&s, "level").unwrap_or("info").to_owned();
+        let level = c.text(&s, "level").to_owned();
         if let Err(e) = check_level(&level) {
             c.error("log.level", format!("not a log filter: {e}"));
         }
         let log = Log {
             level,
             format,
-            access: c.boolean(&s, "access", false),
+            access: c.boolean(&s, "access"),
         };
 
         let s = c.section(&root, "admin");
@@ -482,7 +389,7 @@ impl Config {
                 }
                 Some(TokenGuard {
                     path,
-                    code_ttl: c.duration(&s, "code_ttl", "10m"),
+                    code_ttl: c.duration(&s, "code_ttl"),
                 })
             }
         };
@@ -959,35 +866,27 @@ mod tests {
     /// The README's configuration reference documents every key the config reads, and no
     /// other: one row per key (or one row for a pair), named as `--check` names it.
     #[test]
-    fn the_readme_configuration_table_names_every_key_and_no_other() {
-        use std::collections::BTreeSet;
+    fn the_readme_configuration_table_is_the_key_table() {
         let readme = include_str!("../../README.md");
         let reference = &readme[readme.find("## Configuration reference").unwrap()..];
         let reference = &reference[..reference[3..].find("\n## ").unwrap() + 3];
-        let documented: BTreeSet<String> = reference
-            .lines()
-            .filter(|l| l.starts_with("| `"))
-            .flat_map(|l| {
-                let first = l.split(" | ").next().unwrap();
-                first
-                    .split('`')
-                    .skip(1)
-                    .step_by(2)
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
+        let documented: Vec<&str> = reference.lines().filter(|l| l.starts_with("| `")).collect();
+        let table: Vec<String> = keys::KEYS
+            .iter()
+            .map(|k| {
+                format!(
+                    "| `{}.{}` | {} | {} |",
+                    k.section,
+                    k.name,
+                    k.shown_default(),
+                    k.doc
+                )
             })
             .collect();
-        let known: BTreeSet<String> = SECTIONS
-            .iter()
-            .flat_map(|(section, keys)| keys.iter().map(move |k| format!("{section}.{k}")))
-            // A table inside a section (`listen.tls`) is documented by its keys.
-            .filter(|key| !SECTIONS.iter().any(|(name, _)| name == key))
-            .collect();
-        let missing: Vec<_> = known.difference(&documented).collect();
-        let unknown: Vec<_> = documented.difference(&known).collect();
         assert!(
-            missing.is_empty() && unknown.is_empty(),
-            "not in the README: {missing:?}; in the README, not read: {unknown:?}"
+            documented == table,
+            "the README's table differs from config::keys::KEYS; it should read:\n{}",
+            table.join("\n")
         );
     }
 }

@@ -118,10 +118,10 @@ impl Check {
         let s = self.section(root, "store");
         let store = Store {
             redis: self.redis(&s),
-            min_replicas: self.integer(&s, "min_replicas", 0, 0, 16) as u32,
-            max_entries: self.integer(&s, "max_entries", 100_000, 1, 100_000_000),
-            timeout: self.duration(&s, "timeout", "1s"),
-            source_share_percent: self.integer(&s, "source_share_percent", 5, 1, 100),
+            min_replicas: self.integer(&s, "min_replicas") as u32,
+            max_entries: self.integer(&s, "max_entries"),
+            timeout: self.duration(&s, "timeout"),
+            source_share_percent: self.integer(&s, "source_share_percent"),
         };
         if store.min_replicas > 0 && store.redis.is_none() {
             self.error(
@@ -137,13 +137,13 @@ impl Check {
         let url = self
             .string(s, "url")
             .map(|text| RedisUrl::parse(text).map_err(|e| self.error("store.url", e)));
-        let sentinels = s.table.and_then(|t| t.get("sentinels")).is_some().then(|| {
+        let sentinels = s.has("sentinels").then(|| {
             let list = self.list(s, "sentinels", RedisUrl::parse);
             self.same_scheme("store.sentinels", &list);
             list
         });
         let master = self.string(s, "sentinel_master");
-        let cluster = s.table.and_then(|t| t.get("cluster")).is_some().then(|| {
+        let cluster = s.has("cluster").then(|| {
             let list = self.list(s, "cluster", RedisUrl::parse);
             if let Err(e) = redis::cluster::ClusterClient::new(list.iter().map(RedisUrl::expose))
                 && !list.is_empty()
