@@ -4,7 +4,7 @@
 // Its own binary: it installs the process-wide trace subscriber (at `trace`), which would
 // capture, and slow, every other test in a shared one.
 #[path = "it/support/mod.rs"]
-#[allow(dead_code)] // it uses a part of the harness
+#[allow(dead_code, unused_imports)] // it uses a part of the harness
 mod support;
 
 use std::io::Write;
@@ -147,7 +147,7 @@ async fn decisions_are_logged_without_secrets() {
 #[test]
 fn a_later_error_redirect_without_state_passes_with_a_decision_line() {
     let logs = captured();
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     let h = Harness::start_with_upstream(&upstream.url(), "");
     upstream.answer_path(
         "/oauth2/consent",
@@ -177,7 +177,7 @@ fn a_later_error_redirect_without_state_passes_with_a_decision_line() {
 #[tokio::test]
 async fn core_logging_every_authorization_decision_names_its_medmij_events() {
     let logs = captured();
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     let h = Harness::start_with_upstream(&upstream.url(), "[representation]\nage_rules = true\n");
     let base = format!(
         "{}/oauth2/authorize?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state=s&MedMij-Request-ID={REQUEST_ID}",
@@ -267,7 +267,7 @@ async fn core_logging_every_authorization_decision_names_its_medmij_events() {
 fn a_release_that_reaches_too_few_replicas_is_withheld_and_its_decision_line_says_so() {
     let logs = captured();
     let redis = Redis::start();
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     let h = Harness::start_with_upstream(
         &upstream.url(),
         &format!(

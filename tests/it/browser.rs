@@ -404,21 +404,21 @@ const EVERY_PAGE: [Shown; 13] = [
 
 /// The proxies the pages come from: one in front of a scripted AS, one in front of a broken one.
 struct Setup {
-    recorder: Recorder,
+    recorder: Upstream,
     flows: Harness,
-    _fault: FaultUpstream,
+    _fault: Upstream,
     faults: Harness,
 }
 
 impl Setup {
     /// `pages`: TOML for a `[pages]` section, or nothing.
     fn start(pages: &str) -> Setup {
-        let recorder = Recorder::start();
+        let recorder = Upstream::recorder();
         let flows = Harness::start_with_upstream(
             &recorder.url(),
             &format!("[representation]\nage_rules = true\n{pages}"),
         );
-        let fault = FaultUpstream::start();
+        let fault = Upstream::faults();
         let faults = Harness::start_with_upstream(
             &fault.url(),
             &format!("[upstream]\nresponse_timeout = \"300ms\"\n{pages}"),

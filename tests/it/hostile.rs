@@ -268,7 +268,7 @@ fn idle_keep_alive_connections_are_closed() {
 
 #[test]
 fn a_request_waiting_on_the_upstream_is_not_idle() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let h = Harness::start_with_upstream(
         &upstream.url(),
         "[listen]\nheader_read_timeout = \"300ms\"\nidle_timeout = \"300ms\"\n",
@@ -314,7 +314,7 @@ fn connection_cap_answers_503_and_recovers() {
 
 #[test]
 fn upstream_reset_mid_response_closes_that_client_connection_only() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let h = Harness::start_with_upstream(&upstream.url(), "");
     let addr = h.proxy_addr();
     let r = get_raw(addr, "/reset-mid");
@@ -328,7 +328,7 @@ fn upstream_reset_mid_response_closes_that_client_connection_only() {
 
 #[test]
 fn upstream_reset_before_responding_is_502() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let h = Harness::start_with_upstream(&upstream.url(), "");
     let r = get_raw(h.proxy_addr(), "/reset-before");
     assert_eq!(raw_status(&r), 502, "{r}");
@@ -338,7 +338,7 @@ fn upstream_reset_before_responding_is_502() {
 
 #[test]
 fn unreadable_or_repeated_location_fails_closed() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let h = Harness::start_with_upstream(&upstream.url(), "");
     for path in ["/location-obs", "/location-twice"] {
         let r = get_raw(h.proxy_addr(), path);
@@ -351,7 +351,7 @@ fn unreadable_or_repeated_location_fails_closed() {
 
 #[test]
 fn relative_location_of_the_as_passes_unchanged() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let h = Harness::start_with_upstream(&upstream.url(), "");
     let r = get_raw(h.proxy_addr(), "/location-relative-code");
     assert_eq!(raw_status(&r), 302, "{r}");

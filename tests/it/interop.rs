@@ -1,5 +1,5 @@
 //! Real legacy ASs, as a DVA meets them: a redirect_uri the AS respells, error redirects
-//! without `state`, and ids the AS can log next to the proxy's (tests/it/support `Recorder`).
+//! without `state`, and ids the AS can log next to the proxy's (tests/it/support `Upstream`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,8 +8,8 @@ use crate::support::*;
 
 const VALID: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=s%2B1&scope=48";
 
-fn start() -> (Recorder, Harness) {
-    let upstream = Recorder::start();
+fn start() -> (Upstream, Harness) {
+    let upstream = Upstream::recorder();
     let harness = Harness::start_with_upstream(&upstream.url(), "");
     (upstream, harness)
 }
@@ -33,7 +33,7 @@ fn location(response: &str) -> Option<&str> {
 }
 
 /// The value of a request header the AS received, in its last request.
-fn received_header(upstream: &Recorder, name: &str) -> Vec<String> {
+fn received_header(upstream: &Upstream, name: &str) -> Vec<String> {
     let received = upstream.received();
     let last = received.rsplit("GET ").next().unwrap_or("").to_owned();
     last.lines()
@@ -200,10 +200,7 @@ fn ids_come_from_the_query_first_then_the_headers_and_replace_the_clients_header
 /// authorize URL with the parameters as hidden fields, and a code redirect whose body says
 /// "Redirecting to …". The signal is the `X-Vert-Requested` of the request that issues the
 /// code (the consent POST), which only a resumed flow carries. Every request is kept.
-struct DjangoLike {
-    addr: SocketAddr,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
-}
+struct DjangoLike(Upstream);
 
 fn pct(text: &str) -> String {
     let mut out = String::new();
@@ -248,49 +245,10 @@ fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 
 impl DjangoLike {
     fn start() -> DjangoLike {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let record = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let record = record.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut stream = stream;
-                    loop {
-                        let mut head = String::new();
-                        loop {
-                            let mut line = String::new();
-                            match reader.read_line(&mut line) {
-                                Ok(0) | Err(_) => return,
-                                Ok(_) => {}
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            head.push_str(&line);
-                        }
-                        let lower = head.to_ascii_lowercase();
-                        let length = lower
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        let mut body = vec![0; length];
-                        reader.read_exact(&mut body).unwrap();
-                        let body = String::from_utf8(body).unwrap();
-                        record.lock().unwrap().push((head.clone(), body.clone()));
-                        let answer = DjangoLike::answer(&head, &lower, &body);
-                        if stream.write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        DjangoLike { addr, seen }
+        DjangoLike(Upstream::start(Bodies::Read, None, |req| {
+            let lower = req.head.to_ascii_lowercase();
+            Answer::Bytes(DjangoLike::answer(&req.head, &lower, &req.body).into_bytes())
+        }))
     }
 
     fn answer(head: &str, lower: &str, body: &str) -> String {
@@ -355,32 +313,25 @@ impl DjangoLike {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.url()
     }
 
     /// The `state` of every authorization request it received (GET and POST, query and body).
     fn states(&self) -> Vec<String> {
-        let seen = self.seen.lock().unwrap();
         let mut states = Vec::new();
-        for (head, body) in seen.iter() {
-            let target = head.split_whitespace().nth(1).unwrap();
-            if !target.starts_with("/o/authorize") {
+        for req in self.0.seen() {
+            if !req.target.starts_with("/o/authorize") {
                 continue;
             }
-            let query = target.split_once('?').map_or("", |(_, q)| q);
+            let query = req.target.split_once('?').map_or("", |(_, q)| q);
             states.extend(param(query, "state").map(str::to_owned));
-            states.extend(param(body, "state").map(str::to_owned));
+            states.extend(param(&req.body, "state").map(str::to_owned));
         }
         states
     }
 
     fn heads(&self) -> Vec<String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(h, _)| h.clone())
-            .collect()
+        self.0.seen().into_iter().map(|r| r.head).collect()
     }
 }
 
@@ -546,7 +497,7 @@ fn an_expired_flow_coming_back_to_the_authorize_path_gets_the_expired_page() {
 /// carries `iss`; the AS's own `iss` passes through untouched.
 #[test]
 fn rfc9207_iss_on_the_proxys_own_redirects_and_the_ass_own_untouched() {
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     let h = Harness::start_with_upstream(
         &upstream.url(),
         "[oauth]\nissuer = \"https://as.example.nl/o\"\n",

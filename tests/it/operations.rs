@@ -314,7 +314,7 @@ fn authorize_status(addr: SocketAddr, client: &str) -> u16 {
 
 #[test]
 fn sighup_reloads_the_client_list_and_a_broken_one_keeps_the_old() {
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     let dir = temp_dir();
     std::fs::write(dir.join("ocl.xml"), ocl(&["pgo.example.nl"])).unwrap();
     std::fs::write(dir.join("state.key"), generate_key_line() + "\n").unwrap();
@@ -443,7 +443,7 @@ fn health_without_an_admin_listener_or_a_proxy_is_1() {
 }
 
 /// The sealed state the AS received in its last authorization request.
-fn sealed_state(upstream: &Recorder) -> String {
+fn sealed_state(upstream: &Upstream) -> String {
     let received = upstream.received();
     let target = received.rsplit("GET /oauth2/authorize?").next().unwrap();
     let query = target.split_whitespace().next().unwrap();
@@ -456,7 +456,7 @@ fn sealed_state(upstream: &Recorder) -> String {
 
 #[test]
 fn key_rotation_a_flow_sealed_with_the_old_key_is_released_after_the_reload() {
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     let h = Harness::start_with_upstream(&upstream.url(), ADMIN);
     let addr = h.proxy_addr();
     let key_file = h.dir.join("state.key");

@@ -383,7 +383,7 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let upstream = crate::support::Scripted::start();
+            let upstream = crate::support::Upstream::scripted();
             let h = crate::support::Harness::start_with_upstream(
                 &upstream.url(),
                 "[clients]\nstatic = [{ hostname = \"pgo.example.nl\" }, { hostname = \"app.pgo.nl\" }]\n",

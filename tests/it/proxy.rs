@@ -182,7 +182,7 @@ async fn unreachable_upstream_is_502_and_the_proxy_keeps_serving() {
 async fn slow_upstream_is_504_and_the_proxy_keeps_serving() {
     // An upstream that never answers: only upstream.response_timeout ends the wait (when it
     // starts counting is tested on tokio's paused clock in `conn::tests`).
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let h = Harness::start_with_upstream(
         &upstream.url(),
         "[upstream]\nresponse_timeout = \"300ms\"\n",
@@ -213,7 +213,7 @@ async fn keep_alive_and_http10_clients() {
 
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
-    let upstream = Scripted::start();
+    let upstream = Upstream::scripted();
     upstream.set("/next", None, None);
     let h = Harness::start_with_upstream(&upstream.url(), "");
     for _ in 0..20 {
@@ -229,7 +229,7 @@ async fn upstream_connections_are_kept_alive_and_reused() {
 
 #[tokio::test]
 async fn idle_upstream_connections_close_at_pool_idle_timeout() {
-    let upstream = Scripted::start();
+    let upstream = Upstream::scripted();
     upstream.set("/next", None, None);
     let h =
         Harness::start_with_upstream(&upstream.url(), "[upstream]\npool_idle_timeout = \"1s\"\n");
@@ -249,7 +249,7 @@ async fn idle_upstream_connections_close_at_pool_idle_timeout() {
 #[tokio::test]
 async fn a_connection_the_upstream_closed_is_not_used_again() {
     // The upstream drops keep-alive connections idle for 200 ms.
-    let upstream = Scripted::start_with_idle_close(Some(Duration::from_millis(200)));
+    let upstream = Upstream::scripted_with_idle_close(Some(Duration::from_millis(200)));
     upstream.set("/next", None, None);
     let h = Harness::start_with_upstream(&upstream.url(), "");
     for closed in 1..=3 {

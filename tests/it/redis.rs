@@ -11,14 +11,14 @@ use crate::support::*;
 const SELF: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=st-1&scope=48";
 
 struct Pool {
-    upstream: Recorder,
+    upstream: Upstream,
     a: Harness,
     b: Harness,
 }
 
 /// Two instances with one state key and `store` (a `[store]` section), the token guard on.
 fn pool(store: &str) -> Pool {
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     let extra = format!(
         "{store}[token_guard]\npath = \"/oauth2/token\"\n[admin]\naddr = \"127.0.0.1:0\"\n"
     );
@@ -664,7 +664,7 @@ fn cluster_nodes_over_tls_with_acl_credentials() {
 /// released once and its code redeemed once; with another CA nothing connects and the release
 /// is withheld.
 fn released_and_redeemed_over_tls_only_with_its_ca(tls: &ha::TlsFiles, store: &str) {
-    let upstream = Recorder::start();
+    let upstream = Upstream::recorder();
     upstream.answer_path(
         "/oauth2/consent",
         &format!("{REDIRECT}?code={{code}}&state={{state}}"),

@@ -1,5 +1,5 @@
 //! The HTTP seam, tried as an attacker would, against a recording legacy AS that ignores
-//! bodies (tests/it/support `Recorder`): what the client sends is cleaned before the proxy adds
+//! bodies (tests/it/support `Upstream`): what the client sends is cleaned before the proxy adds
 //! anything, nothing is smuggled past the checks, and the proxy keeps serving.
 
 use std::net::SocketAddr;
@@ -15,8 +15,8 @@ fn onbehalfof() -> String {
     format!("{VALID}%20onbehalfof&MedMij_geboortedatum=19700901")
 }
 
-fn start(extra: &str) -> (Recorder, Harness) {
-    let upstream = Recorder::start();
+fn start(extra: &str) -> (Upstream, Harness) {
+    let upstream = Upstream::recorder();
     let harness = Harness::start_with_upstream(&upstream.url(), extra);
     (upstream, harness)
 }
@@ -39,7 +39,7 @@ fn get_raw(addr: SocketAddr, target: &str, headers: &str) -> String {
 }
 
 /// The proxy still serves, and that request reached the AS.
-fn still_serving(addr: SocketAddr, upstream: &Recorder) {
+fn still_serving(addr: SocketAddr, upstream: &Upstream) {
     let before = upstream.requests();
     let r = get_raw(addr, "/echo", "");
     assert_eq!(raw_status(&r), 200, "the proxy stopped serving: {r}");
@@ -397,61 +397,18 @@ fn token_bodies_read_differently_by_frameworks_never_reach_the_as() {
 
 /// An AS that answers `Expect: 100-continue` at once, without reading the body, then reads on
 /// from where it stopped (the bug finding 4 names): a body forwarded with `Expect` would be
-/// its next request. Counts the request heads it parsed, and keeps them.
-struct EarlyAnswering {
-    addr: SocketAddr,
-    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+/// its next request.
+fn early_answering() -> Upstream {
+    Upstream::start(Bodies::IgnoredAfterExpect, None, |_| Answer::ok("ok"))
 }
 
-impl EarlyAnswering {
-    fn start() -> EarlyAnswering {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = heads.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let seen = seen.clone();
-                std::thread::spawn(move || {
-                    let mut pending: Vec<u8> = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head: Vec<u8> = pending.drain(..end + 4).collect();
-                            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                            let length = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .map_or(0, |v| v.trim().parse::<usize>().unwrap_or(0));
-                            let early = head.contains("\r\nexpect: 100-continue");
-                            seen.lock().unwrap().push(head);
-                            if !early {
-                                // A careful AS reads the body it was announced.
-                                while pending.len() < length {
-                                    match stream.read(&mut buf) {
-                                        Ok(0) | Err(_) => return,
-                                        Ok(n) => pending.extend_from_slice(&buf[..n]),
-                                    }
-                                }
-                                pending.drain(..length);
-                            }
-                            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if stream.write_all(answer.as_bytes()).is_err() {
-                                return;
-                            }
-                        }
-                        match stream.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => pending.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                });
-            }
-        });
-        EarlyAnswering { addr, heads }
-    }
+/// The request heads it parsed, lower case.
+fn heads(upstream: &Upstream) -> Vec<String> {
+    upstream
+        .seen()
+        .into_iter()
+        .map(|r| r.head.to_ascii_lowercase())
+        .collect()
 }
 
 /// Issue 17, finding 4: the proxy answers `Expect: 100-continue` itself and never forwards
@@ -459,8 +416,8 @@ impl EarlyAnswering {
 /// expectation is 417.
 #[test]
 fn expect_100_continue_is_answered_by_the_proxy_and_never_reaches_the_as() {
-    let upstream = EarlyAnswering::start();
-    let h = Harness::start_with_upstream(&format!("http://{}", upstream.addr), "");
+    let upstream = early_answering();
+    let h = Harness::start_with_upstream(&upstream.url(), "");
     let addr = h.proxy_addr();
     let smuggled = "POST /oauth2/token HTTP/1.1\r\nHost: as\r\nContent-Length: 38\r\n\r\ngrant_type=authorization_code&code=NO";
     let r = send_raw(
@@ -472,21 +429,18 @@ fn expect_100_continue_is_answered_by_the_proxy_and_never_reaches_the_as() {
         smuggled,
     );
     assert!(r.ends_with("ok"), "{r}");
-    wait_until("the AS read the request", || {
-        !upstream.heads.lock().unwrap().is_empty()
-    });
-    let heads = upstream.heads.lock().unwrap().clone();
-    assert_eq!(heads.len(), 1, "{heads:?}");
-    assert!(heads[0].starts_with("post /form "), "{heads:?}");
-    assert!(!heads[0].contains("expect"), "{heads:?}");
-    drop(heads);
+    wait_until("the AS read the request", || !heads(&upstream).is_empty());
+    let heads_seen = heads(&upstream);
+    assert_eq!(heads_seen.len(), 1, "{heads_seen:?}");
+    assert!(heads_seen[0].starts_with("post /form "), "{heads_seen:?}");
+    assert!(!heads_seen[0].contains("expect"), "{heads_seen:?}");
     let r = send_raw(
         addr,
         "POST /form HTTP/1.1\r\nHost: as.example.nl\r\nExpect: x-custom\r\nContent-Length: 1",
         "x",
     );
     assert_eq!(raw_status(&r), 417, "{r}");
-    assert_eq!(upstream.heads.lock().unwrap().len(), 1);
+    assert_eq!(heads(&upstream).len(), 1);
 }
 
 /// Issue 17, finding 5: one source (here named by a trusted proxy's `X-Forwarded-For`) can

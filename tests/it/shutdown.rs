@@ -45,7 +45,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Duration {
 
 #[test]
 fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let (mut child, addr) = start_binary(&upstream.url(), "5s");
     assert_eq!(
         raw_status(&raw(
@@ -83,7 +83,7 @@ fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections() {
 
 #[test]
 fn idle_keep_alive_connections_do_not_hold_up_the_exit() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     // A grace period no test run reaches: the exit must not wait for it.
     let (mut child, addr) = start_binary(&upstream.url(), "120s");
     // Keep-alive connections that each had a request and now sit idle, on both workers.
@@ -107,7 +107,7 @@ fn idle_keep_alive_connections_do_not_hold_up_the_exit() {
 
 #[test]
 fn the_grace_period_bounds_the_wait() {
-    let upstream = FaultUpstream::start();
+    let upstream = Upstream::faults();
     let (mut child, addr) = start_binary(&upstream.url(), "300ms");
     // A request the upstream never answers (and the response timeout is far away): only the
     // end of the grace period lets the process exit.
