@@ -43,7 +43,7 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
@@ -57,9 +57,17 @@ pub struct Activity {
     started: AtomicU64,
     /// Requests whose response head is not there yet.
     in_flight: AtomicU32,
+    /// A limit ended the connection ([`Elapsed`]): the request side reads this when hyper
+    /// reports the failed exchange, rather than searching hyper's error for the cause.
+    timed_out: AtomicBool,
 }
 
 impl Activity {
+    /// Whether a limit of the connection was over (its reads and writes then fail).
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
+    }
+
     /// Marks a request started; it is in flight until the guard is finished or dropped.
     pub fn start(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -263,6 +271,7 @@ impl<T> TimedIo<T> {
         }
         if *now.get_or_insert_with(Instant::now) >= deadline {
             let key = self.limits.of(self.phase).map_or("timeout", |l| l.key);
+            self.activity.timed_out.store(true, Ordering::Release);
             return Err(io::Error::new(io::ErrorKind::TimedOut, Elapsed { key }));
         }
         self.timer.arm(deadline, cx);

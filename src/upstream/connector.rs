@@ -59,7 +59,7 @@ impl Connector {
             .writev(false)
             .handshake(TokioIo::new(io))
             .await
-            .map_err(PoolError::http)?;
+            .map_err(|e| PoolError::exchange(e, &activity))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");

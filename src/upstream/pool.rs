@@ -31,7 +31,7 @@ use hyper::client::conn::TrySendError;
 use crate::config;
 use crate::ops::metrics::Metrics;
 use crate::seam::limits::Buffered;
-use crate::upstream::conn::{Elapsed, InFlight};
+use crate::upstream::conn::{Activity, InFlight};
 use crate::upstream::connector::{Conn, Connector};
 use crate::upstream::idle::IdleList;
 
@@ -68,19 +68,13 @@ impl PoolError {
         matches!(self, PoolError::Connect(_) | PoolError::ConnectTimeout)
     }
 
-    /// A failed exchange, told apart from one the connection's timer ended.
-    pub(crate) fn http(error: hyper::Error) -> Self {
-        let mut source = std::error::Error::source(&error);
-        while let Some(s) = source {
-            if s.downcast_ref::<io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<Elapsed>())
-            {
-                return PoolError::ResponseTimeout;
-            }
-            source = s.source();
+    /// A failed exchange on a connection, told apart from one its timer ended.
+    pub(crate) fn exchange(error: hyper::Error, activity: &Activity) -> Self {
+        if activity.timed_out() {
+            PoolError::ResponseTimeout
+        } else {
+            PoolError::Http(error)
         }
-        PoolError::Http(error)
     }
 }
 
@@ -205,7 +199,9 @@ impl Future for Sending {
                     }
                     // Closed while idle: another.
                     Poll::Ready(Err(_)) if reused => Step::next_connection(&this.pool),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PoolError::http(e))),
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Err(PoolError::exchange(e, &conn.activity)));
+                    }
                 },
                 Step::Exchanging {
                     conn,
@@ -234,7 +230,10 @@ impl Future for Sending {
                             this.req = Some(unsent);
                             Step::next_connection(&this.pool)
                         }
-                        _ => return Poll::Ready(Err(PoolError::http(e.into_error()))),
+                        _ => {
+                            let error = PoolError::exchange(e.into_error(), &conn.activity);
+                            return Poll::Ready(Err(error));
+                        }
                     },
                 },
                 Step::Done => panic!("Sending polled after it completed"),
