@@ -74,7 +74,7 @@ pub struct RedisUrl(String);
 impl RedisUrl {
     /// `redis://…`, `rediss://…`, or `host:port` (read as `redis://host:port`), as the `redis`
     /// crate reads it. The error does not repeat the text, which may hold a password.
-    pub fn parse(text: &str) -> Result<RedisUrl, String> {
+    pub(super) fn parse(text: &str) -> Result<RedisUrl, String> {
         let url = if text.contains("://") {
             text.to_owned()
         } else {
