@@ -11,9 +11,9 @@ use clap::{Parser, Subcommand};
 
 use demo::SignalHeaders;
 use medmij_vert_proxy::config::Config;
-use medmij_vert_proxy::config::resources::Resources;
 use medmij_vert_proxy::ops::{admin, telemetry};
 use medmij_vert_proxy::server;
+use medmij_vert_proxy::server::resources::Resources;
 use medmij_vert_proxy::state::seal;
 
 #[derive(Parser)]

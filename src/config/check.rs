@@ -200,7 +200,7 @@ impl Check {
             return default;
         };
         match HeaderName::from_bytes(text.as_bytes()) {
-            Ok(name) if !crate::seam::forwarded::is_hop_by_hop(&name) => name,
+            Ok(name) if !crate::hop_by_hop::is_hop_by_hop(&name) => name,
             Ok(_) => {
                 self.error(s.key(key), "a hop-by-hop header cannot carry the signal");
                 default

@@ -1,11 +1,10 @@
 //! `proxy.toml` → a validated, typed [`Config`]. No side effects: nothing is opened, bound or
-//! read here (files named by the config are read by [`crate::config::resources`]). Every problem is
+//! read here (files named by the config are read by [`crate::server::resources`]). Every problem is
 //! reported at once, each naming its key; unknown keys are errors.
 
 mod check;
 pub mod keys;
 mod pages;
-pub mod resources;
 mod store;
 
 use std::fmt;

@@ -184,7 +184,7 @@ pub fn start(addr: SocketAddr, headers: SignalHeaders) -> io::Result<DemoAs> {
         store: Mutex::default(),
     });
     let shared = demo.clone();
-    let thread = medmij_vert_proxy::server::runtime::spawn_thread("demo-as", move || async move {
+    let thread = medmij_vert_proxy::runtime::spawn_thread("demo-as", move || async move {
         let Ok(listener) = TcpListener::from_std(listener) else {
             tracing::error!("demo AS: no listener");
             return;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
@@ -39,15 +40,17 @@ fn make_layer() -> VertGuardLayer {
         Path::new("."),
     )
     .unwrap();
-    let resources = crate::config::resources::Resources::load(&config).unwrap();
+    let resources = crate::server::resources::Resources::load(&config).unwrap();
     let store = Arc::new(crate::state::store::MemoryStore::new(1000));
     let metrics = crate::ops::metrics::Metrics::new();
-    let live = crate::server::live::Live::new(&config, resources, store, &metrics);
+    let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
+    let records = crate::state::store::Records::from_config(&config, keys.clone(), store, &metrics);
+    let clients = Arc::new(ArcSwap::from_pointee(resources.clients));
     VertGuardLayer::new(Guard::new(
         &config,
-        live.clients,
-        live.keys,
-        live.records,
+        clients,
+        keys,
+        Arc::new(records),
         metrics,
     ))
 }

@@ -106,7 +106,7 @@ pub fn start(
         probe: Mutex::new(None),
     });
     let (shutdown, mut stopped) = watch::channel(false);
-    let thread = crate::server::runtime::spawn_thread("vert-admin", move || async move {
+    let thread = crate::runtime::spawn_thread("vert-admin", move || async move {
         let Ok(listener) = TcpListener::from_std(listener) else {
             return;
         };
@@ -116,7 +116,7 @@ pub fn start(
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
-                        crate::server::runtime::accept_failed(&e, "admin").await;
+                        crate::runtime::accept_failed(&e, "admin").await;
                         continue;
                     }
                 },

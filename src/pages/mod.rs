@@ -1,7 +1,6 @@
 //! Pages for the Persoon: Dutch at B1 level, English when `Accept-Language` prefers it. Every
 //! value is HTML-escaped by the template; no page ever holds a code, a state or a birth date.
 
-pub mod error_pages;
 mod words;
 
 use std::sync::{Arc, LazyLock};
@@ -242,23 +241,6 @@ pub fn logo_data_uri(bytes: &[u8]) -> Result<String, LogoError> {
     };
     let data = base64::engine::general_purpose::STANDARD.encode(bytes);
     Ok(format!("data:{mime};base64,{data}"))
-}
-
-/// The contrast ratio of `#rrggbb` with white (WCAG 2.1: relative luminance).
-pub fn contrast_with_white(color: &str) -> Option<f64> {
-    let hex = color
-        .strip_prefix('#')
-        .filter(|h| h.len() == 6 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
-    let channel = |i: usize| {
-        let v = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)) / 255.0;
-        if v <= 0.03928 {
-            v / 12.92
-        } else {
-            ((v + 0.055) / 1.055).powf(2.4)
-        }
-    };
-    let luminance = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
-    Some(1.05 / (luminance + 0.05))
 }
 
 tokio::task_local! {
@@ -604,19 +586,6 @@ mod tests {
         );
         assert!(html.contains("contact and help"));
         assert!(!html.contains("<img"));
-    }
-
-    #[test]
-    fn accent_contrast_with_white_is_measured_as_wcag_does() {
-        let ratio = |c: &str| (contrast_with_white(c).unwrap() * 100.0).round() / 100.0;
-        assert_eq!(ratio("#ffffff"), 1.0);
-        assert_eq!(ratio("#000000"), 21.0);
-        assert_eq!(ratio("#01689b"), 6.08);
-        assert_eq!(ratio("#767676"), 4.54); // the lightest grey that passes AA
-        assert_eq!(ratio("#777777"), 4.48);
-        for bad in ["01689b", "#01689", "#01689bb", "#gggggg", ""] {
-            assert_eq!(contrast_with_white(bad), None, "{bad}");
-        }
     }
 
     #[test]

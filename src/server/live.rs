@@ -3,15 +3,13 @@
 //! reload (SIGHUP); the guard, the token guard and the pages only read them, so a request
 //! works with what it started with.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use arc_swap::ArcSwap;
+use std::sync::Arc;
 
 use crate::config::Config;
-use crate::config::resources::{Resources, load_branding, load_clients, load_keys};
 use crate::ops::metrics::Metrics;
 use crate::pages::Branding;
+use crate::server::resources::{Resources, load_branding, load_clients, load_keys};
 use crate::state::seal::KeyRing;
 use crate::state::store::{Records, Store};
 use crate::vert::ClientList;
@@ -33,7 +31,7 @@ impl Live {
         metrics: &Arc<Metrics>,
     ) -> Live {
         let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
-        let records = Arc::new(records(config, keys.clone(), store, metrics));
+        let records = Arc::new(Records::from_config(config, keys.clone(), store, metrics));
         Live {
             clients: Arc::new(ArcSwap::from_pointee(resources.clients)),
             keys,
@@ -83,24 +81,4 @@ impl Live {
             }
         }
     }
-}
-
-/// The records as the config sizes them.
-pub fn records(
-    config: &Config,
-    keys: Arc<ArcSwap<KeyRing>>,
-    store: Arc<dyn Store>,
-    metrics: &Arc<Metrics>,
-) -> Records {
-    metrics.store_capacity(config.store.max_entries);
-    Records::new(
-        store,
-        keys,
-        config.state.flow_ttl + config.state.clock_skew,
-        config.token_guard.as_ref().map(|t| t.code_ttl),
-        config.store.max_entries * config.store.source_share_percent / 100,
-        metrics.clone(),
-    )
-    // A code presented at the token endpoint: the AS answers within upstream.response_timeout.
-    .with_presenting_ttl(config.upstream.response_timeout + Duration::from_secs(5))
 }

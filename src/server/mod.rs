@@ -3,7 +3,7 @@
 //! the connection cap; the layer stack of each connection; reload; graceful shutdown.
 
 pub mod live;
-pub mod runtime;
+pub mod resources;
 pub mod tls;
 
 use std::io;
@@ -21,7 +21,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
-use crate::config::resources::Resources;
 use crate::config::{Config, Redis};
 use crate::guard::{Guard, VertGuardLayer};
 use crate::ops::admin::{self, Admin};
@@ -29,17 +28,18 @@ use crate::ops::metrics::Metrics;
 use crate::ops::record::RecordLayer;
 use crate::ops::telemetry;
 use crate::pages::BRANDING;
-use crate::pages::error_pages::ErrorPagesLayer;
 use crate::seam::forwarded::Peer;
 use crate::seam::limits::LimitsLayer;
 use crate::seam::paths::Routes;
 use crate::seam::router::RouteLayer;
 use crate::seam::sanitize::SanitizeLayer;
 use crate::server::live::Live;
+use crate::server::resources::Resources;
 use crate::server::tls::Tls;
 use crate::state::store::{MemoryStore, RedisStore, Store};
 use crate::token_guard::TokenGuardLayer;
 use crate::upstream::conn::{Activity, Limits, TimedIo, Tracked};
+use crate::upstream::error_pages::ErrorPagesLayer;
 use crate::upstream::pool::Pool;
 use crate::upstream::proxy::{Upstream, UpstreamFactory};
 
@@ -115,7 +115,7 @@ impl StoreRuntime {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (made, store) = std::sync::mpsc::channel();
         let (redis, timeout, min_replicas) = (redis.clone(), config.timeout, config.min_replicas);
-        let thread = crate::server::runtime::spawn_thread("vert-store", move || async move {
+        let thread = crate::runtime::spawn_thread("vert-store", move || async move {
             let _ = made.send(RedisStore::new(&redis, timeout, min_replicas));
             let _ = stopped.await;
         })?;
@@ -300,7 +300,7 @@ fn run_worker(
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        crate::server::runtime::accept_failed(&e, "public").await;
+                        crate::runtime::accept_failed(&e, "public").await;
                         continue;
                     }
                 },

@@ -2,7 +2,7 @@
 //! headers the proxy owns (`X-Forwarded-*`, `Host` for HTTP/1.0). The request arrives clean
 //! ([`crate::seam::sanitize`]) and buffered ([`crate::seam::limits`]); the response body streams back with
 //! its hop-by-hop headers removed. A failed exchange is an [`UpstreamError`], which
-//! [`crate::pages::error_pages`] turns into a page.
+//! [`crate::upstream::error_pages`] turns into a page.
 
 use std::future::Future;
 use std::pin::Pin;

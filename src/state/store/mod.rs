@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::config::Config;
 use crate::ops::metrics::Metrics;
 use crate::state::seal::KeyRing;
 
@@ -219,6 +220,26 @@ impl Records {
 
     /// The lock of a presentation lives this long at most (`upstream.response_timeout` and a
     /// margin; the default is 30 s).
+    /// The records as the config sizes them.
+    pub fn from_config(
+        config: &Config,
+        keys: Arc<ArcSwap<KeyRing>>,
+        store: Arc<dyn Store>,
+        metrics: &Arc<Metrics>,
+    ) -> Records {
+        metrics.store_capacity(config.store.max_entries);
+        Records::new(
+            store,
+            keys,
+            config.state.flow_ttl + config.state.clock_skew,
+            config.token_guard.as_ref().map(|t| t.code_ttl),
+            config.store.max_entries * config.store.source_share_percent / 100,
+            metrics.clone(),
+        )
+        // A code presented at the token endpoint: the AS answers within upstream.response_timeout.
+        .with_presenting_ttl(config.upstream.response_timeout + Duration::from_secs(5))
+    }
+
     pub fn with_presenting_ttl(mut self, ttl: Duration) -> Self {
         self.presenting_ttl = ttl;
         self

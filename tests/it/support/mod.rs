@@ -24,7 +24,7 @@ use hyper_util::rt::TokioExecutor;
 
 use demo::{DemoAs, SignalHeaders};
 use medmij_vert_proxy::config::Config;
-use medmij_vert_proxy::config::resources::Resources;
+use medmij_vert_proxy::server::resources::Resources;
 use medmij_vert_proxy::server::{self, Running};
 use medmij_vert_proxy::state::seal::{KeyRing, generate_key_line};
 

@@ -136,7 +136,7 @@ impl Upstream {
         };
         let counter = connections.clone();
         let thread =
-            medmij_vert_proxy::server::runtime::spawn_thread("test-upstream", move || async move {
+            medmij_vert_proxy::runtime::spawn_thread("test-upstream", move || async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let mut tasks = tokio::task::JoinSet::new();
                 loop {

@@ -1,6 +1,7 @@
 //! The files a [`Config`] names, read and checked: the client list, the state keys and the
-//! pages' logo. Kept
-//! apart from `config` so that parsing the config stays free of I/O.
+//! pages' logo; at start, for `--check`, and on reload ([`crate::server::live`]). Apart from
+//! `config`, so that parsing the config stays free of I/O and `config` needs none of the
+//! modules these files become.
 
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::pages::{Branding, logo_data_uri};
