@@ -44,41 +44,40 @@ impl Live {
     /// before it replaces the one in use; a bad file keeps the old one running, says why in
     /// the log, and counts as a failed reload (`medmij_vert_reloads_total`).
     pub fn reload(&self, config: &Config, metrics: &Metrics) {
-        match load_clients(config) {
-            Ok(clients) => {
-                tracing::info!(clients = clients.len(), "client list reloaded");
-                self.clients.store(Arc::new(clients));
-                metrics.reload("clients", true);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "client list not reloaded: the previous one stays in use");
-                metrics.reload("clients", false);
-            }
-        }
+        reload_one("clients", load_clients(config), metrics, |clients| {
+            tracing::info!(clients = clients.len(), "client list reloaded");
+            self.clients.store(Arc::new(clients));
+        });
         // Without a key file the keys are random for this process: nothing to read again.
         if config.state.key_file.is_some() {
-            match load_keys(config) {
-                Ok(keys) => {
-                    tracing::info!(?keys, "state keys reloaded");
-                    self.keys.store(Arc::new(keys));
-                    metrics.reload("keys", true);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "state keys not reloaded: the previous ones stay in use");
-                    metrics.reload("keys", false);
-                }
-            }
+            reload_one("keys", load_keys(config), metrics, |keys| {
+                tracing::info!(?keys, "state keys reloaded");
+                self.keys.store(Arc::new(keys));
+            });
         }
-        match load_branding(config) {
-            Ok(branding) => {
-                tracing::info!("pages reloaded");
-                self.branding.store(Arc::new(branding));
-                metrics.reload("pages", true);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "pages not reloaded: the previous logo stays in use");
-                metrics.reload("pages", false);
-            }
+        reload_one("pages", load_branding(config), metrics, |branding| {
+            tracing::info!("pages reloaded");
+            self.branding.store(Arc::new(branding));
+        });
+    }
+}
+
+/// One resource read again: `swap` takes it in when it checked out; otherwise the one in use
+/// stays and the log says why. Either way `medmij_vert_reloads_total{file=what}` counts it.
+pub fn reload_one<T, E: std::fmt::Display>(
+    what: &'static str,
+    loaded: Result<T, E>,
+    metrics: &Metrics,
+    swap: impl FnOnce(T),
+) {
+    match loaded {
+        Ok(resource) => {
+            swap(resource);
+            metrics.reload(what, true);
+        }
+        Err(error) => {
+            tracing::warn!(%error, resource = what, "not reloaded: the one in use stays");
+            metrics.reload(what, false);
         }
     }
 }

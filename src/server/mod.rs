@@ -76,16 +76,9 @@ impl Running {
         let shared = &self.shared;
         shared.live.reload(&shared.config, &shared.metrics);
         if let Some(tls) = &shared.tls {
-            match tls.reload() {
-                Ok(()) => {
-                    tracing::info!("TLS certificate reloaded");
-                    shared.metrics.reload("tls", true);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "TLS certificate not reloaded: the previous one stays in use");
-                    shared.metrics.reload("tls", false);
-                }
-            }
+            live::reload_one("tls", tls.reload(), &shared.metrics, |()| {
+                tracing::info!("TLS certificate reloaded");
+            });
         }
     }
 
