@@ -121,15 +121,22 @@ struct Slot<'q> {
     /// The first occurrence, still encoded.
     raw: &'q str,
     decoded: Option<Result<Cow<'q, str>, DecodeError>>,
+    /// Named behind a `;` ([`semicolon_names`]): present to some readers only.
+    hidden: bool,
 }
 
 impl<'q> Slot<'q> {
-    /// The value when it appears exactly once and decodes.
+    /// The value when it appears exactly once, to every reader, and decodes.
     fn single(&self) -> Option<&str> {
-        match (&self.decoded, self.count) {
-            (Some(Ok(v)), 1) => Some(v),
+        match (&self.decoded, self.count, self.hidden) {
+            (Some(Ok(v)), 1, false) => Some(v),
             _ => None,
         }
+    }
+
+    /// More than once, or once to some readers and not to others: either way two readings.
+    fn repeated(&self) -> bool {
+        self.count > 1 || self.hidden
     }
 
     fn is_present(&self) -> bool {
@@ -164,7 +171,11 @@ impl<'q> Parsed<'q> {
                     None
                 }
             };
-            let decoded = query::decode(pair.value);
+            let decoded = match param {
+                // Cut there by `;`-splitting readers: a judged value read two ways.
+                Some(_) if pair.value.contains(';') => Err(DecodeError::Semicolon),
+                _ => query::decode(pair.value),
+            };
             if let Err(e) = &decoded {
                 parsed.malformed.get_or_insert((param, *e));
             }
@@ -175,6 +186,11 @@ impl<'q> Parsed<'q> {
                     slot.raw = pair.value;
                     slot.decoded = Some(decoded);
                 }
+            }
+            for hidden in semicolon_names(pair, query) {
+                let slot = &mut parsed.slots[hidden as usize];
+                slot.count += 1;
+                slot.hidden = true;
             }
             parsed.pairs.push((param, pair));
         }
@@ -211,13 +227,34 @@ impl<'q> Parsed<'q> {
     /// Whether every pair decodes and no judged parameter is repeated: a reading every
     /// framework agrees on.
     pub fn is_unambiguous(&self) -> bool {
-        self.malformed.is_none() && Param::ALL.into_iter().all(|p| self.slot(p).count <= 1)
+        self.malformed.is_none() && Param::ALL.into_iter().all(|p| !self.slot(p).repeated())
     }
 
     /// The query as it was sent.
     pub fn as_sent(&self) -> &'q str {
         self.query
     }
+}
+
+/// The judged parameters a `;`-splitting reader finds inside one `&`-separated pair that the
+/// proxy reads otherwise: Rack 2 (Rails), Python before CVE-2021-23336, Go before 1.17 and
+/// Perl's CGI.pm split on `;` as on `&`, so `x=1;redirect_uri=…` and `a=1&amp;state=…` carry a
+/// `redirect_uri` and a `state` to them. Each such name counts as a second reading of it
+/// ([`Slot::repeated`]): 1a for `client_id` and `redirect_uri`, 1b for the others.
+fn semicolon_names<'q>(pair: RawPair<'q>, query: &'q str) -> impl Iterator<Item = Param> + 'q {
+    let as_sent = pair.as_sent(query);
+    let pieces = match memchr::memchr(b';', as_sent.as_bytes()) {
+        Some(_) => Some(as_sent.split(';').enumerate()),
+        None => None,
+    };
+    pieces.into_iter().flatten().filter_map(|(i, piece)| {
+        let name = piece.split('=').next().unwrap_or(piece);
+        // The first piece's name is the pair's own unless the `;` comes before its `=`.
+        if i == 0 && name.len() < piece.len() {
+            return None;
+        }
+        Param::from_name(&query::decode(name).ok()?)
+    })
 }
 
 /// Why a request is refused without a redirect (Authorization interface 1a).
@@ -295,7 +332,7 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
 
     // core.authint.207 1a: the client and its redirect_uri, each exactly once and well-formed.
     let client_slot = parsed.slot(Param::ClientId);
-    if client_slot.count > 1 {
+    if client_slot.repeated() {
         return refuse(Unproven::ClientIdRepeated, None);
     }
     let Some(client_id) = client_slot.single() else {
@@ -305,7 +342,7 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
         return refuse(Unproven::ClientNotListed, None);
     };
     let redirect_slot = parsed.slot(Param::RedirectUri);
-    if redirect_slot.count > 1 {
+    if redirect_slot.repeated() {
         return refuse(Unproven::RedirectUriRepeated, Some(client));
     }
     let Some(redirect_uri) = redirect_slot.single() else {
@@ -317,6 +354,21 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
 
     // From here on the redirect_uri is trusted: errors go back to the client (1b). The state is
     // echoed only when it is unambiguous.
+    if super::clients::carries_response_params(redirect_uri) {
+        // No `state` or `iss` beside ones the URI may name: the client would read either.
+        return Decision::Redirect(ErrorRedirect {
+            exception: Exception::Auth1b,
+            error: "invalid_request",
+            description: RESPONSE_PARAMS_IN_REDIRECT_URI,
+            location: error_redirect(
+                redirect_uri,
+                "invalid_request",
+                RESPONSE_PARAMS_IN_REDIRECT_URI,
+                None,
+                None,
+            ),
+        });
+    }
     let state = parsed.slot(Param::State);
     let echo_state = state.single().filter(|s| !s.is_empty()).map(|_| state.raw);
     let redirect = |exception, error, description| {
@@ -347,7 +399,7 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
         return invalid(error.describe_query());
     }
     // RFC 6749 §3.1: a parameter must not appear more than once.
-    if let Some(p) = Param::ALL.into_iter().find(|p| parsed.slot(*p).count > 1) {
+    if let Some(p) = Param::ALL.into_iter().find(|p| parsed.slot(*p).repeated()) {
         return invalid(repeated(p));
     }
     match parsed.slot(Param::ResponseType).single() {
@@ -427,6 +479,9 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
     }))
 }
 
+const RESPONSE_PARAMS_IN_REDIRECT_URI: &str =
+    "redirect_uri carries a response parameter (code, state, error or iss) in its query";
+
 /// The representation kinds named in a scope (space-separated tokens, case-sensitive), each once.
 fn scope_kinds(scope: &str) -> &'static [Kind] {
     let mut has = [false; 2];
@@ -445,7 +500,7 @@ fn scope_kinds(scope: &str) -> &'static [Kind] {
 
 fn has_representation_token(parsed: &Parsed<'_>) -> bool {
     let scope = parsed.slot(Param::Scope);
-    scope.count == 1
+    !scope.repeated()
         && scope
             .decoded
             .as_ref()
@@ -857,7 +912,9 @@ mod tests {
     }
 
     /// Spellings of a judged name that some framework binds to it (issue 17, finding 2).
-    const SPELLINGS: [&str; 8] = [
+    /// Issue 26: a NUL or line break inside (PHP cuts a name at NUL), zero-width characters
+    /// and the BOM (dropped by binders that normalise).
+    const SPELLINGS: [&str; 13] = [
         "{UP}",
         "{Title}",
         "{lower}%20",
@@ -866,6 +923,11 @@ mod tests {
         "{spaced}",
         "{lower}%5B%5D",
         "{lower}%00",
+        "{lower}%00x",
+        "{lower}%0Ax",
+        "{lower}%00%00",
+        "{lower}%E2%80%8B",
+        "%EF%BB%BF{lower}",
     ];
 
     fn spellings(name: &str) -> Vec<String> {
@@ -916,6 +978,82 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Issue 26, finding 1: `;` separates pairs for Rack 2, old Python, Go before 1.17.
+    #[test]
+    fn semicolon_a_client_id_or_redirect_uri_behind_a_semicolon_is_1a() {
+        for hidden in [
+            "x=1;redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            "x=1;client_id=evil.example",
+            "a=1&amp;redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            "x;REDIRECT_URI=https%3A%2F%2Fevil.example%2Fcb",
+            "redirect_uri;x=1",
+        ] {
+            for q in [base(&format!("&{hidden}")), format!("{hidden}&{}", base(""))] {
+                match run(&q) {
+                    Decision::Refuse(r) => assert!(
+                        matches!(
+                            r.reason,
+                            Unproven::ClientIdRepeated | Unproven::RedirectUriRepeated
+                        ),
+                        "{q}: {r:?}"
+                    ),
+                    other => panic!("{q}: expected 1a, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn semicolon_another_judged_name_behind_a_semicolon_is_1b_and_its_state_is_not_echoed() {
+        for hidden in [
+            "x=1;state=attacker",
+            "x=1;response_mode=form_post",
+            "x=1;scope=onbehalfof",
+            "a=1&amp;state=attacker",
+            "x=1;MedMij_geboortedatum=20000101",
+            "x=1;request_uri=urn:x",
+        ] {
+            let r = redirected(run(&base(&format!("&{hidden}"))));
+            assert_eq!((r.exception, r.error), (Exception::Auth1b, "invalid_request"));
+            assert!(r.description.contains("repeated"), "{hidden}: {}", r.description);
+            if hidden.contains("state") {
+                assert!(!r.location.contains("state="), "{}", r.location);
+            }
+        }
+    }
+
+    #[test]
+    fn semicolon_a_judged_value_with_a_raw_semicolon_is_malformed() {
+        // `;` read as a separator would cut the value: read two ways, so refused.
+        let r = refused(run(&format!(
+            "response_type=code&client_id={PGO}&redirect_uri={REDIRECT};x&state=s"
+        )));
+        assert_eq!(r.reason, Unproven::RedirectUriMissing);
+        let r = redirected(run(&base("&scope=openid;onbehalfof")));
+        assert_eq!(r.exception, Exception::Auth1b);
+        assert!(r.description.contains("%3B"), "{}", r.description);
+        // Unjudged values keep theirs, and an encoded one is no separator.
+        let a = accepted(run(&base("&x=1;y=2&scope=a%3Bb")));
+        assert!(a.forward_target("/a", "S", false).contains("&x=1;y=2&scope=a%3Bb"));
+    }
+
+    /// Issue 26, noted: a registered URI's own `iss`, `state`, `code` or `error` would arrive
+    /// beside the response's.
+    #[test]
+    fn response_parameters_inside_the_redirect_uri_are_1b_without_a_second_state() {
+        for query in ["iss%3Dx", "state%3Dx", "code%3Dx", "error%3Dx", "a%3D1%3BSTATE%3Dx", "Code"] {
+            let q = format!(
+                "response_type=code&client_id={PGO}&redirect_uri={REDIRECT}%3F{query}&state=s"
+            );
+            let r = redirected(run(&q));
+            assert_eq!((r.exception, r.error), (Exception::Auth1b, "invalid_request"), "{q}");
+            assert!(!r.location.contains("state=s"), "{}", r.location);
+        }
+        accepted(run(&format!(
+            "response_type=code&client_id={PGO}&redirect_uri={REDIRECT}%3Fcodes%3D1%26x%3Dstate&state=s"
+        )));
     }
 
     #[test]

@@ -95,6 +95,23 @@ impl ClientList {
     }
 }
 
+/// Whether a (validated) `redirect_uri`'s own query names a parameter of the authorization
+/// response (`code`, `state`, `error`, `iss`, RFC 6749 §4.1.2 and RFC 9207), in any spelling a
+/// reader of the client's could bind (`;` a separator too): the redirect the client gets would
+/// then carry two of them, and which one it reads is its framework's choice.
+pub fn carries_response_params(redirect_uri: &str) -> bool {
+    let Some((_, query)) = redirect_uri.split_once('?') else {
+        return false;
+    };
+    query.split(['&', ';']).any(|piece| {
+        let name = piece.split('=').next().unwrap_or(piece);
+        super::query::decode(name).is_ok_and(|name| {
+            super::fold::param_key(&name)
+                .is_some_and(|key| matches!(key.as_str(), "code" | "state" | "error" | "iss"))
+        })
+    })
+}
+
 /// RFC 3986 characters only (unreserved, reserved, and `%` followed by two hex digits).
 pub fn is_uri_text(s: &str) -> bool {
     let b = s.as_bytes();

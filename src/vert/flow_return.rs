@@ -197,11 +197,24 @@ impl<'a> Params<'a> {
         for pair in query::pairs(query) {
             let as_sent = pair.as_sent(query);
             if as_sent.contains(';') {
-                // Read as a `;`-splitting parser would: each piece is a pair of its own.
-                params.code_like |= as_sent.split(';').any(|piece| {
-                    let name = piece.split('=').next().unwrap_or(piece);
-                    query::decode(name).is_ok_and(|name| fold::reads_as(&name, "code"))
-                });
+                // Read as a `;`-splitting parser would: each piece is a pair of its own, and
+                // a judged name among them counts as the client might read it.
+                for (i, piece) in as_sent.split(';').enumerate() {
+                    let raw = piece.split('=').next().unwrap_or(piece);
+                    // The first piece's name is the pair's own unless the `;` comes first.
+                    let own = i == 0 && raw.len() < piece.len();
+                    let Ok(name) = query::decode(raw) else {
+                        continue;
+                    };
+                    match fold::param_key(&name).as_ref().map(fold::ParamKey::as_str) {
+                        Some("code") => params.code_like = true,
+                        // The pair's own `state` is read below; one behind a `;` is a second.
+                        Some("state") if own => {}
+                        Some("state") => return None,
+                        Some("error") => params.error = true,
+                        _ => {}
+                    }
+                }
             }
             let name = match pair.name {
                 "state" | "code" | "error" => Cow::Borrowed(pair.name),
@@ -860,6 +873,11 @@ mod tests {
             // An error under another name next to a code: neither clean code nor error.
             "https://pgo.example.nl/cb?code=C&ERROR=x&state=SEALED",
             "https://pgo.example.nl/cb?code=C&Error%20=x&state=SEALED",
+            // Issue 26: behind a `;`, a NUL, a zero-width space.
+            "https://pgo.example.nl/cb?code=C&state=SEALED&x=1;state=evil",
+            "https://pgo.example.nl/cb?code=C&x=1;error=x&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&state%00x=evil&state=SEALED",
+            "https://pgo.example.nl/cb?code=C&state=SEALED&code%E2%80%8B=D",
         ] {
             let v = check(loc, Some(flow(None)), Some("none"), None);
             assert_eq!(exception(&v), Some(Exception::FailClosed), "{loc}: {v:?}");

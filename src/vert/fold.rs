@@ -71,8 +71,19 @@ impl ParamKey {
 /// Over-reading is safe (a name read as a judged one is judged, or refused as a repeat);
 /// under-reading is what lets a second `redirect_uri` past the check.
 pub fn param_key(name: &str) -> Option<ParamKey> {
+    let visible;
+    let name = if name.is_ascii() {
+        name
+    } else {
+        visible = without_ignorables(name);
+        &visible
+    };
     let read = loose(name);
-    let mut name = read.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+    let name = read.trim_start_matches(|c: char| c.is_whitespace() || c.is_control());
+    // Read up to the first control character: PHP and C parsers stop at a NUL
+    // (`redirect_uri%00x` is `redirect_uri` to `$_GET`), line-oriented ones at a line break.
+    let name = name.split(char::is_control).next().unwrap_or(name);
+    let mut name = name.trim_end_matches(char::is_whitespace);
     if name.ends_with(']')
         && let Some(open) = name.find('[')
     {
@@ -92,6 +103,25 @@ pub fn param_key(name: &str) -> Option<ParamKey> {
         };
     }
     Some(key)
+}
+
+/// `text` without Unicode's default-ignorable code points (zero-width space and joiners, the
+/// BOM, soft hyphen, variation selectors, bidi controls, tags): invisible, and dropped by
+/// binders that trim or normalise, so `redirect\u{200B}_uri` names `redirect_uri` to them.
+fn without_ignorables(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_default_ignorable) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().filter(|c| !is_default_ignorable(*c)).collect())
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt, Unicode 15.1).
+fn is_default_ignorable(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
 }
 
 /// Whether a lenient parser could read `name` as `wanted` (ASCII, lower case): see
@@ -156,6 +186,13 @@ mod tests {
             " redirect_uri",
             "redirect_uri\t",
             "redirect_uri\0",
+            "redirect_uri\0x",
+            "redirect_uri\0\0",
+            "redirect_uri\nx",
+            "\u{1}redirect_uri",
+            "redirect\u{200b}_uri",
+            "\u{feff}redirect_uri",
+            "redirect_\u{ad}uri",
             "redirect.uri",
             "redirect uri",
             "redirect[uri",
@@ -171,6 +208,7 @@ mod tests {
             "redirecturi",
             "redirect_uri_x",
             "[redirect_uri]",
+            "x\0redirect_uri",
         ] {
             assert!(!reads_as(name, "redirect_uri"), "{name:?}");
         }

@@ -33,6 +33,9 @@ pub enum DecodeError {
     InvalidUtf8,
     /// A raw byte that is not visible ASCII (control characters, space, `#`, non-ASCII).
     BadByte,
+    /// A raw `;` in a value the proxy judges: a separator to `;`-splitting readers (Rack 2,
+    /// old Python, Go before 1.17), which would cut the value there.
+    Semicolon,
 }
 
 impl DecodeError {
@@ -41,6 +44,7 @@ impl DecodeError {
             DecodeError::BadPercent => "invalid percent-encoding",
             DecodeError::InvalidUtf8 => "percent-encoding is not UTF-8",
             DecodeError::BadByte => "character not allowed in a query",
+            DecodeError::Semicolon => "a raw ; in a judged value",
         }
     }
 
@@ -51,6 +55,9 @@ impl DecodeError {
             DecodeError::InvalidUtf8 => "malformed query: percent-encoded bytes that are not UTF-8",
             DecodeError::BadByte => {
                 "malformed query: characters that must be percent-encoded (space, #, controls, non-ASCII)"
+            }
+            DecodeError::Semicolon => {
+                "malformed query: a raw ; in a parameter's value (percent-encode it as %3B)"
             }
         }
     }

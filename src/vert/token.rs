@@ -144,6 +144,23 @@ mod tests {
         }
     }
 
+    /// Issue 26, finding 2: PHP reads `grant_type%00x` as `grant_type`, `code%00x` as `code`.
+    #[test]
+    fn nul_a_name_cut_at_nul_or_dressed_in_zero_width_is_read_as_php_reads_it() {
+        for body in [
+            "grant_type=refresh_token&grant_type%00x=authorization_code&code%00x=C",
+            "grant_type=refresh_token&grant_type%0Ax=authorization_code",
+            "grant_type=refresh_token&code%E2%80%8B=C",
+            "grant_type=refresh_token&%EF%BB%BFcode=C",
+        ] {
+            assert!(
+                matches!(parse(body.as_bytes()), TokenRequest::Invalid(_)),
+                "{body}"
+            );
+        }
+        assert!(!query_is_clean("code%00x=C"));
+    }
+
     #[test]
     fn other_grants_pass() {
         assert_eq!(
