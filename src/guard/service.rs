@@ -76,9 +76,12 @@ impl<S> VertGuard<S> {
     {
         let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
         // Any response may be a flow return; its release counts against this source's share.
-        let source = self.peer.as_ref().map_or_else(Source::unknown, |peer| {
-            Source::new(peer.client(req.headers()))
-        });
+        // A client a trusted balancer names unreadably shares the unknown source's bucket.
+        let source = self
+            .peer
+            .as_ref()
+            .and_then(|peer| peer.client(req.headers()))
+            .map_or_else(Source::unknown, Source::new);
         let future = self.inner.call(req);
         ResponseFuture::inspect(
             future,

@@ -104,19 +104,19 @@ impl Peer {
 
     /// The client's address as the proxy determines it: the peer's, or, from a trusted proxy,
     /// the last `X-Forwarded-For` entry (the one that proxy added; entries before it are the
-    /// client's own claims). A trusted peer that names no readable address is the client.
-    pub fn client(&self, headers: &HeaderMap) -> IpAddr {
+    /// client's own claims), with or without a port (`IP:port`, `[v6]:port`, `[v6]`: Azure's
+    /// Application Gateway and others add one). A trusted peer that sends no `X-Forwarded-For`
+    /// is the client (its own health checks); one whose last entry cannot be read names no
+    /// address (`None`), never its own: the balancer's address is every client's at once.
+    pub fn client(&self, headers: &HeaderMap) -> Option<IpAddr> {
         if !self.trusted {
-            return self.addr;
+            return Some(self.addr);
         }
-        headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|last| last.trim().parse().ok())
-            .unwrap_or(self.addr)
+        let Some(last) = headers.get_all(&X_FORWARDED_FOR).iter().next_back() else {
+            return Some(self.addr);
+        };
+        let entry = last.to_str().ok()?.rsplit(',').next()?.trim();
+        forwarded_for_entry(entry)
     }
 
     /// Sets `X-Forwarded-For`, `-Proto` and `-Host` (`host`: the request's `Host`). From an
@@ -149,10 +149,7 @@ impl Peer {
             }
             return;
         }
-        let is_claim = |name: &HeaderName| {
-            let name = name.as_str();
-            name.starts_with("x-forwarded-") || name == "forwarded" || name == "x-real-ip"
-        };
+        let is_claim = |name: &HeaderName| is_claim(name.as_str());
         if headers.keys().any(is_claim) {
             let claims: Vec<HeaderName> = headers.keys().filter(|n| is_claim(n)).cloned().collect();
             for name in claims {
@@ -163,6 +160,70 @@ impl Peer {
         headers.insert(X_FORWARDED_PROTO.clone(), self.proto.clone());
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, with a port or without, IPv6 in brackets or not.
+fn forwarded_for_entry(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Ok(socket) = entry.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    let v6 = entry.strip_prefix('[')?.strip_suffix(']')?;
+    v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+}
+
+/// A peer in a private range (RFC 1918, shared address space, IPv6 unique local) with no
+/// `listen.trusted_proxies` is most likely a balancer the config does not name: every client
+/// behind it then counts as the balancer (one share of the records for all). Said once.
+pub fn warn_if_an_unnamed_balancer(peer: IpAddr, trusted_proxies: usize) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if trusted_proxies > 0 || !is_private(peer) || SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    tracing::warn!(
+        %peer,
+        "a peer in a private range and listen.trusted_proxies is empty: behind a balancer, name it there, or every client counts as the balancer"
+    );
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// What an untrusted client may not say about its own address or the host it asked for: the
+/// `X-Forwarded-*` family, `Forwarded`, and the names CDNs, balancers and frameworks read for
+/// the same facts (Akamai's `True-Client-IP`, Cloudflare's `CF-Connecting-IP`, Fastly's,
+/// Rackspace's `X-Cluster-Client-IP`, Rails' and Spring's `X-Client-IP` / `Client-IP`,
+/// ingress-nginx's `X-Original-Forwarded-For`, `X-Host` and `X-Original-Host` for the host).
+/// An AS that logs or trusts one of them would take the client's word for it.
+fn is_claim(name: &str) -> bool {
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "forwarded"
+                | "x-real-ip"
+                | "true-client-ip"
+                | "x-client-ip"
+                | "client-ip"
+                | "cf-connecting-ip"
+                | "fastly-client-ip"
+                | "x-cluster-client-ip"
+                | "x-original-forwarded-for"
+                | "x-originating-ip"
+                | "x-remote-ip"
+                | "x-remote-addr"
+                | "x-envoy-external-address"
+                | "x-host"
+                | "x-original-host"
+        )
 }
 
 #[cfg(test)]
@@ -243,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn untrusted_peer_cannot_spoof() {
+    fn untrusted_peer_cannot_claim_an_address_or_host_under_any_name() {
         let mut h = map(&[
             ("host", "as.example.nl"),
             ("x-forwarded-for", "1.2.3.4"),
@@ -252,13 +313,36 @@ mod tests {
             ("x-forwarded-port", "443"),
             ("forwarded", "for=1.2.3.4"),
             ("x-real-ip", "1.2.3.4"),
+            // Issue 26, finding 7: the rest of the family.
+            ("true-client-ip", "1.2.3.4"),
+            ("x-client-ip", "1.2.3.4"),
+            ("cf-connecting-ip", "1.2.3.4"),
+            ("fastly-client-ip", "1.2.3.4"),
+            ("x-cluster-client-ip", "1.2.3.4"),
+            ("client-ip", "1.2.3.4"),
+            ("x-original-forwarded-for", "1.2.3.4"),
+            ("x-host", "evil.test"),
+            ("x-original-host", "evil.test"),
         ]);
         let host = h["host"].clone();
         Peer::new("10.1.2.3".parse().unwrap(), false, false).set_forwarded(&mut h, host);
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "as.example.nl");
-        for gone in ["x-forwarded-port", "forwarded", "x-real-ip"] {
+        for gone in [
+            "x-forwarded-port",
+            "forwarded",
+            "x-real-ip",
+            "true-client-ip",
+            "x-client-ip",
+            "cf-connecting-ip",
+            "fastly-client-ip",
+            "x-cluster-client-ip",
+            "client-ip",
+            "x-original-forwarded-for",
+            "x-host",
+            "x-original-host",
+        ] {
             assert!(!h.contains_key(gone), "{gone}");
         }
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
@@ -296,13 +380,42 @@ mod tests {
     fn the_client_is_the_peer_or_the_last_entry_a_trusted_proxy_added() {
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
         let headers = map(&[("x-forwarded-for", "198.51.100.7, 192.0.2.9")]);
-        assert_eq!(Peer::new(peer, false, false).client(&headers), peer);
+        assert_eq!(Peer::new(peer, false, false).client(&headers), Some(peer));
         assert_eq!(
             Peer::new(peer, true, false).client(&headers),
-            "192.0.2.9".parse::<IpAddr>().unwrap()
+            Some("192.0.2.9".parse::<IpAddr>().unwrap())
         );
-        let forged = map(&[("x-forwarded-for", "192.0.2.9, junk")]);
-        assert_eq!(Peer::new(peer, true, false).client(&forged), peer);
-        assert_eq!(Peer::new(peer, true, false).client(&HeaderMap::new()), peer);
+        assert_eq!(Peer::new(peer, true, false).client(&HeaderMap::new()), Some(peer));
+    }
+
+    /// Issue 26, finding 4: Azure's `IP:port`, and IPv6 with brackets and a port.
+    #[test]
+    fn forwarded_for_entries_with_a_port_or_brackets_are_read_and_junk_names_no_one() {
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let trusted = Peer::new(peer, true, false);
+        for (entry, want) in [
+            ("203.0.113.5:5555", "203.0.113.5"),
+            ("203.0.113.5", "203.0.113.5"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("2001:db8::7", "2001:db8::7"),
+        ] {
+            let headers = map(&[("x-forwarded-for", &format!("198.51.100.7, {entry}"))]);
+            assert_eq!(trusted.client(&headers), Some(want.parse().unwrap()), "{entry}");
+        }
+        for junk in ["192.0.2.9, junk", "unknown", "[2001:db8::7", "1.2.3.4:x", ""] {
+            let headers = map(&[("x-forwarded-for", junk)]);
+            assert_eq!(trusted.client(&headers), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn private_ranges_are_the_ones_a_balancer_sits_in() {
+        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["127.0.0.1", "203.0.113.5", "2001:db8::1", "::1", "100.128.0.1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

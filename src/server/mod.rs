@@ -304,6 +304,7 @@ fn run_worker(
             };
             let _ = stream.set_nodelay(true);
             let trusted = shared.trusted.iter().any(|net| net.contains(&peer.ip()));
+            crate::seam::forwarded::warn_if_an_unnamed_balancer(peer.ip(), shared.trusted.len());
             let peer = Peer::new(peer.ip(), trusted, shared.tls.is_some());
             let connection = Connection {
                 shared: shared.clone(),

@@ -100,40 +100,72 @@ pub enum Refused {
 const PRESENTING_TTL: Duration = Duration::from_secs(35);
 
 /// Where a release comes from, for the share of the records one source may hold: the client
-/// address as the proxy determines it (`listen.trusted_proxies`), an IPv6 address as its /64
-/// (one host commonly holds a whole /64).
+/// address as the proxy determines it (`listen.trusted_proxies`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Source(IpAddr);
+pub enum Source {
+    Ip(IpAddr),
+    /// Not known (a stack built without the peer, or a balancer's unreadable entry): all such
+    /// share one bucket, so they fail closed together, never past the bound.
+    Unknown,
+}
+
+/// One bucket of the shares: an IPv4 address, an IPv6 prefix, or the unknown source's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Bucket {
+    V4(u32),
+    V6 { prefix: u128, len: u8 },
+    Unknown,
+}
+
+/// The IPv6 prefixes one party holds, and how many shares each may hold: a host commonly has a
+/// /64, a household a /56 (and can spread its flows over its 256 /64s), a site a /48 (65,536 of
+/// them). Counting each level bounds what one party fills however it spreads its addresses.
+const V6_LEVELS: [(u8, usize); 3] = [(64, 1), (56, 2), (48, 4)];
 
 impl Source {
     pub fn new(ip: IpAddr) -> Self {
-        Source(match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::V6(octets.into())
-            }
-            v4 => v4,
-        })
+        Source::Ip(ip.to_canonical())
     }
 
-    /// A release whose source is not known (a stack built without the peer): all such share
-    /// one bucket, so they fail closed together, never past the bound.
     pub fn unknown() -> Self {
-        Source(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+        Source::Unknown
+    }
+
+    /// The buckets a release from here counts in, with how many shares each may hold; the
+    /// first is the finest, in which the live records are counted once.
+    fn buckets(self) -> impl Iterator<Item = (Bucket, usize)> {
+        let (first, v6) = match self {
+            Source::Unknown => ((Bucket::Unknown, 1), None),
+            Source::Ip(IpAddr::V4(v4)) => ((Bucket::V4(v4.to_bits()), 1), None),
+            Source::Ip(IpAddr::V6(v6)) => {
+                let bits = v6.to_bits();
+                let at = |len: u8| bits & (u128::MAX << (128 - u32::from(len)));
+                let [(len, shares), rest @ ..] = V6_LEVELS;
+                let rest = rest.map(|(len, shares)| (Bucket::V6 { prefix: at(len), len }, shares));
+                ((Bucket::V6 { prefix: at(len), len }, shares), Some(rest))
+            }
+        };
+        std::iter::once(first).chain(v6.into_iter().flatten())
+    }
+}
+
+impl Bucket {
+    /// Whether its records are counted in [`Shares::live`] (each record is in one such).
+    fn is_finest(self) -> bool {
+        !matches!(self, Bucket::V6 { len, .. } if len != V6_LEVELS[0].0)
     }
 }
 
 /// The live records of each source, in this instance: no source may hold more than its share,
 /// so that no one client can fill `store.max_entries` and make every other Persoon's release
 /// fail closed. Records expire in the order they were made (one lifetime for all), so each
-/// source keeps a queue of expiry times.
+/// bucket keeps a queue of expiry times.
 struct Shares {
     per_source: usize,
     ttl: Duration,
-    by_source: HashMap<Source, VecDeque<Instant>>,
+    by_bucket: HashMap<Bucket, VecDeque<Instant>>,
     live: usize,
-    /// When the map holds this many sources, the ones with nothing live are dropped.
+    /// When the map holds this many buckets, the ones with nothing live are dropped.
     sweep_at: usize,
 }
 
@@ -142,30 +174,63 @@ impl Shares {
         Shares {
             per_source,
             ttl,
-            by_source: HashMap::new(),
+            by_bucket: HashMap::new(),
             live: 0,
             sweep_at: 1024,
         }
     }
 
-    /// Counts `records` more for `source`, unless that takes it over its share.
-    fn admit(&mut self, source: Source, records: usize, now: Instant) -> bool {
-        if self.by_source.len() >= self.sweep_at {
+    /// Counts `records` more for `source` in each of its buckets, unless that takes one over
+    /// its share: the expiry they were counted with, for [`Shares::refund`].
+    fn admit(&mut self, source: Source, records: usize, now: Instant) -> Option<Instant> {
+        if self.by_bucket.len() >= self.sweep_at {
             let live = &mut self.live;
-            self.by_source.retain(|_, queue| {
-                *live -= expire(queue, now);
+            self.by_bucket.retain(|bucket, queue| {
+                let expired = expire(queue, now);
+                if bucket.is_finest() {
+                    *live -= expired;
+                }
                 !queue.is_empty()
             });
-            self.sweep_at = (self.by_source.len() * 2).max(1024);
+            self.sweep_at = (self.by_bucket.len() * 2).max(1024);
         }
-        let queue = self.by_source.entry(source).or_default();
-        self.live -= expire(queue, now);
-        if queue.len() + records > self.per_source {
-            return false;
+        for (bucket, shares) in source.buckets() {
+            let queue = self.by_bucket.entry(bucket).or_default();
+            let expired = expire(queue, now);
+            if bucket.is_finest() {
+                self.live -= expired;
+            }
+            if queue.len() + records > self.per_source.saturating_mul(shares) {
+                return None;
+            }
         }
-        queue.extend(std::iter::repeat_n(now + self.ttl, records));
+        let expiry = now + self.ttl;
+        for (bucket, _) in source.buckets() {
+            let queue = self.by_bucket.entry(bucket).or_default();
+            queue.extend(std::iter::repeat_n(expiry, records));
+        }
         self.live += records;
-        true
+        Some(expiry)
+    }
+
+    /// Takes back `records` counted at `expiry` that were never made (the flow had released
+    /// already): a refused replay uses up no share.
+    fn refund(&mut self, source: Source, records: usize, expiry: Instant) {
+        for (bucket, _) in source.buckets() {
+            let Some(queue) = self.by_bucket.get_mut(&bucket) else {
+                continue;
+            };
+            for _ in 0..records {
+                // Its own entries are at the back, or next to ones admitted since with a
+                // later expiry.
+                if let Some(at) = queue.iter().rposition(|e| *e == expiry) {
+                    queue.remove(at);
+                    if bucket.is_finest() {
+                        self.live -= 1;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -264,14 +329,21 @@ impl Records {
             self.metrics.store_records(shares.live);
             admitted
         };
-        if !admitted {
+        let Some(expiry) = admitted else {
             self.metrics.share_refusal();
             return Err(Refused::OverShare);
-        }
+        };
+        // Charged before the store is asked, so that parallel releases cannot overrun a
+        // share; a store error keeps the charge (the record may have landed).
         let claimed = self.store.claim(flow_id, self.flow_ttl).await;
         match self.counted(claimed).map_err(Refused::Store)? {
             true => {}
-            false => return Err(Refused::AlreadyUsed),
+            false => {
+                let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+                shares.refund(source, self.per_release(), expiry);
+                self.metrics.store_records(shares.live);
+                return Err(Refused::AlreadyUsed);
+            }
         }
         if let Some(code_ttl) = self.code_ttl {
             let digest = self.keys.load().code_digests(code).next();
@@ -528,26 +600,65 @@ mod tests {
         let now = Instant::now();
         let busy = Source::new("192.0.2.1".parse().unwrap());
         let other = Source::new("192.0.2.2".parse().unwrap());
-        assert!(shares.admit(busy, 2, now));
-        assert!(shares.admit(busy, 2, now));
-        assert!(!shares.admit(busy, 2, now));
-        assert!(shares.admit(other, 2, now));
+        assert!(shares.admit(busy, 2, now).is_some());
+        assert!(shares.admit(busy, 2, now).is_some());
+        assert!(shares.admit(busy, 2, now).is_none());
+        assert!(shares.admit(other, 2, now).is_some());
         // Its records expire, and so does its refusal.
-        assert!(shares.admit(busy, 2, now + MINUTE));
+        assert!(shares.admit(busy, 2, now + MINUTE).is_some());
         assert_eq!(shares.live, 4);
     }
 
+    fn v6(text: &str) -> Source {
+        Source::new(text.parse().unwrap())
+    }
+
     #[test]
-    fn an_ipv6_source_is_its_slash_64_and_mapped_ipv4_is_ipv4() {
-        let a = Source::new("2001:db8:1:2::1".parse().unwrap());
-        let b = Source::new("2001:db8:1:2:ffff::9".parse().unwrap());
-        let c = Source::new("2001:db8:1:3::1".parse().unwrap());
+    fn an_ipv6_source_counts_in_its_slash_64_56_and_48_and_mapped_ipv4_is_ipv4() {
+        let buckets = |s: Source| s.buckets().map(|(b, _)| b).collect::<Vec<_>>();
+        let (a, b) = (buckets(v6("2001:db8:1:2::1")), buckets(v6("2001:db8:1:2:ffff::9")));
         assert_eq!(a, b);
-        assert_ne!(a, c);
+        let other_64 = buckets(v6("2001:db8:1:3::1"));
+        assert_ne!(a[0], other_64[0]);
+        assert_eq!(a[1..], other_64[1..]);
+        let other_56 = buckets(v6("2001:db8:1:100::1"));
+        assert_ne!(a[1], other_56[1]);
+        assert_eq!(a[2], other_56[2]);
         assert_eq!(
             Source::new("::ffff:192.0.2.1".parse().unwrap()),
             Source::new("192.0.2.1".parse().unwrap())
         );
+        assert_eq!(buckets(Source::unknown()), [Bucket::Unknown]);
+    }
+
+    /// Issue 26, finding 3: twenty /64s of one /56, then every /56 of one /48.
+    #[test]
+    fn many_slash_64s_of_one_slash_56_or_one_slash_48_hold_no_more_than_their_share() {
+        let mut shares = Shares::new(4, MINUTE);
+        let now = Instant::now();
+        let admitted = (0..20u32)
+            .filter(|i| shares.admit(v6(&format!("2001:db8:0:{i:x}::1")), 1, now).is_some())
+            .count();
+        assert_eq!(admitted, 8, "a /56 holds two shares");
+        let admitted = (1..=255u32)
+            .filter(|i| shares.admit(v6(&format!("2001:db8:0:{:x}::1", i << 8)), 1, now).is_some())
+            .count();
+        assert_eq!(admitted, 8, "the /48 holds four shares, the /56 above had two");
+        assert!(shares.admit(v6("2001:db8:1::1"), 1, now).is_some(), "the next /48");
+        assert!(shares.admit(Source::new("192.0.2.1".parse().unwrap()), 1, now).is_some());
+        assert_eq!(shares.live, 18);
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_what_was_counted() {
+        let mut shares = Shares::new(2, MINUTE);
+        let now = Instant::now();
+        let source = v6("2001:db8::1");
+        let expiry = shares.admit(source, 2, now).unwrap();
+        assert!(shares.admit(source, 1, now).is_none());
+        shares.refund(source, 2, expiry);
+        assert_eq!(shares.live, 0);
+        assert!(shares.admit(source, 2, now).is_some());
     }
 
     #[test]
@@ -556,11 +667,11 @@ mod tests {
         let now = Instant::now();
         for i in 0..1024u32 {
             let ip = std::net::Ipv4Addr::from(i);
-            assert!(shares.admit(Source::new(ip.into()), 1, now));
+            assert!(shares.admit(Source::new(ip.into()), 1, now).is_some());
         }
         // All expired: the next admit sweeps them.
-        assert!(shares.admit(Source::unknown(), 1, now + MINUTE * 2));
-        assert_eq!(shares.by_source.len(), 1);
+        assert!(shares.admit(Source::unknown(), 1, now + MINUTE * 2).is_some());
+        assert_eq!(shares.by_bucket.len(), 1);
         assert_eq!(shares.live, 1);
     }
 
@@ -591,6 +702,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("medmij_vert_store_records 6"), "{text}");
+    }
+
+    /// Issue 26, finding 3: the share is charged for records made, not for refused replays.
+    #[tokio::test]
+    async fn a_refused_replay_uses_up_no_share() {
+        let records = Records::new(
+            Arc::new(MemoryStore::new(100)),
+            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
+            MINUTE,
+            Some(MINUTE),
+            4,
+            Metrics::new(),
+        );
+        let source = Source::new("192.0.2.1".parse().unwrap());
+        records.release([1; 32], "a", source).await.unwrap();
+        for _ in 0..5 {
+            let replay = records.release([1; 32], "a", source).await;
+            assert_eq!(replay, Err(Refused::AlreadyUsed));
+        }
+        records.release([2; 32], "b", source).await.unwrap();
     }
 
     fn records(store: Arc<dyn Store>) -> Records {
