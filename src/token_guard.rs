@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -22,6 +23,7 @@ use crate::seam::answer::{Answer, Deferred};
 use crate::seam::limits::Buffered;
 use crate::seam::paths::Route;
 use crate::state::store::{Presented, Records};
+use crate::vert::ClientList;
 use crate::vert::token::{self, TokenRequest};
 
 #[derive(Clone)]
@@ -32,16 +34,19 @@ pub struct TokenGuardLayer {
     /// APPEND_SLASH would answer `/o/token` with a 301 that a client follows as a `GET`).
     path: Arc<str>,
     records: Arc<Records>,
+    /// The client list in use: a code released to a client taken off it is not redeemed.
+    clients: Arc<ArcSwap<ClientList>>,
 }
 
 impl TokenGuardLayer {
     /// On: requests the router marked [`Route::Token`] (the configured path under every
     /// spelling) are guarded.
-    pub fn new(records: Arc<Records>, path: &str) -> Self {
+    pub fn new(records: Arc<Records>, clients: Arc<ArcSwap<ClientList>>, path: &str) -> Self {
         TokenGuardLayer {
             on: true,
             path: path.into(),
             records,
+            clients,
         }
     }
 
@@ -51,6 +56,7 @@ impl TokenGuardLayer {
             on: false,
             path: "".into(),
             records,
+            clients: Arc::default(),
         }
     }
 }
@@ -77,7 +83,7 @@ type Boxed<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 impl<S, ResB> tower::Service<Request<Buffered>> for TokenGuard<S>
 where
     S: tower::Service<Request<Buffered>, Response = Response<ResB>> + Clone + Send + 'static,
-    S::Future: Send,
+    S::Future: Send + 'static,
     S::Error: Send + 'static,
     ResB: WithPages + Send + 'static,
 {
@@ -153,8 +159,14 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let records = self.layer.records.clone();
-        let future = Box::pin(async move {
-            let answer = match records.present(&code).await {
+        let clients = self.layer.clients.clone();
+        // A task of its own: a client that goes away mid-presentation drops the answer, not
+        // the exchange, so the AS's answer is always settled (a token issued uses the code
+        // up, the lock is let go). Dropped with the connection instead, the lock would stay
+        // until it expired and the code then reach the AS a second time.
+        let presentation = tokio::spawn(async move {
+            let listed = |client: &str| clients.load().get(client).is_some();
+            let answer = match records.present(&code, listed).await {
                 Ok(Presented::Go(presentation)) => {
                     let req = Request::from_parts(parts, Full::new(body));
                     let answered = inner.call(req).await;
@@ -167,6 +179,12 @@ where
                 Ok(Presented::NotReleased) => {
                     tracing::info!(
                         "token request refused: invalid_grant (a code the proxy did not release, or one that became a token)"
+                    );
+                    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant")
+                }
+                Ok(Presented::ClientNotListed) => {
+                    tracing::info!(
+                        "token request refused: invalid_grant (the code's client is no longer on the client list)"
                     );
                     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant")
                 }
@@ -184,6 +202,17 @@ where
                 Err(_) => oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
             };
             Ok(ResB::response(answer))
+        });
+        let future = Box::pin(async move {
+            match presentation.await {
+                Ok(answered) => answered,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // The runtime is shutting down.
+                Err(_) => Ok(ResB::response(oauth_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                ))),
+            }
         });
         Answer::Inner {
             future: Deferred::Later { future },
@@ -241,6 +270,16 @@ mod tests {
         ))
     }
 
+    /// The client list in use: the one client the tests release codes to.
+    fn clients() -> Arc<ArcSwap<ClientList>> {
+        Arc::new(ArcSwap::from_pointee(ClientList::new([
+            crate::vert::Client {
+                hostname: "pgo.example.nl".into(),
+                name: "Voorbeeld PGO".into(),
+            },
+        ])))
+    }
+
     fn post(body: &'static str) -> Request<Buffered> {
         Request::post("/oauth2/token")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -270,7 +309,7 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Either::Left(Full::new(body))))
             }
         });
-        let layer = TokenGuardLayer::new(records.clone(), "/oauth2/token");
+        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
         let response = layer.layer(inner).oneshot(routed(req)).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -282,7 +321,7 @@ mod tests {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
         records
-            .release([7; 32], "C0DE", Source::unknown())
+            .release([7; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
         let body = "grant_type=authorization_code&code=C0DE";
@@ -299,6 +338,84 @@ mod tests {
             )
         );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// Issue 26, finding 5: the client goes away while the AS is issuing the token.
+    #[tokio::test]
+    async fn a_presentation_whose_client_went_away_is_settled_and_never_reaches_the_as_twice() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        records
+            .release([4; 32], "C0DE", "pgo.example.nl", Source::unknown())
+            .await
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (reached, mut at_the_as) = tokio::sync::mpsc::unbounded_channel();
+        let (answered, mut settled) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let inner = {
+            let (calls, gate) = (calls.clone(), gate.clone());
+            tower::service_fn(move |_req: Request<Buffered>| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let (reached, answered, gate) = (reached.clone(), answered.clone(), gate.clone());
+                async move {
+                    reached.send(()).unwrap();
+                    // The AS issues the token only once the client is gone.
+                    gate.acquire().await.unwrap().forget();
+                    let _ = answered.send(());
+                    Ok::<_, Infallible>(Response::new(Either::Left(Full::new(Bytes::new()))))
+                }
+            })
+        };
+        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
+        let body = "grant_type=authorization_code&code=C0DE";
+        let first = tokio::spawn(layer.layer(inner).oneshot(routed(post(body))));
+        at_the_as.recv().await.unwrap();
+        first.abort(); // the client's connection closes
+        assert!(first.await.unwrap_err().is_cancelled());
+        gate.add_permits(1);
+        settled.recv().await.unwrap();
+        // The settlement follows the AS's answer in the same task: wait for the lock to go.
+        let again = loop {
+            let answer = call(&records, &calls, post(body)).await;
+            if answer.0 != StatusCode::SERVICE_UNAVAILABLE {
+                break answer;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(
+            again,
+            (
+                StatusCode::BAD_REQUEST,
+                "{\"error\":\"invalid_grant\"}".into()
+            )
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "the code reached the AS once"
+        );
+    }
+
+    /// Issue 26, finding 6: released before its client was taken off the client list.
+    #[tokio::test]
+    async fn delisted_a_code_released_to_a_client_no_longer_listed_is_invalid_grant() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        records
+            .release([3; 32], "C0DE", "gone.example.nl", Source::unknown())
+            .await
+            .unwrap();
+        let (status, body) = call(
+            &records,
+            &calls,
+            post("grant_type=authorization_code&code=C0DE"),
+        )
+        .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::BAD_REQUEST, "{\"error\":\"invalid_grant\"}")
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
@@ -353,7 +470,7 @@ mod tests {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
         records
-            .release([9; 32], "C0DE", Source::unknown())
+            .release([9; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
         let get = Request::get("/oauth2/token?grant_type=authorization_code&code=OTHER")
@@ -382,7 +499,12 @@ mod tests {
     struct Down;
 
     impl Store for Down {
-        fn claim(&self, _: [u8; 32], _: Duration) -> crate::state::store::StoreFuture<'_, bool> {
+        fn claim(
+            &self,
+            _: [u8; 32],
+            _: &[u8],
+            _: Duration,
+        ) -> crate::state::store::StoreFuture<'_, bool> {
             Box::pin(std::future::ready(Err(
                 crate::state::store::StoreError::Unavailable("down".into()),
             )))
@@ -392,7 +514,7 @@ mod tests {
                 crate::state::store::StoreError::Unavailable("down".into()),
             )))
         }
-        fn exists(&self, _: [u8; 32]) -> crate::state::store::StoreFuture<'_, bool> {
+        fn get(&self, _: [u8; 32]) -> crate::state::store::StoreFuture<'_, Option<Vec<u8>>> {
             Box::pin(std::future::ready(Err(
                 crate::state::store::StoreError::Unavailable("down".into()),
             )))
@@ -424,7 +546,7 @@ mod tests {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
         records
-            .release([5; 32], "C0DE", Source::unknown())
+            .release([5; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
         let multipart = "--b\r\ncontent-disposition: form-data; name=\"grant_type\"\r\n\r\nauthorization_code\r\n--b\r\ncontent-disposition: form-data; name=\"code\"\r\n\r\nNEVER\r\n--b--\r\n";
@@ -501,7 +623,7 @@ mod tests {
         let records = records(Arc::new(MemoryStore::new(100)));
         let calls = Arc::new(AtomicUsize::new(0));
         records
-            .release([6; 32], "C0DE", Source::unknown())
+            .release([6; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
         for body in [
@@ -533,7 +655,7 @@ mod tests {
     async fn token_retries_a_refused_presentation_leaves_the_code_presentable() {
         let records = records(Arc::new(MemoryStore::new(100)));
         records
-            .release([8; 32], "C0DE", Source::unknown())
+            .release([8; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
         let statuses = Arc::new(std::sync::Mutex::new(vec![200u16, 500, 400]));
@@ -550,7 +672,7 @@ mod tests {
                 }
             })
         };
-        let layer = TokenGuardLayer::new(records.clone(), "/oauth2/token");
+        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
         let body = "grant_type=authorization_code&code=C0DE";
         // A wrong code_verifier (400), then a 5xx: the AS keeps the code, so does the proxy.
         for want in [400, 500, 200] {
@@ -575,7 +697,7 @@ mod tests {
     async fn token_retries_presentations_of_one_code_never_overlap_at_the_as() {
         let records = records(Arc::new(MemoryStore::new(100)));
         records
-            .release([9; 32], "C0DE", Source::unknown())
+            .release([9; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -593,7 +715,7 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Either::Left(Full::new(Bytes::new()))))
             }
         });
-        let layer = TokenGuardLayer::new(records.clone(), "/oauth2/token");
+        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
         let body = "grant_type=authorization_code&code=C0DE";
         let first = tokio::spawn(layer.layer(inner.clone()).oneshot(routed(post(body))));
         arrived.await.unwrap();

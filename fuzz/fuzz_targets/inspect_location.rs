@@ -71,7 +71,10 @@ fuzz_target!(|data: &[u8]| {
             // The code it carries is the one code of the released Location.
             let query = released.split_once('?').map_or("", |(_, q)| q);
             let codes: Vec<String> = medmij_vert_proxy::vert::query::pairs(query)
-                .filter(|pair| pair.name == "code")
+                // Named as the proxy reads names: decoded (`co%64e` is `code`).
+                .filter(|pair| {
+                    medmij_vert_proxy::vert::query::decode(pair.name).is_ok_and(|n| n == "code")
+                })
                 .map(|pair| {
                     let value = medmij_vert_proxy::vert::query::decode(pair.value);
                     value.unwrap().into_owned()

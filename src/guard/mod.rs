@@ -218,7 +218,10 @@ impl Guard {
         let (guard, lang) = (self.clone(), lang());
         Inspected::Release(Box::pin(async move {
             // One code per flow; and, with the token guard, the code recorded for redemption.
-            let recorded = guard.records.release(flow_id, &code, source).await;
+            let recorded = guard
+                .records
+                .release(flow_id, &code, flow.client_id(), source)
+                .await;
             let (exception, detail) = match recorded {
                 Ok(()) => return guard.pass_on(response, value, outcome, detail, &flow),
                 Err(Refused::AlreadyUsed) => (

@@ -3,6 +3,7 @@
 
 mod words;
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
@@ -150,6 +151,19 @@ struct Contact<'a> {
     phone_href: String,
     url: Option<&'a str>,
     url_text: &'a str,
+}
+
+/// `tel:` and the digits (and a leading `+`) of a phone number. In an international number a
+/// trunk prefix in brackets is dialled only from inside the country: `+31 (0)20-1234567` is
+/// `tel:+31201234567`, not `+310201234567` (a wrong number).
+fn tel_href(phone: &str) -> String {
+    let international = phone.trim_start().starts_with('+');
+    let number = match international {
+        true => Cow::Owned(phone.replace("(0)", "")),
+        false => Cow::Borrowed(phone),
+    };
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    format!("tel:{}{digits}", if international { "+" } else { "" })
 }
 
 /// The button colour without `[pages] accent_color` (6.1:1 on white).
@@ -301,15 +315,7 @@ pub fn render(topic: Topic, status: StatusCode, details: &Details<'_>) -> Respon
         phone_href: brand
             .contact_phone
             .as_deref()
-            .map_or_else(String::new, |phone| {
-                let plus = if phone.trim_start().starts_with('+') {
-                    "+"
-                } else {
-                    ""
-                };
-                let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-                format!("tel:{plus}{digits}")
-            }),
+            .map_or_else(String::new, tel_href),
         url: brand.contact_url.as_deref(),
         url_text: match details.lang {
             Lang::Nl => "contact en hulp",
@@ -412,6 +418,15 @@ pub fn error_page(
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+
+    /// Issue 26, noted: the trunk `(0)` of an international number is not dialled.
+    #[test]
+    fn tel_links_drop_the_trunk_zero_of_an_international_number() {
+        assert_eq!(tel_href("+31 (0)20-1234567"), "tel:+31201234567");
+        assert_eq!(tel_href("+31 20 123 4567"), "tel:+31201234567");
+        assert_eq!(tel_href("020-1234567"), "tel:0201234567");
+        assert_eq!(tel_href("(020) 123 4567"), "tel:0201234567");
+    }
 
     fn body(r: Response<PageBody>) -> String {
         let bytes = block_on(r.into_body().collect()).unwrap().to_bytes();
@@ -565,11 +580,8 @@ mod tests {
         );
         assert!(!html.contains("uw zorgaanbieder"));
         assert!(html.contains(&format!("<img src=\"{logo}\"")));
-        assert!(
-            html.contains("href=\"tel:+31020123 4567\"")
-                || html.contains("href=\"tel:+310201234567\""),
-            "{html}"
-        );
+        // The trunk `(0)` is not dialled from abroad (issue 26).
+        assert!(html.contains("href=\"tel:+31201234567\""), "{html}");
         assert!(html.contains("href=\"https://oost.example.nl/help\""));
         assert!(html.contains("background:#7a1f5c"));
         // English too.

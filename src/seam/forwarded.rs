@@ -179,7 +179,10 @@ fn forwarded_for_entry(entry: &str) -> Option<IpAddr> {
 /// behind it then counts as the balancer (one share of the records for all). Said once.
 pub fn warn_if_an_unnamed_balancer(peer: IpAddr, trusted_proxies: usize) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if trusted_proxies > 0 || !is_private(peer) || SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    if trusted_proxies > 0
+        || !is_private(peer)
+        || SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
         return;
     }
     tracing::warn!(
@@ -385,7 +388,10 @@ mod tests {
             Peer::new(peer, true, false).client(&headers),
             Some("192.0.2.9".parse::<IpAddr>().unwrap())
         );
-        assert_eq!(Peer::new(peer, true, false).client(&HeaderMap::new()), Some(peer));
+        assert_eq!(
+            Peer::new(peer, true, false).client(&HeaderMap::new()),
+            Some(peer)
+        );
     }
 
     /// Issue 26, finding 4: Azure's `IP:port`, and IPv6 with brackets and a port.
@@ -401,9 +407,19 @@ mod tests {
             ("2001:db8::7", "2001:db8::7"),
         ] {
             let headers = map(&[("x-forwarded-for", &format!("198.51.100.7, {entry}"))]);
-            assert_eq!(trusted.client(&headers), Some(want.parse().unwrap()), "{entry}");
+            assert_eq!(
+                trusted.client(&headers),
+                Some(want.parse().unwrap()),
+                "{entry}"
+            );
         }
-        for junk in ["192.0.2.9, junk", "unknown", "[2001:db8::7", "1.2.3.4:x", ""] {
+        for junk in [
+            "192.0.2.9, junk",
+            "unknown",
+            "[2001:db8::7",
+            "1.2.3.4:x",
+            "",
+        ] {
             let headers = map(&[("x-forwarded-for", junk)]);
             assert_eq!(trusted.client(&headers), None, "{junk}");
         }
@@ -411,10 +427,23 @@ mod tests {
 
     #[test]
     fn private_ranges_are_the_ones_a_balancer_sits_in() {
-        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["127.0.0.1", "203.0.113.5", "2001:db8::1", "::1", "100.128.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "203.0.113.5",
+            "2001:db8::1",
+            "::1",
+            "100.128.0.1",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -186,7 +186,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         metrics.clone(),
     );
     let token_guard = match &config.token_guard {
-        Some(t) => TokenGuardLayer::new(live.records.clone(), &t.path),
+        Some(t) => TokenGuardLayer::new(live.records.clone(), live.clients.clone(), &t.path),
         None => TokenGuardLayer::off(live.records.clone()),
     };
     let routes = Routes::new(

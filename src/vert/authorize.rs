@@ -990,7 +990,10 @@ mod tests {
             "x;REDIRECT_URI=https%3A%2F%2Fevil.example%2Fcb",
             "redirect_uri;x=1",
         ] {
-            for q in [base(&format!("&{hidden}")), format!("{hidden}&{}", base(""))] {
+            for q in [
+                base(&format!("&{hidden}")),
+                format!("{hidden}&{}", base("")),
+            ] {
                 match run(&q) {
                     Decision::Refuse(r) => assert!(
                         matches!(
@@ -1016,8 +1019,15 @@ mod tests {
             "x=1;request_uri=urn:x",
         ] {
             let r = redirected(run(&base(&format!("&{hidden}"))));
-            assert_eq!((r.exception, r.error), (Exception::Auth1b, "invalid_request"));
-            assert!(r.description.contains("repeated"), "{hidden}: {}", r.description);
+            assert_eq!(
+                (r.exception, r.error),
+                (Exception::Auth1b, "invalid_request")
+            );
+            assert!(
+                r.description.contains("repeated"),
+                "{hidden}: {}",
+                r.description
+            );
             if hidden.contains("state") {
                 assert!(!r.location.contains("state="), "{}", r.location);
             }
@@ -1036,19 +1046,33 @@ mod tests {
         assert!(r.description.contains("%3B"), "{}", r.description);
         // Unjudged values keep theirs, and an encoded one is no separator.
         let a = accepted(run(&base("&x=1;y=2&scope=a%3Bb")));
-        assert!(a.forward_target("/a", "S", false).contains("&x=1;y=2&scope=a%3Bb"));
+        assert!(
+            a.forward_target("/a", "S", false)
+                .contains("&x=1;y=2&scope=a%3Bb")
+        );
     }
 
     /// Issue 26, noted: a registered URI's own `iss`, `state`, `code` or `error` would arrive
     /// beside the response's.
     #[test]
     fn response_parameters_inside_the_redirect_uri_are_1b_without_a_second_state() {
-        for query in ["iss%3Dx", "state%3Dx", "code%3Dx", "error%3Dx", "a%3D1%3BSTATE%3Dx", "Code"] {
+        for query in [
+            "iss%3Dx",
+            "state%3Dx",
+            "code%3Dx",
+            "error%3Dx",
+            "a%3D1%3BSTATE%3Dx",
+            "Code",
+        ] {
             let q = format!(
                 "response_type=code&client_id={PGO}&redirect_uri={REDIRECT}%3F{query}&state=s"
             );
             let r = redirected(run(&q));
-            assert_eq!((r.exception, r.error), (Exception::Auth1b, "invalid_request"), "{q}");
+            assert_eq!(
+                (r.exception, r.error),
+                (Exception::Auth1b, "invalid_request"),
+                "{q}"
+            );
             assert!(!r.location.contains("state=s"), "{}", r.location);
         }
         accepted(run(&format!(

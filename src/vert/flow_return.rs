@@ -383,6 +383,14 @@ fn flow_return(
             );
         }
     };
+    if settings.clients.get(flow.client_id()).is_none() {
+        // Taken off the client list since the flow began: as a return into its flow is.
+        return withhold(
+            Exception::FailClosed,
+            "a code for a client no longer listed",
+            Some(flow),
+        );
+    }
     if flow.is_expired(settings.now, settings.ttl, settings.skew) {
         return withhold(
             Exception::Expired,
@@ -580,6 +588,31 @@ mod tests {
         match v {
             Verdict::Withhold { exception, .. } => Some(*exception),
             _ => None,
+        }
+    }
+
+    /// Issue 26, finding 6: the client was taken off the list after its flow began.
+    #[test]
+    fn delisted_a_code_for_a_client_no_longer_listed_is_withheld() {
+        let mut gone = flow(None);
+        gone.redirect_uri = "https://gone.example.nl/cb".into();
+        let v = check(
+            "https://gone.example.nl/cb?code=C&state=SEALED",
+            Some(gone),
+            Some("none"),
+            None,
+        );
+        match &v {
+            Verdict::Withhold {
+                exception, detail, ..
+            } => assert_eq!(
+                (*exception, *detail),
+                (
+                    Exception::FailClosed,
+                    "a code for a client no longer listed"
+                )
+            ),
+            other => panic!("{other:?}"),
         }
     }
 

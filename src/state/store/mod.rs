@@ -3,9 +3,10 @@
 //! [`MemoryStore`] for a single instance (the default), [`RedisStore`] for instances behind a
 //! load balancer ([`redis`]: one Redis, a master found through Sentinel, or a Cluster).
 //!
-//! Only 32-byte digests and expiry times are stored: flow ids are random, codes are stored as
-//! keyed hashes (HMAC with a key derived from the state key), so the store never holds a usable
-//! code or anything personal.
+//! Only 32-byte digests, expiry times and, beside a code's record, the public hostname of the
+//! client it was released to are stored: flow ids are random, codes are stored as keyed hashes
+//! (HMAC with a key derived from the state key), so the store never holds a usable code or
+//! anything personal.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -47,16 +48,20 @@ pub enum StoreError {
 
 /// Records with a lifetime, each claimed at most once and taken at most once.
 pub trait Store: Send + Sync {
-    /// Records `key` for `ttl` unless it is recorded already (Redis `SET NX EX`): `true` when
-    /// this call recorded it.
-    fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool>;
+    /// Records `key` with `value` for `ttl` unless it is recorded already (Redis `SET NX PX`):
+    /// `true` when this call recorded it.
+    fn claim(&self, key: Digest, value: &[u8], ttl: Duration) -> StoreFuture<'_, bool>;
 
     /// Removes `key` (Redis `GETDEL`): `true` when it was recorded and had not expired.
     fn take(&self, key: Digest) -> StoreFuture<'_, bool>;
 
-    /// Whether `key` is recorded and has not expired (Redis `EXISTS`).
-    fn exists(&self, key: Digest) -> StoreFuture<'_, bool>;
+    /// The value of `key` when it is recorded and has not expired (Redis `GET`).
+    fn get(&self, key: Digest) -> StoreFuture<'_, Option<Vec<u8>>>;
 }
+
+/// The value of a record whose value says nothing (a flow's, a presentation's lock); also what
+/// a code's record holds when a version before the client was recorded made it.
+const NO_VALUE: &[u8] = b"1";
 
 /// What presenting a code found.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub enum Presented {
     Go(Presentation),
     /// Not released by the proxy, used up, or expired.
     NotReleased,
+    /// Released to a client that is no longer on the client list.
+    ClientNotListed,
     /// Another presentation of it is at the AS now.
     InFlight,
 }
@@ -141,8 +148,25 @@ impl Source {
                 let bits = v6.to_bits();
                 let at = |len: u8| bits & (u128::MAX << (128 - u32::from(len)));
                 let [(len, shares), rest @ ..] = V6_LEVELS;
-                let rest = rest.map(|(len, shares)| (Bucket::V6 { prefix: at(len), len }, shares));
-                ((Bucket::V6 { prefix: at(len), len }, shares), Some(rest))
+                let rest = rest.map(|(len, shares)| {
+                    (
+                        Bucket::V6 {
+                            prefix: at(len),
+                            len,
+                        },
+                        shares,
+                    )
+                });
+                (
+                    (
+                        Bucket::V6 {
+                            prefix: at(len),
+                            len,
+                        },
+                        shares,
+                    ),
+                    Some(rest),
+                )
             }
         };
         std::iter::once(first).chain(v6.into_iter().flatten())
@@ -317,10 +341,13 @@ impl Records {
 
     /// Before a code is released: its source holds less than its share, its flow has released
     /// none before (the flow is recorded now), and the code is recorded for the token guard.
+    /// `client`: the flow's, kept beside the code's record, so that a client taken off the list
+    /// redeems none of the codes it was released.
     pub async fn release(
         &self,
         flow_id: Digest,
         code: &str,
+        client: &str,
         source: Source,
     ) -> Result<(), Refused> {
         let admitted = {
@@ -335,7 +362,7 @@ impl Records {
         };
         // Charged before the store is asked, so that parallel releases cannot overrun a
         // share; a store error keeps the charge (the record may have landed).
-        let claimed = self.store.claim(flow_id, self.flow_ttl).await;
+        let claimed = self.store.claim(flow_id, NO_VALUE, self.flow_ttl).await;
         match self.counted(claimed).map_err(Refused::Store)? {
             true => {}
             false => {
@@ -348,7 +375,7 @@ impl Records {
         if let Some(code_ttl) = self.code_ttl {
             let digest = self.keys.load().code_digests(code).next();
             let digest = digest.expect("a key ring has a key");
-            let recorded = self.store.claim(digest, code_ttl).await;
+            let recorded = self.store.claim(digest, client.as_bytes(), code_ttl).await;
             if let Err(error) = self.counted(recorded) {
                 self.remove_withheld(digest, code_ttl).await;
                 return Err(Refused::Store(error));
@@ -385,23 +412,32 @@ impl Records {
     /// not expired), and no other presentation of it at the AS now. The record stays until
     /// [`Records::settle`] says the AS issued a token: an AS that refuses a presentation (a
     /// wrong `code_verifier`, checked before the code is consumed; a 5xx) leaves the code
-    /// presentable again, as it would without the proxy.
-    pub async fn present(&self, code: &str) -> Result<Presented, StoreError> {
+    /// presentable again, as it would without the proxy. `listed`: whether a client is on the
+    /// client list now.
+    pub async fn present(
+        &self,
+        code: &str,
+        listed: impl Fn(&str) -> bool,
+    ) -> Result<Presented, StoreError> {
         let keys = self.keys.load_full();
         // Recorded under the sealing key of the moment; looked up under every key.
         let mut found = None;
         for digest in keys.code_digests(code) {
-            let exists = self.store.exists(digest).await;
-            if self.counted(exists)? {
-                found = Some(digest);
+            let value = self.store.get(digest).await;
+            if let Some(client) = self.counted(value)? {
+                found = Some((digest, client));
                 break;
             }
         }
-        let Some(record) = found else {
+        let Some((record, client)) = found else {
             return Ok(Presented::NotReleased);
         };
+        // A record made before clients were recorded names none: the flow's check stood then.
+        if client != NO_VALUE && !std::str::from_utf8(&client).is_ok_and(&listed) {
+            return Ok(Presented::ClientNotListed);
+        }
         let lock = presenting(&record);
-        let claimed = self.store.claim(lock, self.presenting_ttl).await;
+        let claimed = self.store.claim(lock, NO_VALUE, self.presenting_ttl).await;
         match self.counted(claimed) {
             Ok(true) => {}
             Ok(false) => return Ok(Presented::InFlight),
@@ -413,7 +449,10 @@ impl Records {
             }
         }
         // A presentation that ended between the lookup and the claim may have used it up.
-        match self.counted(self.store.exists(record).await) {
+        match self
+            .counted(self.store.get(record).await)
+            .map(|v| v.is_some())
+        {
             Ok(true) => Ok(Presented::Go(Presentation { record, lock })),
             other => {
                 let _ = self.store.take(lock).await;
@@ -468,7 +507,7 @@ impl std::hash::Hasher for DigestHasher {
     }
 }
 
-type DigestMap = HashMap<Digest, Instant, std::hash::BuildHasherDefault<DigestHasher>>;
+type DigestMap = HashMap<Digest, (Instant, Box<[u8]>), std::hash::BuildHasherDefault<DigestHasher>>;
 
 /// For a single instance: a map in memory, bounded, with expired entries evicted.
 pub struct MemoryStore {
@@ -484,36 +523,43 @@ impl MemoryStore {
         }
     }
 
-    fn claim_now(&self, key: Digest, ttl: Duration, now: Instant) -> Result<bool, StoreError> {
+    fn claim_now(
+        &self,
+        key: Digest,
+        value: &[u8],
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<bool, StoreError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.get(&key).is_some_and(|expiry| *expiry > now) {
+        if entries.get(&key).is_some_and(|(expiry, _)| *expiry > now) {
             return Ok(false);
         }
         if entries.len() >= self.max_entries {
             // Evicting the expired ones costs a pass over the map, but only when it is full.
-            entries.retain(|_, expiry| *expiry > now);
+            entries.retain(|_, (expiry, _)| *expiry > now);
             if entries.len() >= self.max_entries {
                 return Err(StoreError::Full);
             }
         }
-        entries.insert(key, now + ttl);
+        entries.insert(key, (now + ttl, value.into()));
         Ok(true)
     }
 
-    fn exists_now(&self, key: Digest, now: Instant) -> bool {
+    fn get_now(&self, key: Digest, now: Instant) -> Option<Vec<u8>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(&key).is_some_and(|expiry| *expiry > now)
+        let (expiry, value) = entries.get(&key)?;
+        (*expiry > now).then(|| value.to_vec())
     }
 
     fn take_now(&self, key: Digest, now: Instant) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&key).is_some_and(|expiry| expiry > now)
+        entries.remove(&key).is_some_and(|(expiry, _)| expiry > now)
     }
 }
 
 impl Store for MemoryStore {
-    fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
-        let result = self.claim_now(key, ttl, Instant::now());
+    fn claim(&self, key: Digest, value: &[u8], ttl: Duration) -> StoreFuture<'_, bool> {
+        let result = self.claim_now(key, value, ttl, Instant::now());
         Box::pin(std::future::ready(result))
     }
 
@@ -522,8 +568,8 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(result))
     }
 
-    fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
-        let result = Ok(self.exists_now(key, Instant::now()));
+    fn get(&self, key: Digest) -> StoreFuture<'_, Option<Vec<u8>>> {
+        let result = Ok(self.get_now(key, Instant::now()));
         Box::pin(std::future::ready(result))
     }
 }
@@ -540,11 +586,11 @@ mod tests {
     fn a_key_is_claimed_once_until_it_expires() {
         let store = MemoryStore::new(10);
         let now = Instant::now();
-        assert_eq!(store.claim_now(A, MINUTE, now), Ok(true));
-        assert_eq!(store.claim_now(A, MINUTE, now), Ok(false));
-        assert_eq!(store.claim_now(B, MINUTE, now), Ok(true));
+        assert_eq!(store.claim_now(A, b"1", MINUTE, now), Ok(true));
+        assert_eq!(store.claim_now(A, b"1", MINUTE, now), Ok(false));
+        assert_eq!(store.claim_now(B, b"1", MINUTE, now), Ok(true));
         // Expired: it may be claimed again.
-        assert_eq!(store.claim_now(A, MINUTE, now + MINUTE * 2), Ok(true));
+        assert_eq!(store.claim_now(A, b"1", MINUTE, now + MINUTE * 2), Ok(true));
     }
 
     #[test]
@@ -552,10 +598,10 @@ mod tests {
         let store = MemoryStore::new(10);
         let now = Instant::now();
         assert!(!store.take_now(A, now));
-        store.claim_now(A, MINUTE, now).unwrap();
+        store.claim_now(A, b"1", MINUTE, now).unwrap();
         assert!(store.take_now(A, now));
         assert!(!store.take_now(A, now));
-        store.claim_now(B, MINUTE, now).unwrap();
+        store.claim_now(B, b"1", MINUTE, now).unwrap();
         assert!(!store.take_now(B, now + MINUTE * 2));
     }
 
@@ -585,12 +631,18 @@ mod tests {
     fn memory_is_bounded_and_expired_entries_are_evicted() {
         let store = MemoryStore::new(2);
         let now = Instant::now();
-        store.claim_now([1; 32], MINUTE, now).unwrap();
-        store.claim_now([2; 32], MINUTE * 10, now).unwrap();
+        store.claim_now([1; 32], b"1", MINUTE, now).unwrap();
+        store.claim_now([2; 32], b"1", MINUTE * 10, now).unwrap();
         // Full, nothing expired: fail closed.
-        assert_eq!(store.claim_now([3; 32], MINUTE, now), Err(StoreError::Full));
+        assert_eq!(
+            store.claim_now([3; 32], b"1", MINUTE, now),
+            Err(StoreError::Full)
+        );
         // The first expires: room again.
-        assert_eq!(store.claim_now([3; 32], MINUTE, now + MINUTE * 2), Ok(true));
+        assert_eq!(
+            store.claim_now([3; 32], b"1", MINUTE, now + MINUTE * 2),
+            Ok(true)
+        );
         assert_eq!(store.entries.lock().unwrap().len(), 2);
     }
 
@@ -616,7 +668,10 @@ mod tests {
     #[test]
     fn an_ipv6_source_counts_in_its_slash_64_56_and_48_and_mapped_ipv4_is_ipv4() {
         let buckets = |s: Source| s.buckets().map(|(b, _)| b).collect::<Vec<_>>();
-        let (a, b) = (buckets(v6("2001:db8:1:2::1")), buckets(v6("2001:db8:1:2:ffff::9")));
+        let (a, b) = (
+            buckets(v6("2001:db8:1:2::1")),
+            buckets(v6("2001:db8:1:2:ffff::9")),
+        );
         assert_eq!(a, b);
         let other_64 = buckets(v6("2001:db8:1:3::1"));
         assert_ne!(a[0], other_64[0]);
@@ -637,15 +692,33 @@ mod tests {
         let mut shares = Shares::new(4, MINUTE);
         let now = Instant::now();
         let admitted = (0..20u32)
-            .filter(|i| shares.admit(v6(&format!("2001:db8:0:{i:x}::1")), 1, now).is_some())
+            .filter(|i| {
+                shares
+                    .admit(v6(&format!("2001:db8:0:{i:x}::1")), 1, now)
+                    .is_some()
+            })
             .count();
         assert_eq!(admitted, 8, "a /56 holds two shares");
         let admitted = (1..=255u32)
-            .filter(|i| shares.admit(v6(&format!("2001:db8:0:{:x}::1", i << 8)), 1, now).is_some())
+            .filter(|i| {
+                shares
+                    .admit(v6(&format!("2001:db8:0:{:x}::1", i << 8)), 1, now)
+                    .is_some()
+            })
             .count();
-        assert_eq!(admitted, 8, "the /48 holds four shares, the /56 above had two");
-        assert!(shares.admit(v6("2001:db8:1::1"), 1, now).is_some(), "the next /48");
-        assert!(shares.admit(Source::new("192.0.2.1".parse().unwrap()), 1, now).is_some());
+        assert_eq!(
+            admitted, 8,
+            "the /48 holds four shares, the /56 above had two"
+        );
+        assert!(
+            shares.admit(v6("2001:db8:1::1"), 1, now).is_some(),
+            "the next /48"
+        );
+        assert!(
+            shares
+                .admit(Source::new("192.0.2.1".parse().unwrap()), 1, now)
+                .is_some()
+        );
         assert_eq!(shares.live, 18);
     }
 
@@ -670,7 +743,11 @@ mod tests {
             assert!(shares.admit(Source::new(ip.into()), 1, now).is_some());
         }
         // All expired: the next admit sweeps them.
-        assert!(shares.admit(Source::unknown(), 1, now + MINUTE * 2).is_some());
+        assert!(
+            shares
+                .admit(Source::unknown(), 1, now + MINUTE * 2)
+                .is_some()
+        );
         assert_eq!(shares.by_bucket.len(), 1);
         assert_eq!(shares.live, 1);
     }
@@ -689,13 +766,22 @@ mod tests {
         let busy = Source::new("192.0.2.1".parse().unwrap());
         let other = Source::new("192.0.2.2".parse().unwrap());
         // Two records a release with the token guard on: two releases fill a share of four.
-        records.release([1; 32], "a", busy).await.unwrap();
-        records.release([2; 32], "b", busy).await.unwrap();
+        records
+            .release([1; 32], "a", "pgo.example.nl", busy)
+            .await
+            .unwrap();
+        records
+            .release([2; 32], "b", "pgo.example.nl", busy)
+            .await
+            .unwrap();
         assert_eq!(
-            records.release([3; 32], "c", busy).await,
+            records.release([3; 32], "c", "pgo.example.nl", busy).await,
             Err(Refused::OverShare)
         );
-        records.release([4; 32], "d", other).await.unwrap();
+        records
+            .release([4; 32], "d", "pgo.example.nl", other)
+            .await
+            .unwrap();
         let text = metrics.encode();
         assert!(
             text.contains("medmij_vert_store_share_refusals_total 1"),
@@ -716,12 +802,20 @@ mod tests {
             Metrics::new(),
         );
         let source = Source::new("192.0.2.1".parse().unwrap());
-        records.release([1; 32], "a", source).await.unwrap();
+        records
+            .release([1; 32], "a", "pgo.example.nl", source)
+            .await
+            .unwrap();
         for _ in 0..5 {
-            let replay = records.release([1; 32], "a", source).await;
+            let replay = records
+                .release([1; 32], "a", "pgo.example.nl", source)
+                .await;
             assert_eq!(replay, Err(Refused::AlreadyUsed));
         }
-        records.release([2; 32], "b", source).await.unwrap();
+        records
+            .release([2; 32], "b", "pgo.example.nl", source)
+            .await
+            .unwrap();
     }
 
     fn records(store: Arc<dyn Store>) -> Records {
@@ -739,42 +833,78 @@ mod tests {
     async fn token_retries_a_code_stays_presentable_until_the_as_issues_a_token() {
         let records = records(Arc::new(MemoryStore::new(100)));
         records
-            .release([1; 32], "C0DE", Source::unknown())
+            .release([1; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
-        assert_eq!(records.present("OTHER").await, Ok(Presented::NotReleased));
+        assert_eq!(
+            records.present("OTHER", |_| true).await,
+            Ok(Presented::NotReleased)
+        );
         // The AS refuses (a wrong code_verifier, a 5xx): presentable again.
-        let Ok(Presented::Go(first)) = records.present("C0DE").await else {
+        let Ok(Presented::Go(first)) = records.present("C0DE", |_| true).await else {
             panic!("a released code goes")
         };
         // While it is at the AS, no second presentation overlaps it.
-        assert_eq!(records.present("C0DE").await, Ok(Presented::InFlight));
+        assert_eq!(
+            records.present("C0DE", |_| true).await,
+            Ok(Presented::InFlight)
+        );
         records.settle(first, false).await;
-        let Ok(Presented::Go(second)) = records.present("C0DE").await else {
+        let Ok(Presented::Go(second)) = records.present("C0DE", |_| true).await else {
             panic!("presentable again after a refusal")
         };
         // The AS issues a token: never again.
         records.settle(second, true).await;
-        assert_eq!(records.present("C0DE").await, Ok(Presented::NotReleased));
+        assert_eq!(
+            records.present("C0DE", |_| true).await,
+            Ok(Presented::NotReleased)
+        );
     }
 
-    /// A store whose `exists` answers once as it was, then sees the record gone: a presentation
+    /// A code's record names its client; one made before clients were recorded names none and
+    /// is not held to the list (a rolling upgrade redeems the codes the old version released).
+    #[tokio::test]
+    async fn a_codes_record_names_its_client_and_an_older_one_none() {
+        let store = Arc::new(MemoryStore::new(100));
+        let records = records(store.clone());
+        records
+            .release([1; 32], "C0DE", "pgo.example.nl", Source::unknown())
+            .await
+            .unwrap();
+        let listed = |c: &str| c == "pgo.example.nl";
+        assert!(matches!(
+            records.present("C0DE", listed).await,
+            Ok(Presented::Go(_))
+        ));
+        assert_eq!(
+            records.present("C0DE", |_| false).await,
+            Ok(Presented::ClientNotListed)
+        );
+        let older = records.keys.load().code_digests("OLD").next().unwrap();
+        store.claim(older, NO_VALUE, MINUTE).await.unwrap();
+        assert!(matches!(
+            records.present("OLD", |_| false).await,
+            Ok(Presented::Go(_))
+        ));
+    }
+
+    /// A store whose `get` answers once as it was, then sees the record gone: a presentation
     /// that ended between another's lookup and its claim.
     struct UsedUpMeanwhile(MemoryStore, std::sync::atomic::AtomicBool);
 
     impl Store for UsedUpMeanwhile {
-        fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
-            self.0.claim(key, ttl)
+        fn claim(&self, key: Digest, value: &[u8], ttl: Duration) -> StoreFuture<'_, bool> {
+            self.0.claim(key, value, ttl)
         }
         fn take(&self, key: Digest) -> StoreFuture<'_, bool> {
             self.0.take(key)
         }
-        fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
+        fn get(&self, key: Digest) -> StoreFuture<'_, Option<Vec<u8>>> {
             let first = !self.1.swap(true, std::sync::atomic::Ordering::SeqCst);
             if first {
-                self.0.exists(key)
+                self.0.get(key)
             } else {
-                Box::pin(std::future::ready(Ok(false)))
+                Box::pin(std::future::ready(Ok(None)))
             }
         }
     }
@@ -784,10 +914,13 @@ mod tests {
         let store = Arc::new(UsedUpMeanwhile(MemoryStore::new(100), Default::default()));
         let records = records(store.clone());
         records
-            .release([1; 32], "C0DE", Source::unknown())
+            .release([1; 32], "C0DE", "pgo.example.nl", Source::unknown())
             .await
             .unwrap();
-        assert_eq!(records.present("C0DE").await, Ok(Presented::NotReleased));
+        assert_eq!(
+            records.present("C0DE", |_| true).await,
+            Ok(Presented::NotReleased)
+        );
         // And its lock is let go.
         assert_eq!(
             store.0.entries.lock().unwrap().len(),
@@ -805,9 +938,9 @@ mod tests {
     }
 
     impl Store for LostAnswer {
-        fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
+        fn claim(&self, key: Digest, value: &[u8], ttl: Duration) -> StoreFuture<'_, bool> {
             use std::sync::atomic::Ordering::SeqCst;
-            let landed = self.inner.claim_now(key, ttl, Instant::now());
+            let landed = self.inner.claim_now(key, value, ttl, Instant::now());
             let result = match self.claims.fetch_add(1, SeqCst) {
                 1 => Err(StoreError::Unavailable("the answer was lost".into())),
                 _ => landed,
@@ -827,8 +960,8 @@ mod tests {
             }
             self.inner.take(key)
         }
-        fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
-            self.inner.exists(key)
+        fn get(&self, key: Digest) -> StoreFuture<'_, Option<Vec<u8>>> {
+            self.inner.get(key)
         }
     }
 
@@ -849,7 +982,9 @@ mod tests {
             metrics.clone(),
         );
         // The flow's claim lands; the code's lands too, but its answer is lost: withheld.
-        let refused = records.release([1; 32], "C0DE", Source::unknown()).await;
+        let refused = records
+            .release([1; 32], "C0DE", "pgo.example.nl", Source::unknown())
+            .await;
         assert!(matches!(refused, Err(Refused::Store(_))), "{refused:?}");
         // The immediate removal failed: the record is still there, and counted as pending.
         assert_eq!(store.inner.entries.lock().unwrap().len(), 2);
@@ -860,7 +995,10 @@ mod tests {
         );
         // Retried until the store answers (the second retry).
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(records.present("C0DE").await, Ok(Presented::NotReleased));
+        assert_eq!(
+            records.present("C0DE", |_| true).await,
+            Ok(Presented::NotReleased)
+        );
         assert!(
             metrics
                 .encode()

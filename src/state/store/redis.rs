@@ -279,10 +279,10 @@ impl Cluster {
 }
 
 impl Store for RedisStore {
-    fn claim(&self, key: Digest, ttl: Duration) -> StoreFuture<'_, bool> {
+    fn claim(&self, key: Digest, value: &[u8], ttl: Duration) -> StoreFuture<'_, bool> {
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(self.key(&key))
-            .arg(1u8)
+            .arg(value)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64);
@@ -309,13 +309,10 @@ impl Store for RedisStore {
         })
     }
 
-    fn exists(&self, key: Digest) -> StoreFuture<'_, bool> {
-        let mut cmd = ::redis::cmd("EXISTS");
+    fn get(&self, key: Digest) -> StoreFuture<'_, Option<Vec<u8>>> {
+        let mut cmd = ::redis::cmd("GET");
         cmd.arg(self.key(&key));
-        Box::pin(async move {
-            let answer: u32 = self.read(cmd).await?;
-            Ok(answer > 0)
-        })
+        Box::pin(async move { self.read(cmd).await })
     }
 }
 #[cfg(test)]
@@ -338,7 +335,10 @@ mod tests {
                 1,
             )
             .unwrap();
-            let e = s.claim([0; 32], Duration::from_secs(1)).await.unwrap_err();
+            let e = s
+                .claim([0; 32], b"1", Duration::from_secs(1))
+                .await
+                .unwrap_err();
             assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
             assert!(!e.to_string().contains("s3cret"), "{e}");
         }
