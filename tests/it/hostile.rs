@@ -45,6 +45,58 @@ const TRICKS: [&str; 16] = [
     "/oauth2/authorize%20",
 ];
 
+/// Issue 26, findings 1 and 2: a `redirect_uri` or `client_id` behind a `;` (Rack 2, old
+/// Python, Go before 1.17), after `&amp;`, or after a NUL inside a name (PHP's `$_GET`) is a
+/// second one: 1a, and nothing reaches the AS.
+#[test]
+fn semicolon_and_nul_a_hidden_redirect_uri_or_client_id_is_1a_and_never_reaches_the_as() {
+    let h = Harness::start("");
+    let addr = h.proxy_addr();
+    for hidden in [
+        "&x=1;redirect_uri=https%3A%2F%2Fevil.example%2Fcb;state=attacker",
+        "&a=1&amp;redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+        "&x=1;client_id=evil.example",
+        "&redirect_uri%00x=https%3A%2F%2Fevil.example%2Fcb&state%00x=attacker",
+        "&client_id%00x=evil.example",
+        "&redirect_uri%0Ax=https%3A%2F%2Fevil.example%2Fcb",
+        "&redirect%E2%80%8B_uri=https%3A%2F%2Fevil.example%2Fcb",
+    ] {
+        let r = get_raw(addr, &format!("/oauth2/authorize?{VALID}{hidden}"));
+        assert_eq!(raw_status(&r), 400, "{hidden}: {r}");
+        assert!(
+            r.contains("Deze aanvraag kunnen we niet verwerken"),
+            "{hidden}"
+        );
+        assert!(!r.contains("evil.example"), "{hidden}");
+    }
+    assert_eq!(h.demo().authorize_requests(), 0);
+    still_serving(addr);
+}
+
+/// Issue 26, finding 1: a second `state`, `response_mode` or `scope` behind a `;` is 1b: an
+/// error redirect to the validated client, without the ambiguous state.
+#[test]
+fn semicolon_a_hidden_state_or_response_mode_is_1b_and_never_reaches_the_as() {
+    let h = Harness::start("");
+    let addr = h.proxy_addr();
+    for hidden in [
+        "&x=1;state=attacker",
+        "&x=1;response_mode=form_post",
+        "&x=1;state%00x=attacker",
+        "&state%00x=attacker",
+    ] {
+        let r = get_raw(addr, &format!("/oauth2/authorize?{VALID}{hidden}"));
+        assert_eq!(raw_status(&r), 302, "{hidden}: {r}");
+        let location = raw_location(&r).unwrap_or_default();
+        assert!(
+            location.starts_with("https://pgo.example.nl/callback?error=invalid_request"),
+            "{hidden}: {location}"
+        );
+        assert!(!location.contains("attacker"), "{location}");
+    }
+    assert_eq!(h.demo().authorize_requests(), 0);
+}
+
 #[test]
 fn bypass_spellings_get_the_authorize_checks() {
     let h = Harness::start("");

@@ -25,12 +25,7 @@ fn get_raw(addr: SocketAddr, target: &str, headers: &str) -> String {
     )
 }
 
-fn location(response: &str) -> Option<&str> {
-    response
-        .lines()
-        .find_map(|l| l.strip_prefix("location: "))
-        .map(str::trim_end)
-}
+use crate::support::raw_location as location;
 
 /// The value of a request header the AS received, in its last request.
 fn received_header(upstream: &Upstream, name: &str) -> Vec<String> {

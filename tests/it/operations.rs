@@ -312,6 +312,48 @@ fn authorize_status(addr: SocketAddr, client: &str) -> u16 {
     ))
 }
 
+/// Issue 26, finding 6: a flow begun before its client was taken off the list (new OCL,
+/// SIGHUP) gets no code at its return, as a return into its flow gets none.
+#[test]
+fn delisted_a_flow_begun_before_its_client_left_the_list_gets_no_code() {
+    let upstream = Upstream::scripted();
+    upstream.answer_path(
+        "/login",
+        "https://pgo.example.nl/cb?code=C0DE&state={state}",
+        &[("x-vert-representation", "none")],
+    );
+    let dir = temp_dir();
+    std::fs::write(dir.join("ocl.xml"), ocl(&["pgo.example.nl"])).unwrap();
+    let (mut child, addr, admin) = start_binary(
+        &dir,
+        &format!(
+            "[listen]\naddr = \"127.0.0.1:0\"\n[admin]\naddr = \"127.0.0.1:0\"\n\
+             [upstream]\nurl = \"{}\"\n[clients]\nocl_file = \"ocl.xml\"\n",
+            upstream.url()
+        ),
+    );
+    assert_eq!(authorize_status(addr, "pgo.example.nl"), 200);
+    let sealed = upstream
+        .state_in_request_with("/oauth2/authorize")
+        .expect("the flow reached the AS");
+    std::fs::write(dir.join("ocl.xml"), ocl(&["other.example.nl"])).unwrap();
+    signal(&child, "-HUP");
+    let ok = "medmij_vert_reloads_total{file=\"clients\",result=\"ok\"}";
+    wait_until("the reload", || admin_metric(admin, ok) == 1);
+    let r = raw(
+        addr,
+        format!("GET /login?state={sealed} HTTP/1.1\r\nHost: as\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(raw_status(&r), 502, "{r}");
+    assert!(!r.contains("C0DE"), "{r}");
+    let withheld = "medmij_vert_decisions_total{outcome=\"withheld\",rule=\"ext.vert.authint.202\",exception=\"fail closed\"}";
+    assert_eq!(admin_metric(admin, withheld), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn sighup_reloads_the_client_list_and_a_broken_one_keeps_the_old() {
     let upstream = Upstream::recorder();

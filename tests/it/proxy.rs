@@ -135,6 +135,33 @@ async fn spoofed_forwarded_headers_are_dropped() {
     assert_eq!(echo_header(&r.body, "host"), ["as.example.nl"]);
 }
 
+/// Issue 26, finding 7: the other names CDNs, balancers and frameworks read for the client's
+/// address or the host it asked for.
+#[tokio::test]
+async fn client_address_and_original_host_claims_under_any_name_are_dropped() {
+    let h = Harness::start("");
+    let claims = [
+        ("true-client-ip", "6.6.6.6"),
+        ("x-client-ip", "6.6.6.6"),
+        ("cf-connecting-ip", "6.6.6.6"),
+        ("fastly-client-ip", "6.6.6.6"),
+        ("x-cluster-client-ip", "6.6.6.6"),
+        ("client-ip", "6.6.6.6"),
+        ("x-original-forwarded-for", "6.6.6.6"),
+        ("x-host", "evil.test"),
+        ("x-original-host", "evil.test"),
+    ];
+    let mut headers = vec![("host", "as.example.nl")];
+    headers.extend(claims);
+    let r = get_with(&format!("{}/echo", h.base), &headers).await;
+    assert_eq!(r.status, 200);
+    for (name, _) in claims {
+        assert!(echo_header(&r.body, name).is_empty(), "{name}: {}", r.body);
+    }
+    assert!(!r.body.contains("6.6.6.6"), "{}", r.body);
+    assert!(!r.body.contains("evil"), "{}", r.body);
+}
+
 #[tokio::test]
 async fn trusted_proxy_forwarded_headers_are_extended() {
     let h = Harness::start("[listen]\ntrusted_proxies = [\"127.0.0.0/8\"]\n");

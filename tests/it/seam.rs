@@ -473,3 +473,50 @@ fn store_share_one_source_fills_its_share_and_another_is_still_released() {
     assert_eq!(h.metric("medmij_vert_store_share_refusals_total"), 1);
     assert_eq!(h.metric("medmij_vert_store_records"), 5);
 }
+
+/// Issue 26, findings 3 and 4: behind a balancer that writes `IP:port` (Azure's Application
+/// Gateway) or `[v6]:port`, each client is its own source, never the balancer; the /64s of one
+/// /56 together hold the /56's share (two), and an unreadable entry names no one.
+#[test]
+fn store_share_forwarded_for_with_ports_and_the_slash_64s_of_one_slash_56() {
+    let (upstream, h) = start(
+        "[listen]\ntrusted_proxies = [\"127.0.0.1\"]\n[store]\nmax_entries = 40\nsource_share_percent = 5\n[admin]\naddr = \"127.0.0.1:0\"\n",
+    );
+    let addr = h.proxy_addr();
+    upstream.answer_authorize(
+        "https://pgo.example.nl/callback?code=C0DE&state={state}",
+        &[("x-vert-representation", "none")],
+    );
+    let from = |entry: &str| {
+        let r = get_raw(
+            addr,
+            &format!("/oauth2/authorize?{VALID}"),
+            &format!("\r\nX-Forwarded-For: 198.51.100.9, {entry}"),
+        );
+        raw_status(&r)
+    };
+    // Two records a source (no token guard: one a release).
+    assert_eq!(from("203.0.113.5:5555"), 302);
+    assert_eq!(from("203.0.113.5:5556"), 302);
+    assert_eq!(
+        from("203.0.113.5:5557"),
+        502,
+        "the same client, over its share"
+    );
+    assert_eq!(
+        from("203.0.113.6:5555"),
+        302,
+        "another client: not the balancer"
+    );
+    let released = (0..20)
+        .filter(|i| from(&format!("[2001:db8:0:{i:x}::1]:443")) == 302)
+        .count();
+    assert_eq!(released, 4, "twenty /64s of one /56 hold two shares");
+    assert_eq!(from("[2001:db8:1::1]"), 302, "the next household");
+    assert_eq!(
+        from("junk"),
+        302,
+        "an unreadable entry: the unknown source's own share"
+    );
+    assert_eq!(from("203.0.113.7"), 302);
+}

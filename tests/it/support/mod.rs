@@ -373,6 +373,14 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The `Location` of a raw HTTP/1.1 response.
+pub fn raw_location(response: &str) -> Option<&str> {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .map(str::trim_end)
+}
+
 /// The status code of a raw HTTP/1.1 response.
 pub fn raw_status(response: &str) -> u16 {
     response
