@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(authorize_query open_state inspect_location normalize_uri syntax)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(authorize_query open_state inspect_location normalize_uri syntax token_body path_route)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 for target in "${TARGETS[@]}"; do

@@ -158,6 +158,10 @@ pub fn canonical(path: &str) -> Option<Canonical> {
             _ => break,
         }
     }
+    // Escapes left after three decodings: a router that decodes once more reads another path.
+    if decoded.contains('%') && percent_decode(&decoded).is_some_and(|again| again != decoded) {
+        return None;
+    }
     if decoded.chars().any(char::is_control) {
         return None;
     }
@@ -274,6 +278,16 @@ mod tests {
         for path in ["/oauth2/%zz", "/oauth2/%", "/a%00b", "/a%0d%0ab", "/%FF"] {
             assert_eq!(p.route(path), Route::Unreadable, "{path}");
         }
+    }
+
+    /// Found by the `path_route` fuzz target's idempotence oracle: four layers of escapes.
+    #[test]
+    fn escapes_left_after_three_decodings_are_unreadable() {
+        let p = paths(false);
+        assert_eq!(p.route("/oauth2/%25252561uthorize"), Route::Unreadable);
+        assert_eq!(p.route("/oauth2/%252561uthorize"), Route::Authorize);
+        // A literal `%` left over is no escape: the path reads one way.
+        assert_eq!(p.route("/static/100%25.png"), Route::Other);
     }
 
     #[test]
