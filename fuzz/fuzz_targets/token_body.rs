@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     for piece in body.split(['&', ';']).filter(|p| !p.is_empty()) {
         let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
         let name = query::decode(name).expect("every name decodes");
-        match fold::param_key(&name).as_ref().map(fold::ParamKey::as_str) {
+        match fold::read_as(&name, &["grant_type", "code"]) {
             Some("grant_type") => {
                 grants += 1;
                 assert_eq!(name, "grant_type");

@@ -57,6 +57,10 @@ where
         match req.extensions().get::<Route>() {
             Some(Route::Authorize) => self.authorize(req),
             Some(Route::Token | Route::Other) => self.forward(req, None),
+            Some(Route::Below) if names_oauth_parameters(&req) => {
+                ResponseFuture::ready(refuse(req.headers(), Refusal::BelowAGuardedPath))
+            }
+            Some(Route::Below) => self.forward(req, None),
             Some(Route::Unreadable) | None => {
                 ResponseFuture::ready(refuse(req.headers(), Refusal::NoRoute))
             }
@@ -351,6 +355,21 @@ impl<S> VertGuard<S> {
         let correlation_id = flow.correlation_id;
         self.forward_in_flow(req, kind, correlation_id, request_id, flow)
     }
+}
+
+/// Whether a request below the authorize or token path could be an OAuth request to a router
+/// that hands it to that endpoint (issue 27: Rack's `URLMap`): its query or its body names a
+/// parameter the guards judge, in any spelling, or it has a body that is not a plain form.
+fn names_oauth_parameters<B>(req: &Request<B>) -> bool {
+    let names = |text: &str| {
+        authorize::Parsed::new(text).names_a_judged_parameter()
+            || !crate::vert::token::query_is_clean(text)
+    };
+    let has_body = req
+        .extensions()
+        .get::<crate::seam::form::BufferedBody>()
+        .is_some_and(|body| !body.0.is_empty());
+    names(req.uri().query().unwrap_or("")) || (has_body && form_body(req).is_none_or(names))
 }
 
 /// The form a `POST` carries, when it is a plain UTF-8 form the limits layer read whole.

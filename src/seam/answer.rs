@@ -88,6 +88,8 @@ pub enum Refusal {
     BodyTooLarge,
     BodyTimedOut,
     BodyUnreadable,
+    /// OAuth parameters on a path below the authorize or token path.
+    BelowAGuardedPath,
 }
 
 impl Refusal {
@@ -128,6 +130,9 @@ impl Refusal {
                 "body not read within listen.body_read_timeout",
             ),
             BodyUnreadable => bad("body not readable"),
+            BelowAGuardedPath => {
+                bad("OAuth parameters on a path below the authorize or token path")
+            }
         }
     }
 }

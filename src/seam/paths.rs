@@ -29,6 +29,10 @@ pub enum Route {
     Authorize,
     /// The token endpoint (`token_guard.path`, when set), under any spelling.
     Token,
+    /// Below the authorize or token path (`/oauth2/authorize/x`): Rack's `URLMap` and other
+    /// mounting routers hand it to that endpoint's handler, while oidc-provider resumes its
+    /// flows at `/auth/<uid>`. Forwarded as is when it names no OAuth parameter, else refused.
+    Below,
     /// Anything else: forwarded as is.
     Other,
     /// A path that does not read one way: refused with 400.
@@ -97,20 +101,27 @@ impl Routes {
             Some(dot) if dot > 0 => Some(&path[..last + dot]),
             _ => None,
         };
-        let is = |wanted: &str| {
-            let same = |p: &str| {
-                if fold_case {
-                    p.eq_ignore_ascii_case(wanted)
-                } else {
-                    p == wanted
-                }
-            };
-            same(path) || without_suffix.is_some_and(same)
+        let same = |p: &str, wanted: &str| {
+            if fold_case {
+                p.eq_ignore_ascii_case(wanted)
+            } else {
+                p == wanted
+            }
         };
+        let is =
+            |wanted: &str| same(path, wanted) || without_suffix.is_some_and(|p| same(p, wanted));
+        let below = |wanted: &str| {
+            path.get(..wanted.len() + 1)
+                .and_then(|head| head.strip_suffix('/'))
+                .is_some_and(|head| same(head, wanted))
+        };
+        let guarded = || std::iter::once(&self.authorize).chain(&self.token);
         if is(&self.authorize) {
             Route::Authorize
         } else if self.token.as_deref().is_some_and(is) {
             Route::Token
+        } else if guarded().any(|wanted| wanted != "/" && below(wanted)) {
+            Route::Below
         } else {
             Route::Other
         }
@@ -262,7 +273,7 @@ mod tests {
         for path in [
             "/",
             "/oauth2/authorized",
-            "/oauth2/authorize/x",
+            // (`/oauth2/authorize/x` is below it: issue 27.)
             "/oauth2/authorizex",
             "/static/app.css",
             "/oauth2/auth%6Frize2",
@@ -288,6 +299,30 @@ mod tests {
         assert_eq!(p.route("/oauth2/%252561uthorize"), Route::Authorize);
         // A literal `%` left over is no escape: the path reads one way.
         assert_eq!(p.route("/static/100%25.png"), Route::Other);
+    }
+
+    /// Issue 27, found by the differential harness: Rack's `URLMap` hands a path below a
+    /// mounted one to its handler.
+    #[test]
+    fn differential_paths_below_the_authorize_or_token_path_are_below() {
+        let p = paths(true);
+        for path in [
+            "/oauth2/authorize/x",
+            "/OAuth2/Authorize/x/y",
+            "/oauth2//authorize/x",
+            "/oauth2/%61uthorize/x",
+            "/oauth2/token/x",
+        ] {
+            assert_eq!(p.route(path), Route::Below, "{path}");
+        }
+        for path in [
+            "/oauth2/authorizex",
+            "/oauth2/authorize-x",
+            "/oauth2/x/authorize",
+        ] {
+            assert_eq!(p.route(path), Route::Other, "{path}");
+        }
+        assert_eq!(p.route("/oauth2/authorize/x/.."), Route::Authorize);
     }
 
     #[test]

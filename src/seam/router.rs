@@ -87,7 +87,7 @@ where
             class: match route {
                 Route::Authorize => RouteClass::Authorize,
                 Route::Token => RouteClass::Token,
-                Route::Other | Route::Unreadable => RouteClass::Other,
+                Route::Below | Route::Other | Route::Unreadable => RouteClass::Other,
             },
         }
     }

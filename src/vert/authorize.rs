@@ -81,7 +81,7 @@ impl Param {
     }
 
     /// The parameter a (decoded) name is, read as the most lenient framework reads names
-    /// ([`fold::param_key`]): `REDIRECT_URI`, `redirect.uri` and `redirect_uri[]` are all
+    /// ([`fold::read_as`]): `REDIRECT_URI`, `redirect.uri` and `redirect_uri[]` are all
     /// `redirect_uri` to some AS, so they are to the proxy.
     fn from_name(name: &str) -> Option<Param> {
         // The usual spellings first, without folding (a length switch and one comparison).
@@ -97,7 +97,20 @@ impl Param {
         if exact.is_some() {
             return exact;
         }
-        Some(match fold::param_key(name)?.as_str() {
+        const JUDGED: [&str; 11] = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "medmij_geboortedatum",
+            "response_mode",
+            "request",
+            "request_uri",
+            "medmij-request-id",
+            "x-correlation-id",
+        ];
+        Some(match fold::read_as(name, &JUDGED)? {
             "response_type" => Param::ResponseType,
             "client_id" => Param::ClientId,
             "redirect_uri" => Param::RedirectUri,
@@ -230,6 +243,11 @@ impl<'q> Parsed<'q> {
         self.malformed.is_none() && Param::ALL.into_iter().all(|p| !self.slot(p).repeated())
     }
 
+    /// Whether any parameter the proxy judges appears, under any spelling or behind a `;`.
+    pub fn names_a_judged_parameter(&self) -> bool {
+        self.slots.iter().any(|slot| slot.count > 0)
+    }
+
     /// The query as it was sent.
     pub fn as_sent(&self) -> &'q str {
         self.query
@@ -243,10 +261,7 @@ impl<'q> Parsed<'q> {
 /// ([`Slot::repeated`]): 1a for `client_id` and `redirect_uri`, 1b for the others.
 fn semicolon_names<'q>(pair: RawPair<'q>, query: &'q str) -> impl Iterator<Item = Param> + 'q {
     let as_sent = pair.as_sent(query);
-    let pieces = match memchr::memchr(b';', as_sent.as_bytes()) {
-        Some(_) => Some(as_sent.split(';').enumerate()),
-        None => None,
-    };
+    let pieces = memchr::memchr(b';', as_sent.as_bytes()).map(|_| as_sent.split(';').enumerate());
     pieces.into_iter().flatten().filter_map(|(i, piece)| {
         let name = piece.split('=').next().unwrap_or(piece);
         // The first piece's name is the pair's own unless the `;` comes before its `=`.
@@ -483,7 +498,7 @@ const RESPONSE_PARAMS_IN_REDIRECT_URI: &str =
     "redirect_uri carries a response parameter (code, state, error or iss) in its query";
 
 /// The representation kinds named in a scope (space-separated tokens, case-sensitive), each once.
-fn scope_kinds(scope: &str) -> &'static [Kind] {
+pub(super) fn scope_kinds(scope: &str) -> &'static [Kind] {
     let mut has = [false; 2];
     for token in scope.split(' ') {
         if let Some(kind) = Kind::from_token(token) {

@@ -106,8 +106,7 @@ pub fn carries_response_params(redirect_uri: &str) -> bool {
     query.split(['&', ';']).any(|piece| {
         let name = piece.split('=').next().unwrap_or(piece);
         super::query::decode(name).is_ok_and(|name| {
-            super::fold::param_key(&name)
-                .is_some_and(|key| matches!(key.as_str(), "code" | "state" | "error" | "iss"))
+            super::fold::read_as(&name, &["code", "state", "error", "iss"]).is_some()
         })
     })
 }

@@ -206,7 +206,7 @@ impl<'a> Params<'a> {
                     let Ok(name) = query::decode(raw) else {
                         continue;
                     };
-                    match fold::param_key(&name).as_ref().map(fold::ParamKey::as_str) {
+                    match fold::read_as(&name, &["code", "state", "error"]) {
                         Some("code") => params.code_like = true,
                         // The pair's own `state` is read below; one behind a `;` is a second.
                         Some("state") if own => {}
@@ -236,10 +236,10 @@ impl<'a> Params<'a> {
                 }
                 "error" => params.error = true,
                 // Names a lenient parser of the client's binds to a judged one
-                // (`fold::param_key`): a second `state` the client might read instead of the
+                // (`fold::read_as`): a second `state` the client might read instead of the
                 // restored one makes the query unreadable; an `ERROR` makes it an error
                 // redirect, which carries no code.
-                other => match fold::param_key(other).as_ref().map(fold::ParamKey::as_str) {
+                other => match fold::read_as(other, &["code", "state", "error"]) {
                     Some("code") => params.code_like = true,
                     Some("state") => return None,
                     Some("error") => params.error = true,

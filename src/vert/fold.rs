@@ -47,13 +47,13 @@ const KEY_MAX: usize = 24;
 
 /// A parameter name as the most lenient framework binds it: see [`param_key`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParamKey {
+struct ParamKey {
     bytes: [u8; KEY_MAX],
     len: usize,
 }
 
 impl ParamKey {
-    pub fn as_str(&self) -> &str {
+    fn as_str(&self) -> &str {
         // Only ASCII is ever written into the buffer.
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
@@ -70,7 +70,7 @@ impl ParamKey {
 ///
 /// Over-reading is safe (a name read as a judged one is judged, or refused as a repeat);
 /// under-reading is what lets a second `redirect_uri` past the check.
-pub fn param_key(name: &str) -> Option<ParamKey> {
+fn param_key(name: &str) -> Option<ParamKey> {
     let visible;
     let name = if name.is_ascii() {
         name
@@ -124,10 +124,26 @@ fn is_default_ignorable(c: char) -> bool {
         | 0xE0000..=0xE0FFF)
 }
 
+/// The first of `judged` (ASCII, lower case) that some lenient reader binds `name` to: by
+/// [`param_key`], or, for a name with a `.` or a `[`, by the part before it (Node's `qs` nests
+/// `code[x` under `code`, and with `allowDots`, as Koa's body parser runs it, `code.x` too,
+/// where PHP reads `code_x`). Over-reading is safe; each reading is judged.
+pub fn read_as<'j>(name: &str, judged: &[&'j str]) -> Option<&'j str> {
+    let nested = name
+        .split_once(['.', '['])
+        .map(|(head, _)| head)
+        .filter(|head| !head.is_empty())
+        .and_then(param_key);
+    param_key(name)
+        .into_iter()
+        .chain(nested)
+        .find_map(|key| judged.iter().copied().find(|j| *j == key.as_str()))
+}
+
 /// Whether a lenient parser could read `name` as `wanted` (ASCII, lower case): see
-/// [`param_key`].
+/// [`read_as`].
 pub fn reads_as(name: &str, wanted: &str) -> bool {
-    param_key(name).is_some_and(|key| key.as_str() == wanted)
+    read_as(name, &[wanted]).is_some()
 }
 
 #[cfg(test)]
@@ -198,6 +214,9 @@ mod tests {
             "redirect[uri",
             "redirect_uri[]",
             "redirect_uri[0]",
+            "redirect_uri.x",
+            "redirect_uri[a][b]",
+            "redirect_uri[x",
             "REDIRECT_UR\u{130}",
             "redirect_ur\u{131}",
         ] {

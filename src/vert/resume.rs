@@ -58,6 +58,23 @@ fn agrees(parsed: &Parsed<'_>, flow: &Flow, ids: Ids) -> Result<(), &'static str
     if delivered_elsewhere {
         return Err("a return into a flow that asks for the code elsewhere than the query");
     }
+    // The AS reads the representation from the scope and the birth date too: a round trip
+    // that names another kind, or another Vertegenwoordigde, than the flow asked for would get
+    // a code for what the proxy never judged. A scope without the token is the flow's own
+    // with `representation.strip_scope_token`.
+    let asked = flow.requested.map(|r| r.kind);
+    if let Some(scope) = parsed.single(Param::Scope)
+        && !super::authorize::scope_kinds(scope)
+            .iter()
+            .all(|kind| Some(*kind) == asked)
+    {
+        return Err("a return into a flow with a scope that asks another representation");
+    }
+    if let (Some(requested), Some(date)) = (flow.requested, parsed.single(Param::Birthdate))
+        && date != requested.birthdate.to_string()
+    {
+        return Err("a return into a flow with another MedMij_geboortedatum");
+    }
     for (param, expected) in [
         (Param::ClientId, flow.client_id()),
         (Param::RedirectUri, flow.redirect_uri.as_str()),
@@ -242,6 +259,41 @@ mod tests {
         // flow's own expectation holds.
         let r = on_get(&format!("response_type=code&{IDS}&state=SEALED"));
         assert!(matches!(r, Some(Resumed::Flow(_))));
+    }
+
+    /// Issue 27, found by the differential harness: a consent form posting back
+    /// `scope=onbehalfofchild` into a flow that asked `onbehalfof` reached the AS, which read
+    /// the other kind (PHP's `$_POST`, and every other reader).
+    #[test]
+    fn differential_a_return_naming_another_representation_or_birth_date_is_refused() {
+        let flow = flow();
+        let asked = flow
+            .requested
+            .expect("the test flow asks for representation");
+        let theirs = asked.birthdate.to_string();
+        let wrong_kind = match asked.kind {
+            Kind::OnBehalfOf => "onbehalfofchild",
+            Kind::OnBehalfOfChild => "onbehalfof",
+        };
+        for extra in [
+            format!("&scope=48%20{wrong_kind}"),
+            format!("&scope=onbehalfof%20onbehalfofchild&MedMij_geboortedatum={theirs}"),
+            "&MedMij_geboortedatum=20000101".to_owned(),
+        ] {
+            let query = format!("response_type=code&{IDS}&state=SEALED{extra}");
+            assert_eq!(detail(on_get(&query)).0, Exception::FailClosed, "{query}");
+            let body = format!("state=SEALED{extra}");
+            assert_eq!(
+                detail(on_post("", &body)).0,
+                Exception::FailClosed,
+                "{body}"
+            );
+        }
+        let own = format!(
+            "response_type=code&{IDS}&state=SEALED&scope=48%20{}&MedMij_geboortedatum={theirs}",
+            asked.kind.token()
+        );
+        assert!(matches!(on_get(&own), Some(Resumed::Flow(_))), "{own}");
     }
 
     #[test]

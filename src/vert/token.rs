@@ -57,7 +57,7 @@ impl Invalid {
 }
 
 /// Reads a token request body (`application/x-www-form-urlencoded`; the HTTP side refuses any
-/// other). Names are read as the most lenient framework reads them ([`fold::param_key`]:
+/// other). Names are read as the most lenient framework reads them ([`fold::read_as`]:
 /// `CODE`, `Grant.Type`, `code[]`, a Unicode spelling), and a `;` inside a pair is read as a
 /// `;`-splitting parser reads it, so that no second code or grant can ride along. A body with a
 /// code goes on only as exactly `grant_type=authorization_code` and one code: a grant another
@@ -76,10 +76,10 @@ pub fn parse(body: &[u8]) -> TokenRequest<'_> {
         if as_sent.contains(';') && as_sent.split(';').skip(1).any(judged) {
             return TokenRequest::Invalid(Invalid::BehindSemicolon);
         }
-        let slot = match fold::param_key(&name) {
-            Some(key) if key.as_str() == "grant_type" => &mut grant_type,
-            Some(key) if key.as_str() == "code" => &mut code,
-            _ => continue,
+        let slot = match fold::read_as(&name, &["grant_type", "code"]) {
+            Some("grant_type") => &mut grant_type,
+            Some(_) => &mut code,
+            None => continue,
         };
         if slot.is_some() {
             // RFC 6749 §3.2: parameters must not be included more than once.
@@ -159,6 +159,23 @@ mod tests {
             );
         }
         assert!(!query_is_clean("code%00x=C"));
+    }
+
+    /// Issue 27, found by the differential harness: Koa's body parser (`qs` with `allowDots`)
+    /// reads `code.x` as a second `code`, nested; Express's `qs` reads `code[x` so.
+    #[test]
+    fn differential_a_dotted_name_is_also_read_as_the_part_before_the_dot() {
+        for body in [
+            "grant_type=authorization_code&code=C0DE&code.x",
+            "grant_type=authorization_code&code=C0DE&grant_type.a=refresh_token",
+            "grant_type=refresh_token&code.x=C",
+            "grant_type=authorization_code&code=C0DE&code%5Bx",
+        ] {
+            assert!(
+                matches!(parse(body.as_bytes()), TokenRequest::Invalid(_)),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -97,6 +97,36 @@ fn semicolon_a_hidden_state_or_response_mode_is_1b_and_never_reaches_the_as() {
     assert_eq!(h.demo().authorize_requests(), 0);
 }
 
+/// Issue 27, found by the differential harness: Rack's `URLMap` hands `/oauth2/authorize/x` to
+/// the authorize handler. Below the authorize or token path, OAuth parameters are refused;
+/// anything else passes (oidc-provider resumes its flows at `/auth/<uid>`).
+#[test]
+fn differential_below_the_authorize_path_oauth_parameters_are_refused_and_the_rest_passes() {
+    let h = Harness::start("[token_guard]\npath = \"/oauth2/token\"\n");
+    let addr = h.proxy_addr();
+    for target in [
+        format!("/oauth2/authorize/x?{VALID}"),
+        "/oauth2/authorize/x?STATE=s".to_owned(),
+        "/oauth2/authorize/x?a=1;redirect_uri=x".to_owned(),
+        "/oauth2/token/x?code=C".to_owned(),
+    ] {
+        let r = get_raw(addr, &target);
+        assert_eq!(raw_status(&r), 400, "{target}: {r}");
+    }
+    let body = "grant_type=authorization_code&code=C";
+    let r = raw(
+        addr,
+        format!("POST /oauth2/token/x HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert_eq!(h.demo().authorize_requests(), 0);
+    // What names nothing of OAuth goes on, as any other path does.
+    let r = get_raw(addr, "/oauth2/authorize/x?lang=nl");
+    assert_ne!(raw_status(&r), 400, "{r}");
+    still_serving(addr);
+}
+
 #[test]
 fn bypass_spellings_get_the_authorize_checks() {
     let h = Harness::start("");

@@ -20,6 +20,8 @@ pub struct Request {
     pub target: String,
     /// The body, when the upstream reads bodies ([`Bodies`]).
     pub body: String,
+    /// The head and the body read, byte for byte.
+    pub raw: Vec<u8>,
 }
 
 impl Request {
@@ -360,12 +362,13 @@ impl Conn {
                 }
                 continue;
             };
-            let head: Vec<u8> = pending.drain(..end + 4).collect();
-            let head = String::from_utf8_lossy(&head).into_owned();
+            let raw: Vec<u8> = pending.drain(..end + 4).collect();
+            let head = String::from_utf8_lossy(&raw).into_owned();
             let mut request = Request {
                 target: head.split_whitespace().nth(1).unwrap_or("/").to_owned(),
                 head: head.clone(),
                 body: String::new(),
+                raw,
             };
             let early = self.bodies == Bodies::IgnoredAfterExpect
                 && request
@@ -382,7 +385,7 @@ impl Conn {
                     }
                 }
                 request.body = String::from_utf8_lossy(&pending[..length]).into_owned();
-                pending.drain(..length);
+                request.raw.extend(pending.drain(..length));
             }
             self.seen.lock().unwrap().push(request.clone());
             let script = self.script.lock().unwrap().clone();
