@@ -50,7 +50,7 @@ const READERS: [&str; 9] = [
     "go",
 ];
 /// What `./test.sh` runs: about 6,000 forwarded requests reach each reader.
-const DEFAULT_COUNT: u32 = 24_000;
+const DEFAULT_COUNT: u32 = 28_000;
 const DEFAULT_SEED: u64 = 27;
 /// Cases a worker runs on one proxy before it starts a fresh one (the capture's memory).
 const WORKERS: u32 = 4;
@@ -425,7 +425,8 @@ const OTHER_NAMES: [&str; 12] = [
     "a.b",
     "",
 ];
-const VALUES: [&str; 26] = [
+const VALUES: [&str; 27] = [
+    "{SEALED}",
     "https%3A%2F%2Fevil.example%2Fcb",
     "https%3A%2F%2Fpgo.example.nl%2Fcallback",
     "https://pgo.example.nl/callback",
@@ -674,7 +675,11 @@ fn body_for(content_type: &str, pairs: &[Pair]) -> String {
 
 fn case() -> impl Strategy<Value = Case> {
     let new = (
-        prop::sample::select(&["GET", "GET", "GET", "GET", "GET", "GET", "HEAD", "get"][..]),
+        prop::sample::select(
+            &[
+                "GET", "GET", "GET", "GET", "GET", "GET", "HEAD", "get", "OPTIONS", "DELETE",
+            ][..],
+        ),
         path("authorize"),
         authorize_pairs(false),
     )
@@ -712,7 +717,7 @@ fn case() -> impl Strategy<Value = Case> {
             gzip: false,
         });
     let token = (
-        prop::sample::select(&["POST", "POST", "POST", "POST", "PUT", "post"][..]),
+        prop::sample::select(&["POST", "POST", "POST", "POST", "PUT", "post", "OPTIONS"][..]),
         path("token"),
         token_pairs(),
         prop::collection::vec(extra(&TOKEN_NAMES), 0..2),
