@@ -19,6 +19,13 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# The real readers of the differential harness (issue 27): PHP, Tomcat, Django, Werkzeug,
+# Starlette, Express, Koa, Rack and Go, from Debian, PyPI and npm; the smoke test shows each
+# reads as its framework does, then `cargo test` runs the harness against them
+# (tests/it/differential.rs: 28,000 generated requests, about a minute).
+tests/differential/install.sh
+python3 tests/differential/smoke.py
+
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
