@@ -16,8 +16,10 @@ for attempt in range(10):
     port = s.getsockname()[1]
     s.close()
     # stdout -> stderr: only the LISTENING line may appear on our stdout.
+    # A session of its own: with PHP_CLI_SERVER_WORKERS php forks workers, and the whole
+    # group must go when we do.
     php = subprocess.Popen(["php", "-S", f"127.0.0.1:{port}", "-t", here, os.path.join(here, "router.php")],
-                           stdout=sys.stderr, stdin=subprocess.DEVNULL)
+                           stdout=sys.stderr, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 10
     while php.poll() is None and time.monotonic() < deadline:
         try:
@@ -26,10 +28,10 @@ for attempt in range(10):
         except OSError:
             time.sleep(0.05)
     else:
-        php.kill()
+        os.killpg(php.pid, signal.SIGKILL)
         php.wait()
         continue
-    signal.signal(signal.SIGTERM, lambda *_: php.terminate())
+    signal.signal(signal.SIGTERM, lambda *_: os.killpg(php.pid, signal.SIGTERM))
     print(f"LISTENING {port}", flush=True)
     rc = php.wait()
     sys.exit(0 if rc == -signal.SIGTERM else rc)
