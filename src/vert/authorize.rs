@@ -165,6 +165,9 @@ pub struct Parsed<'q> {
     slots: [Slot<'q>; Param::ALL.len()],
     /// The first pair that does not decode (its name if that decoded).
     malformed: Option<(Option<Param>, DecodeError)>,
+    /// A judged parameter under a name other than its own (`redirect_uri[]`, `STATE`): read
+    /// as it by the proxy, and as an array, a nested value or nothing by some framework.
+    respelled: bool,
 }
 
 impl<'q> Parsed<'q> {
@@ -175,10 +178,15 @@ impl<'q> Parsed<'q> {
             pairs: Vec::new(),
             slots: Default::default(),
             malformed: None,
+            respelled: false,
         };
         for pair in query::pairs(query) {
             let param = match query::decode(pair.name) {
-                Ok(name) => Param::from_name(&name),
+                Ok(name) => {
+                    let param = Param::from_name(&name);
+                    parsed.respelled |= param.is_some_and(|p| name != p.name());
+                    param
+                }
                 Err(e) => {
                     parsed.malformed.get_or_insert((None, e));
                     None
@@ -241,6 +249,11 @@ impl<'q> Parsed<'q> {
     /// framework agrees on.
     pub fn is_unambiguous(&self) -> bool {
         self.malformed.is_none() && Param::ALL.into_iter().all(|p| !self.slot(p).repeated())
+    }
+
+    /// Whether a judged parameter came under a name other than its own.
+    pub fn is_respelled(&self) -> bool {
+        self.respelled
     }
 
     /// Whether any parameter the proxy judges appears, under any spelling or behind a `;`.
@@ -552,9 +565,11 @@ impl<'q> Accepted<'q> {
     }
 
     /// The request target to forward upstream, `path?query`. The query has the same pairs in
-    /// the same order and encoding, except `state`, which becomes the sealed state, and, with
-    /// `strip_token`, the scope without the representation token (for an AS that rejects
-    /// unknown tokens). A scope left empty is dropped.
+    /// the same order and encoding, except that every judged parameter goes under its own name
+    /// (`REDIRECT_URI`, `redirect.uri`, `redirect_uri[]` as `redirect_uri`: what the proxy
+    /// judged is what every framework reads, not an array or a nested value), `state` becomes
+    /// the sealed state and, with `strip_token`, the scope loses the representation token (for
+    /// an AS that rejects unknown tokens). A scope left empty is dropped.
     pub fn forward_target(&self, path: &str, sealed_state: &str, strip_token: bool) -> String {
         let query = self.parsed.query;
         // One buffer for the whole target: the path, then the query, then nothing copied again.
@@ -585,7 +600,12 @@ impl<'q> Accepted<'q> {
                         query::encode(&rest.join(" "), &mut out);
                     }
                 }
-                _ => push(pair.as_sent(query), &mut out),
+                Some(param) => {
+                    push(param.name(), &mut out);
+                    out.push('=');
+                    out.push_str(pair.value);
+                }
+                None => push(pair.as_sent(query), &mut out),
             }
         }
         out
@@ -1155,6 +1175,39 @@ mod tests {
             a.forward_target("/a", "S", false)
                 .ends_with("&redirect-uri=x&client_idx=y")
         );
+    }
+
+    /// Issue 27, found by the differential harness: PHP's `$_GET` reads `redirect_uri[]=…` as
+    /// an array, `qs` reads `redirect_uri[a]` as an object; every reader reads a canonical name.
+    #[test]
+    fn differential_judged_parameters_go_to_the_as_under_their_own_names() {
+        for (query, own, spelled) in [
+            (
+                format!("response_type=code&client_id={PGO}&redirect_uri%5B%5D={REDIRECT}&state=s"),
+                "redirect_uri=",
+                "redirect_uri%5B%5D",
+            ),
+            (
+                format!("response_type=code&client_id={PGO}&REDIRECT_URI={REDIRECT}&state=s"),
+                "redirect_uri=",
+                "REDIRECT_URI",
+            ),
+            (
+                format!("response_type=code&client.id={PGO}&redirect_uri={REDIRECT}&state=s"),
+                "client_id=",
+                "client.id",
+            ),
+            (
+                base("&Response_Type=code").replacen("response_type=code&", "", 1),
+                "response_type=",
+                "Response_Type",
+            ),
+            (base("&scope%5Ba%5D=48"), "scope=48", "scope%5B"),
+        ] {
+            let target = accepted(run(&query)).forward_target("/a", "S", false);
+            assert!(target.contains(own), "{query} -> {target}");
+            assert!(!target.contains(spelled), "{query} -> {target}");
+        }
     }
 
     #[test]

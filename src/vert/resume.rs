@@ -45,6 +45,11 @@ fn agrees(parsed: &Parsed<'_>, flow: &Flow, ids: Ids) -> Result<(), &'static str
     if !parsed.is_unambiguous() {
         return Err("a return into a flow with a repeated or malformed parameter");
     }
+    // The AS's own round trips spell its parameters as OAuth does; under another name (PHP
+    // reads `redirect_uri[]` as an array) it is no round trip of the AS's.
+    if parsed.is_respelled() {
+        return Err("a return into a flow with a parameter under another name");
+    }
     // The code goes back only where the proxy looks: as for a new request, no other response
     // type or mode, no request object (a round trip must not smuggle `form_post` in).
     let delivered_elsewhere = parsed
@@ -294,6 +299,30 @@ mod tests {
             asked.kind.token()
         );
         assert!(matches!(on_get(&own), Some(Resumed::Flow(_))), "{own}");
+    }
+
+    /// Issue 27, found by the differential harness: a consent form posting `redirect_uri[]`
+    /// back, which PHP reads as an array.
+    #[test]
+    fn differential_a_return_with_a_parameter_under_another_name_is_refused() {
+        for query in [
+            format!("response_type=code&{IDS}&state=SEALED")
+                .replace("redirect_uri", "redirect_uri%5B%5D"),
+            format!("response_type=code&{IDS}&STATE=SEALED"),
+            format!("Response_Type=code&{IDS}&state=SEALED"),
+        ] {
+            assert_eq!(
+                detail(on_get(&query)),
+                (
+                    Exception::FailClosed,
+                    "a return into a flow with a parameter under another name"
+                ),
+                "{query}"
+            );
+        }
+        let body =
+            "redirect_uri%5B%5D=https%3A%2F%2Fpgo.example.nl%2Fcb&response_type=code&state=SEALED";
+        assert_eq!(detail(on_post("", body)).0, Exception::FailClosed);
     }
 
     #[test]
