@@ -84,6 +84,11 @@ impl Param {
     /// ([`fold::read_as`]): `REDIRECT_URI`, `redirect.uri` and `redirect_uri[]` are all
     /// `redirect_uri` to some AS, so they are to the proxy.
     fn from_name(name: &str) -> Option<Param> {
+        Param::read(name).map(|(param, _)| param)
+    }
+
+    /// [`Param::from_name`], and whether `name` is the parameter's own.
+    fn read(name: &str) -> Option<(Param, bool)> {
         // The usual spellings first, without folding (a length switch and one comparison).
         let exact = match name {
             "response_type" => Some(Param::ResponseType),
@@ -94,8 +99,8 @@ impl Param {
             "MedMij_geboortedatum" => Some(Param::Birthdate),
             _ => None,
         };
-        if exact.is_some() {
-            return exact;
+        if let Some(param) = exact {
+            return Some((param, true));
         }
         const JUDGED: [&str; 11] = [
             "response_type",
@@ -110,7 +115,7 @@ impl Param {
             "medmij-request-id",
             "x-correlation-id",
         ];
-        Some(match fold::read_as(name, &JUDGED)? {
+        let param = match fold::read_as(name, &JUDGED)? {
             "response_type" => Param::ResponseType,
             "client_id" => Param::ClientId,
             "redirect_uri" => Param::RedirectUri,
@@ -123,7 +128,8 @@ impl Param {
             "medmij-request-id" => Param::RequestId,
             "x-correlation-id" => Param::CorrelationId,
             _ => return None,
-        })
+        };
+        Some((param, name == param.name()))
     }
 }
 
@@ -161,7 +167,8 @@ impl<'q> Slot<'q> {
 #[derive(Debug, Clone)]
 pub struct Parsed<'q> {
     query: &'q str,
-    pairs: Vec<(Option<Param>, RawPair<'q>)>,
+    /// Each pair, the parameter it is, and whether under the parameter's own name.
+    pairs: Vec<(Option<Param>, RawPair<'q>, bool)>,
     slots: [Slot<'q>; Param::ALL.len()],
     /// The first pair that does not decode (its name if that decoded).
     malformed: Option<(Option<Param>, DecodeError)>,
@@ -180,21 +187,23 @@ impl<'q> Parsed<'q> {
             malformed: None,
             respelled: false,
         };
+        // Most queries have no `;` at all: one search, and none of its readings is needed.
+        let semicolons = memchr::memchr(b';', query.as_bytes()).is_some();
         for pair in query::pairs(query) {
-            let param = match query::decode(pair.name) {
-                Ok(name) => {
-                    let param = Param::from_name(&name);
-                    parsed.respelled |= param.is_some_and(|p| name != p.name());
-                    param
-                }
+            let (param, own) = match query::decode(pair.name) {
+                Ok(name) => match Param::read(&name) {
+                    Some((param, own)) => (Some(param), own),
+                    None => (None, true),
+                },
                 Err(e) => {
                     parsed.malformed.get_or_insert((None, e));
-                    None
+                    (None, true)
                 }
             };
+            parsed.respelled |= !own;
             let decoded = match param {
                 // Cut there by `;`-splitting readers: a judged value read two ways.
-                Some(_) if pair.value.contains(';') => Err(DecodeError::Semicolon),
+                Some(_) if semicolons && pair.value.contains(';') => Err(DecodeError::Semicolon),
                 _ => query::decode(pair.value),
             };
             if let Err(e) = &decoded {
@@ -208,12 +217,14 @@ impl<'q> Parsed<'q> {
                     slot.decoded = Some(decoded);
                 }
             }
-            for hidden in semicolon_names(pair, query) {
-                let slot = &mut parsed.slots[hidden as usize];
-                slot.count += 1;
-                slot.hidden = true;
+            if semicolons {
+                for hidden in semicolon_names(pair, query) {
+                    let slot = &mut parsed.slots[hidden as usize];
+                    slot.count += 1;
+                    slot.hidden = true;
+                }
             }
-            parsed.pairs.push((param, pair));
+            parsed.pairs.push((param, pair, own));
         }
         parsed
     }
@@ -583,7 +594,7 @@ impl<'q> Accepted<'q> {
             }
             out.push_str(part);
         };
-        for (param, pair) in &self.parsed.pairs {
+        for &(param, pair, own) in &self.parsed.pairs {
             match param {
                 Some(Param::State) => {
                     push("state=", &mut out);
@@ -600,6 +611,8 @@ impl<'q> Accepted<'q> {
                         query::encode(&rest.join(" "), &mut out);
                     }
                 }
+                // Under its own name already: as sent, in one copy.
+                Some(_) if own => push(pair.as_sent(query), &mut out),
                 Some(param) => {
                     push(param.name(), &mut out);
                     out.push('=');

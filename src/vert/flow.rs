@@ -76,7 +76,9 @@ impl Flow {
             .redirect_uri
             .strip_prefix("https://")
             .unwrap_or(&self.redirect_uri);
-        &rest[..rest.find(['/', '?']).unwrap_or(rest.len())]
+        // Bytes, not a pattern of chars: this runs on every flow return.
+        let end = rest.bytes().position(|b| b == b'/' || b == b'?');
+        &rest[..end.unwrap_or(rest.len())]
     }
 
     /// Whether the flow is older than `ttl` at `now`. A flow from the future (a clock that jumped,

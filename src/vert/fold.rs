@@ -53,6 +53,11 @@ struct ParamKey {
 }
 
 impl ParamKey {
+    fn is(&self, name: &str) -> bool {
+        &self.bytes[..self.len] == name.as_bytes()
+    }
+
+    #[cfg(test)]
     fn as_str(&self) -> &str {
         // Only ASCII is ever written into the buffer.
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
@@ -129,15 +134,12 @@ fn is_default_ignorable(c: char) -> bool {
 /// `code[x` under `code`, and with `allowDots`, as Koa's body parser runs it, `code.x` too,
 /// where PHP reads `code_x`). Over-reading is safe; each reading is judged.
 pub fn read_as<'j>(name: &str, judged: &[&'j str]) -> Option<&'j str> {
-    let nested = name
-        .split_once(['.', '['])
-        .map(|(head, _)| head)
-        .filter(|head| !head.is_empty())
-        .and_then(param_key);
-    param_key(name)
-        .into_iter()
-        .chain(nested)
-        .find_map(|key| judged.iter().copied().find(|j| *j == key.as_str()))
+    let find = |key: ParamKey| judged.iter().copied().find(|j| key.is(j));
+    if let Some(found) = param_key(name).and_then(find) {
+        return Some(found);
+    }
+    let cut = name.bytes().position(|b| b == b'.' || b == b'[')?;
+    param_key(&name[..cut]).filter(|_| cut > 0).and_then(find)
 }
 
 /// Whether a lenient parser could read `name` as `wanted` (ASCII, lower case): see

@@ -139,37 +139,22 @@ impl Source {
     }
 
     /// The buckets a release from here counts in, with how many shares each may hold; the
-    /// first is the finest, in which the live records are counted once.
-    fn buckets(self) -> impl Iterator<Item = (Bucket, usize)> {
-        let (first, v6) = match self {
-            Source::Unknown => ((Bucket::Unknown, 1), None),
-            Source::Ip(IpAddr::V4(v4)) => ((Bucket::V4(v4.to_bits()), 1), None),
+    /// first is the finest, in which the live records are counted once. An array, not an
+    /// iterator chain: this runs on every release.
+    fn buckets(self) -> ([(Bucket, usize); 3], usize) {
+        let one = |bucket| ([(bucket, 1); 3], 1);
+        match self {
+            Source::Unknown => one(Bucket::Unknown),
+            Source::Ip(IpAddr::V4(v4)) => one(Bucket::V4(v4.to_bits())),
             Source::Ip(IpAddr::V6(v6)) => {
                 let bits = v6.to_bits();
-                let at = |len: u8| bits & (u128::MAX << (128 - u32::from(len)));
-                let [(len, shares), rest @ ..] = V6_LEVELS;
-                let rest = rest.map(|(len, shares)| {
-                    (
-                        Bucket::V6 {
-                            prefix: at(len),
-                            len,
-                        },
-                        shares,
-                    )
-                });
-                (
-                    (
-                        Bucket::V6 {
-                            prefix: at(len),
-                            len,
-                        },
-                        shares,
-                    ),
-                    Some(rest),
-                )
+                let level = |(len, shares): (u8, usize)| {
+                    let prefix = bits & (u128::MAX << (128 - u32::from(len)));
+                    (Bucket::V6 { prefix, len }, shares)
+                };
+                (V6_LEVELS.map(level), V6_LEVELS.len())
             }
-        };
-        std::iter::once(first).chain(v6.into_iter().flatten())
+        }
     }
 }
 
@@ -218,19 +203,24 @@ impl Shares {
             });
             self.sweep_at = (self.by_bucket.len() * 2).max(1024);
         }
-        for (bucket, shares) in source.buckets() {
+        let expiry = now + self.ttl;
+        // Counted bucket by bucket, one lookup each; a bucket over its share takes back what
+        // the finer ones were given (their last entries: nothing came in between).
+        let (buckets, n) = source.buckets();
+        for (counted, &(bucket, shares)) in buckets[..n].iter().enumerate() {
             let queue = self.by_bucket.entry(bucket).or_default();
             let expired = expire(queue, now);
             if bucket.is_finest() {
                 self.live -= expired;
             }
             if queue.len() + records > self.per_source.saturating_mul(shares) {
+                for (finer, _) in &buckets[..counted] {
+                    if let Some(queue) = self.by_bucket.get_mut(finer) {
+                        queue.truncate(queue.len().saturating_sub(records));
+                    }
+                }
                 return None;
             }
-        }
-        let expiry = now + self.ttl;
-        for (bucket, _) in source.buckets() {
-            let queue = self.by_bucket.entry(bucket).or_default();
             queue.extend(std::iter::repeat_n(expiry, records));
         }
         self.live += records;
@@ -240,7 +230,8 @@ impl Shares {
     /// Takes back `records` counted at `expiry` that were never made (the flow had released
     /// already): a refused replay uses up no share.
     fn refund(&mut self, source: Source, records: usize, expiry: Instant) {
-        for (bucket, _) in source.buckets() {
+        let (buckets, n) = source.buckets();
+        for &(bucket, _) in &buckets[..n] {
             let Some(queue) = self.by_bucket.get_mut(&bucket) else {
                 continue;
             };
@@ -667,7 +658,10 @@ mod tests {
 
     #[test]
     fn an_ipv6_source_counts_in_its_slash_64_56_and_48_and_mapped_ipv4_is_ipv4() {
-        let buckets = |s: Source| s.buckets().map(|(b, _)| b).collect::<Vec<_>>();
+        let buckets = |s: Source| {
+            let (buckets, n) = s.buckets();
+            buckets[..n].iter().map(|(b, _)| *b).collect::<Vec<_>>()
+        };
         let (a, b) = (
             buckets(v6("2001:db8:1:2::1")),
             buckets(v6("2001:db8:1:2:ffff::9")),
