@@ -243,10 +243,7 @@ impl<'q> Parsed<'q> {
 /// ([`Slot::repeated`]): 1a for `client_id` and `redirect_uri`, 1b for the others.
 fn semicolon_names<'q>(pair: RawPair<'q>, query: &'q str) -> impl Iterator<Item = Param> + 'q {
     let as_sent = pair.as_sent(query);
-    let pieces = match memchr::memchr(b';', as_sent.as_bytes()) {
-        Some(_) => Some(as_sent.split(';').enumerate()),
-        None => None,
-    };
+    let pieces = memchr::memchr(b';', as_sent.as_bytes()).map(|_| as_sent.split(';').enumerate());
     pieces.into_iter().flatten().filter_map(|(i, piece)| {
         let name = piece.split('=').next().unwrap_or(piece);
         // The first piece's name is the pair's own unless the `;` comes before its `=`.
