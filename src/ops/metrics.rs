@@ -325,6 +325,11 @@ impl Metrics {
         self.decisions.get_or_create(&labels).inc();
     }
 
+    /// A decision's series, shown at 0 before its first count.
+    pub fn declare_decision(&self, labels: DecisionLabels) {
+        let _made = self.decisions.get_or_create(&labels);
+    }
+
     pub fn request(&self, route: RouteClass, status: http::StatusCode) {
         let route = match route {
             RouteClass::Authorize => 0,

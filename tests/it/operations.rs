@@ -141,6 +141,15 @@ async fn metrics_count_each_decision_of_a_flow_walk() {
     );
     assert!(count("medmij_vert_requests_total{route=\"other\",status=\"3xx\"}") >= 2);
     assert!(count("medmij_vert_upstream_response_seconds_count") >= 6);
+    // No fail-closed withhold yet, and its series is there at 0: the alert's `increase()`
+    // sees the first one.
+    assert!(
+        text.contains(&format!(
+            "{} 0\n",
+            decisions("withheld", "ext.vert.authint.202", "fail closed")
+        )),
+        "{text}"
+    );
     // Never a code, a state, a birth date or a client's id in a label.
     for secret in ["st-1", "19700901", "pgo.example.nl", "code="] {
         assert!(!text.contains(secret), "{secret} in the metrics:\n{text}");
