@@ -12,6 +12,7 @@ mod cli;
 mod hostile;
 mod interop;
 mod load;
+mod monitoring;
 mod operations;
 mod properties;
 mod proxy;
