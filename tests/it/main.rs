@@ -9,6 +9,7 @@ mod support;
 mod architecture;
 mod browser;
 mod cli;
+mod docs;
 mod hostile;
 mod interop;
 mod load;

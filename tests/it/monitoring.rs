@@ -441,3 +441,42 @@ fn the_name_check_finds_a_metric_or_label_value_the_proxy_does_not_export() {
         ["process_cpu_seconds_total"]
     );
 }
+
+/// Each alert says how bad it is and where its runbook is: a `severity` label, the annotations
+/// `summary`, `description` and `runbook_url`, and the URL a section of `docs/operating.md`.
+#[test]
+fn every_alert_has_a_severity_a_summary_a_description_and_a_runbook_section() {
+    let alerts = monitoring("alerts.yml");
+    let operating =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operating.md"))
+            .unwrap();
+    let sections = crate::docs::anchors(&operating);
+    let rules: Vec<&str> = alerts.split("- alert: ").skip(1).collect();
+    assert!(rules.len() >= 10);
+    for rule in rules {
+        let name = rule.lines().next().unwrap().trim();
+        let lines: Vec<&str> = rule.lines().collect();
+        // A value, or the first line of a block scalar (`>-`, `|`).
+        let field = |key: &str| {
+            let at = lines.iter().position(|l| l.trim_start().starts_with(key))?;
+            let value = lines[at].trim_start()[key.len()..].trim();
+            let value = match value {
+                ">-" | ">" | "|" | "|-" => lines.get(at + 1)?.trim(),
+                value => value,
+            };
+            Some(value.trim_matches('"').to_owned())
+        };
+        assert!(
+            matches!(field("severity:").as_deref(), Some("warning" | "critical")),
+            "{name}: severity"
+        );
+        for key in ["summary:", "description:"] {
+            assert!(field(key).is_some_and(|v| !v.is_empty()), "{name}: {key}");
+        }
+        let url = field("runbook_url:").unwrap_or_else(|| panic!("{name}: runbook_url"));
+        let anchor = url
+            .strip_prefix("docs/operating.md#")
+            .unwrap_or_else(|| panic!("{name}: {url} is not a section of docs/operating.md"));
+        assert!(sections.contains(anchor), "{name}: no section #{anchor}");
+    }
+}
