@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine: installs what the tests need (Debian's redis-server, which the
 # Redis tests start on free ports of 127.0.0.1; chromium and chromium-driver, which the browser
-# test drives; the reference ASs' packages from PyPI and npm; podman and runc for the container
-# check), then runs the checks CI runs.
+# test drives; prometheus for promtool, which checks the alerting rules; the reference ASs'
+# packages from PyPI and npm; podman and runc for the container check), then runs the checks CI
+# runs.
 # `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +13,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -25,6 +27,10 @@ fi
 # (tests/it/differential.rs: 28,000 generated requests, about a minute).
 tests/differential/install.sh
 python3 tests/differential/smoke.py
+
+# The alerting rules (deploy/monitoring/): valid, their unit tests pass, and each alert's tests
+# fail when its expression is broken (promtool; about 10 s).
+deploy/monitoring/check.sh
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablations of the README's table: each patch in bench/ablations/ puts a crate where a
+# The ablations of docs/architecture.md's table: each patch in bench/ablations/ puts a crate where a
 # hand-written module is, on a copy of the current commit; both builds are counted by
 # bench/instructions.sh on both paths (callgrind, instructions per request).
 #
@@ -7,7 +7,7 @@
 #
 # A patch is a measurement, not a product: it builds, serves both paths, and is never merged.
 # Run it on every hyper or hyper-util upgrade (src/upstream/conn.rs says why): the figures say
-# whether the hand-written pool and timers still buy what the README claims. The patches apply
+# whether the hand-written pool and timers still buy what docs/architecture.md claims. The patches apply
 # to the current tree; test.sh checks that they do (`git apply --check`), so a change to the
 # files they touch brings them along.
 set -euo pipefail

@@ -20,7 +20,7 @@ if ! need wrk || ! need nginx || ! need valgrind || ! need callgrind_annotate; t
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind >/dev/null
 fi
-# BIN=path/to/another/build counts that build instead (the ablations in the README);
+# BIN=path/to/another/build counts that build instead (the ablations in docs/architecture.md);
 # COUNT_NGINX=0 skips the nginx counts; KEEP=dir keeps the callgrind profiles there, for
 # `callgrind_annotate --inclusive=yes dir/rule-path-medmij-vert-proxy.out`.
 if [ -z "${BIN:-}" ]; then

@@ -18,6 +18,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::Full;
 
+use crate::ops::metrics::{Metrics, TokenOutcome};
 use crate::pages::{PageBody, WithPages};
 use crate::seam::answer::{Answer, Deferred};
 use crate::seam::limits::Buffered;
@@ -36,17 +37,25 @@ pub struct TokenGuardLayer {
     records: Arc<Records>,
     /// The client list in use: a code released to a client taken off it is not redeemed.
     clients: Arc<ArcSwap<ClientList>>,
+    /// `medmij_vert_token_requests_total`: what became of each request on the token path.
+    metrics: Arc<Metrics>,
 }
 
 impl TokenGuardLayer {
     /// On: requests the router marked [`Route::Token`] (the configured path under every
     /// spelling) are guarded.
-    pub fn new(records: Arc<Records>, clients: Arc<ArcSwap<ClientList>>, path: &str) -> Self {
+    pub fn new(
+        records: Arc<Records>,
+        clients: Arc<ArcSwap<ClientList>>,
+        path: &str,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         TokenGuardLayer {
             on: true,
             path: path.into(),
             records,
             clients,
+            metrics,
         }
     }
 
@@ -57,6 +66,7 @@ impl TokenGuardLayer {
             path: "".into(),
             records,
             clients: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -108,9 +118,11 @@ where
                 },
             };
         }
+        let metrics = &self.layer.metrics;
         // RFC 6749 §3.2: token requests are POSTs. Anything else on this path, or a query that
         // carries a code beside the body's, never reaches the AS.
         if req.method() != Method::POST {
+            metrics.token_request(TokenOutcome::RefusedInvalidRequest);
             let mut answer = oauth_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
             answer
                 .headers_mut()
@@ -119,12 +131,14 @@ where
         }
         if !token::query_is_clean(req.uri().query().unwrap_or("")) {
             tracing::info!("token request refused: a code or grant in the query");
+            metrics.token_request(TokenOutcome::RefusedInvalidRequest);
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
         if let Err(why) = crate::seam::form::check_content_type(req.headers()) {
             // A framework that reads multipart or JSON bodies, or inflates them, would find
             // parameters in it that the form reading below does not.
             tracing::info!(reason = %why, "token request refused: invalid_request");
+            metrics.token_request(TokenOutcome::RefusedInvalidRequest);
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
         let (mut parts, body) = req.into_parts();
@@ -134,11 +148,15 @@ where
         };
         match http::uri::PathAndQuery::try_from(target) {
             Ok(target) => parts.uri = http::Uri::from(target),
-            Err(_) => return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request")),
+            Err(_) => {
+                metrics.token_request(TokenOutcome::RefusedInvalidRequest);
+                return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
+            }
         }
         let body = full_bytes(body);
         let code = match token::parse(&body) {
             TokenRequest::OtherGrant => {
+                metrics.token_request(TokenOutcome::Forwarded);
                 let req = Request::from_parts(parts, Full::new(body));
                 return Answer::Inner {
                     future: Deferred::Now {
@@ -151,6 +169,7 @@ where
                     reason = why.reason(),
                     "token request refused: invalid_request"
                 );
+                metrics.token_request(TokenOutcome::RefusedInvalidRequest);
                 return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
             }
             TokenRequest::Code(code) => code.into_owned(),
@@ -160,13 +179,23 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let records = self.layer.records.clone();
         let clients = self.layer.clients.clone();
+        let metrics = self.layer.metrics.clone();
         // A task of its own: a client that goes away mid-presentation drops the answer, not
         // the exchange, so the AS's answer is always settled (a token issued uses the code
         // up, the lock is let go). Dropped with the connection instead, the lock would stay
         // until it expired and the code then reach the AS a second time.
         let presentation = tokio::spawn(async move {
             let listed = |client: &str| clients.load().get(client).is_some();
-            let answer = match records.present(&code, listed).await {
+            let presented = records.present(&code, listed).await;
+            metrics.token_request(match &presented {
+                Ok(Presented::Go(_)) => TokenOutcome::Forwarded,
+                Ok(Presented::NotReleased | Presented::ClientNotListed) => {
+                    TokenOutcome::RefusedInvalidGrant
+                }
+                Ok(Presented::InFlight) => TokenOutcome::Busy,
+                Err(_) => TokenOutcome::StoreUnavailable,
+            });
+            let answer = match presented {
                 Ok(Presented::Go(presentation)) => {
                     let req = Request::from_parts(parts, Full::new(body));
                     let answered = inner.call(req).await;
@@ -309,7 +338,8 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Either::Left(Full::new(body))))
             }
         });
-        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
+        let layer =
+            TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token", Metrics::new());
         let response = layer.layer(inner).oneshot(routed(req)).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -366,7 +396,8 @@ mod tests {
                 }
             })
         };
-        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
+        let layer =
+            TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token", Metrics::new());
         let body = "grant_type=authorization_code&code=C0DE";
         let first = tokio::spawn(layer.layer(inner).oneshot(routed(post(body))));
         at_the_as.recv().await.unwrap();
@@ -541,6 +572,61 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
+    /// `medmij_vert_token_requests_total{outcome}`: a withheld code presented at the token
+    /// endpoint is an alert (`deploy/monitoring/alerts.yml`), so each answer is counted by
+    /// what it was.
+    #[tokio::test]
+    async fn each_token_request_is_counted_by_its_outcome() {
+        let metrics = Metrics::new();
+        let records = records(Arc::new(MemoryStore::new(100)));
+        records
+            .release([2; 32], "C0DE", "pgo.example.nl", Source::unknown())
+            .await
+            .unwrap();
+        let inner = tower::service_fn(|_: Request<Buffered>| async {
+            Ok::<_, Infallible>(Response::new(Either::Left(Full::new(Bytes::new()))))
+        });
+        let send = |records: Arc<Records>, req: Request<Buffered>| {
+            let layer = TokenGuardLayer::new(records, clients(), "/oauth2/token", metrics.clone());
+            layer.layer(inner).oneshot(routed(req))
+        };
+        let code = "grant_type=authorization_code&code=C0DE";
+        for (req, status) in [
+            (post(code), StatusCode::OK),
+            (post(code), StatusCode::BAD_REQUEST),
+            (
+                post("grant_type=authorization_code&code=OTHER"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                post("grant_type=refresh_token&refresh_token=r"),
+                StatusCode::OK,
+            ),
+            (post("code=C0DE"), StatusCode::BAD_REQUEST),
+            (
+                Request::get("/oauth2/token").body(Full::default()).unwrap(),
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+        ] {
+            assert_eq!(send(records.clone(), req).await.unwrap().status(), status);
+        }
+        let down = self::records(Arc::new(Down));
+        let answer = send(down, post(code)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let text = metrics.encode();
+        for (outcome, count) in [
+            ("forwarded", 2),
+            ("refused_invalid_grant", 2),
+            ("refused_invalid_request", 2),
+            ("busy", 0),
+            ("store_unavailable", 1),
+        ] {
+            let series =
+                format!("medmij_vert_token_requests_total{{outcome=\"{outcome}\"}} {count}\n");
+            assert!(text.contains(&series), "{series}{text}");
+        }
+    }
+
     #[tokio::test]
     async fn token_bodies_other_than_a_plain_form_are_invalid_request() {
         let records = records(Arc::new(MemoryStore::new(100)));
@@ -672,7 +758,8 @@ mod tests {
                 }
             })
         };
-        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
+        let layer =
+            TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token", Metrics::new());
         let body = "grant_type=authorization_code&code=C0DE";
         // A wrong code_verifier (400), then a 5xx: the AS keeps the code, so does the proxy.
         for want in [400, 500, 200] {
@@ -715,7 +802,9 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Either::Left(Full::new(Bytes::new()))))
             }
         });
-        let layer = TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token");
+        let metrics = Metrics::new();
+        let layer =
+            TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token", metrics.clone());
         let body = "grant_type=authorization_code&code=C0DE";
         let first = tokio::spawn(layer.layer(inner.clone()).oneshot(routed(post(body))));
         arrived.await.unwrap();
@@ -734,5 +823,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(third.status(), StatusCode::BAD_REQUEST, "it became a token");
+        assert!(
+            metrics
+                .encode()
+                .contains("medmij_vert_token_requests_total{outcome=\"busy\"} 1\n")
+        );
     }
 }

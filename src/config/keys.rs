@@ -1,6 +1,6 @@
 //! Every key of `proxy.toml`, once: its section, name, kind (how it is read), default and a
 //! one-line doc. The unknown-key check and the defaults of every read come from this table, and
-//! a test keeps the README's configuration reference equal to it.
+//! a test keeps `docs/configuration.md`, the configuration reference, equal to it.
 
 use std::time::Duration;
 
@@ -43,13 +43,13 @@ pub struct Key {
     pub name: &'static str,
     pub kind: Kind,
     pub default: DefaultValue,
-    /// Said after the default in the README (`(one per CPU)`), or empty.
+    /// Said after the default in the reference (`(one per CPU)`), or empty.
     pub note: &'static str,
     pub doc: &'static str,
 }
 
 impl Key {
-    /// The default as the README writes it.
+    /// The default as the reference writes it.
     pub fn shown_default(&self) -> String {
         let value = match self.default {
             DefaultValue::None => "none".to_owned(),
@@ -122,7 +122,7 @@ const fn int(min: usize, max: usize) -> Kind {
 use DefaultValue::{Bool as B, Duration as D, Integer as I, None as N, Required, Text as T};
 use Kind::{Bool, Duration as Dur, List, Table, Text};
 
-/// In the README's order: the public contract of SPEC §5 and its extensions. One key a line.
+/// In the reference's order: the public contract of SPEC §5 and its extensions. One key a line.
 #[rustfmt::skip]
 pub const KEYS: &[Key] = &[
     key_("listen", "addr", Text, T("127.0.0.1:8080"), "", "the public listener"),
@@ -137,7 +137,7 @@ pub const KEYS: &[Key] = &[
     key_("listen", "max_body_bytes", int(0, 64 * 1024 * 1024), I(1024 * 1024), "(1 MiB)", "request bodies are read whole before the AS is contacted; a larger one gets `413` (announced or streamed), nothing sent upstream"),
     key_("listen", "body_read_timeout", Dur, D("10s"), "", "a body not read whole within this gets `408`, nothing sent upstream"),
     key_("listen", "shutdown_grace", Dur, D("10s"), "", "on SIGTERM/SIGINT: stop accepting, let requests in flight finish this long, exit"),
-    key_("listen", "tls", Table, N, "(plain HTTP)", "`[listen.tls]`: the public listener speaks TLS 1.2/1.3 (see *Operations*)"),
+    key_("listen", "tls", Table, N, "(plain HTTP)", "`[listen.tls]`: the public listener speaks TLS 1.2/1.3 (see [operating.md, *TLS*](operating.md#tls))"),
     key_("listen.tls", "cert_file", Text, Required, "in `[listen.tls]`", "PEM certificate chain"),
     key_("listen.tls", "key_file", Text, Required, "in `[listen.tls]`", "PEM private key"),
     key_("admin", "addr", Text, N, "(off)", "the admin listener: `/live`, `/ready`, `/metrics`; never the public one"),
@@ -158,17 +158,17 @@ pub const KEYS: &[Key] = &[
     key_("upstream", "pool_max_idle", int(0, 100_000), I(256), "", "idle upstream connections kept per worker"),
     key_("upstream", "health_path", Text, N, "", "`/ready` asks this path of the AS (any HTTP answer counts); without it, a TCP connect"),
     key_("oauth", "authorize_path", Text, T("/oauth2/authorize"), "", "the AS's authorize endpoint (a plain path; may end in `/`: both spellings get the checks, the AS gets the configured one)"),
-    key_("oauth", "case_insensitive_paths", Bool, B(true), "", "see *Paths*"),
+    key_("oauth", "case_insensitive_paths", Bool, B(true), "", "see [security.md, *Paths*](security.md#paths-which-requests-get-the-authorize-checks)"),
     key_("oauth", "issuer", Text, N, "", "the AS's issuer identifier (an `https` URL without query): sent as `iss` on every redirect the proxy writes itself (1b, Vert 3, the age limits, the link back of Vert 4 and the age page), RFC 9207; the AS's own `iss` passes untouched"),
     key_("clients", "ocl_file", Text, N, "", "the MedMij OAuth Client List (XML, release 2 namespace)"),
     key_("clients", "static", List, DefaultValue::List(&[]), "", "`{ hostname = \"…\", name = \"…\" }` entries, in addition to the OCL (they win on a clash)"),
     key_("representation", "scopes", List, DefaultValue::List(&["onbehalfof"]), "", "tokens accepted; add `\"onbehalfofchild\"` for MedMij 2.x"),
     key_("representation", "strip_scope_token", Bool, B(false), "", "remove the token from the forwarded `scope`"),
-    key_("representation", "age_rules", Bool, B(false), "", "MedMij 2.x age limits: `onbehalfofchild` under 12, `onbehalfof` 16 or older (see *MedMij 2.x*)"),
+    key_("representation", "age_rules", Bool, B(false), "", "MedMij 2.x age limits: `onbehalfofchild` under 12, `onbehalfof` 16 or older (see [rules.md, *MedMij 2.x*](rules.md#medmij-2x-the-age-limits))"),
     key_("representation", "request_header", Text, T("X-Vert-Requested"), "", "to the AS: representation asked"),
     key_("representation", "used_header", Text, T("X-Vert-Representation"), "", "from the AS: representation used"),
     key_("representation", "birthdate_header", Text, T("X-Vert-Birthdate"), "", "from the AS: birth date on record"),
-    key_("state", "key_file", Text, N, "", "sealing keys (see above)"),
+    key_("state", "key_file", Text, N, "", "sealing keys (see [operating.md, *Upgrades and key rotation*](operating.md#upgrades-and-key-rotation))"),
     key_("state", "flow_ttl", Dur, D("30m"), "", "a flow's code is withheld after this (at least `1m`)"),
     key_("state", "clock_skew", Dur, D("60s"), "", "how far in the future another instance's clock may be"),
     key_("log", "level", Text, T("info"), "", "a `tracing` filter (`info`, `medmij_vert_proxy=debug`)"),

@@ -19,7 +19,7 @@ use http::Response;
 use http::header::{self, HeaderName, HeaderValue};
 
 use crate::config::Config;
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{DecisionLabels, Metrics};
 use crate::pages::{Lang, WithPages};
 use crate::state::seal::KeyRing;
 use crate::state::seal::random_uuid;
@@ -73,6 +73,19 @@ impl Guard {
         metrics: Arc<Metrics>,
     ) -> Self {
         let r = &config.representation;
+        // The two series the fail-closed alert divides, there (at 0) from the start: a counter
+        // that first appears at 1 hides that first count from Prometheus' `increase()`.
+        let fail_closed = Exception::FailClosed.row();
+        for (outcome, rule, exception) in [
+            (Outcome::Released, "ext.vert.authint.202", ""),
+            (Outcome::Withheld, fail_closed.rule, fail_closed.id),
+        ] {
+            metrics.declare_decision(DecisionLabels {
+                outcome: outcome.as_str(),
+                rule,
+                exception,
+            });
+        }
         Guard {
             authorize_path: config.oauth.authorize_path.clone(),
             issuer: config.oauth.issuer.clone(),

@@ -125,7 +125,7 @@ pub fn start(
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(answer(&state, &req).await) }
+                    async move { Ok::<_, Infallible>(answer(state, &req).await) }
                 });
                 let mut http = http1::Builder::new();
                 http.timer(TokioTimer::new())
@@ -141,13 +141,13 @@ pub fn start(
     })
 }
 
-async fn answer(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: Arc<State>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
     }
     match req.uri().path() {
         "/live" => text(StatusCode::OK, "live\n".into()),
-        "/ready" => match ready(state).await {
+        "/ready" => match ready(&state).await {
             Ok(()) => text(StatusCode::OK, "ready\n".into()),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -155,6 +155,7 @@ async fn answer(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>>
             ),
         },
         "/metrics" => {
+            refresh_readiness(&state);
             let mut response = text(StatusCode::OK, state.metrics.encode());
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -180,8 +181,29 @@ async fn ready(state: &State) -> Result<(), NotReady> {
         return result.clone();
     }
     let result = probe_upstream(&state.upstream).await;
+    state.metrics.ready(result.is_ok());
     *probe = Some((Instant::now(), result.clone()));
     result
+}
+
+/// `medmij_vert_ready` follows the AS also when nothing asks `/ready`: a scrape whose last
+/// probe is older than [`PROBE_EVERY`] starts one in the background and answers at once with
+/// the last result (a scrape never waits up to `upstream.response_timeout` on a slow AS).
+fn refresh_readiness(state: &Arc<State>) {
+    let Ok(probe) = state.probe.try_lock() else {
+        return; // a probe is running: its result sets the gauge
+    };
+    if probe
+        .as_ref()
+        .is_some_and(|(at, _)| at.elapsed() < PROBE_EVERY)
+    {
+        return;
+    }
+    drop(probe);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _ = ready(&state).await;
+    });
 }
 
 /// A TCP connect within `upstream.connect_timeout`; with `upstream.health_path`, also an

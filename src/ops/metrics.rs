@@ -6,7 +6,7 @@
 //! client-supplied id or a path.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -36,10 +36,88 @@ struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
-    /// `clients`, `keys` or `tls`.
+    /// `clients`, `keys`, `tls` or `pages`.
     file: &'static str,
     /// `ok` or `error`.
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileLabels {
+    /// `clients`, `keys`, `tls` or `pages`.
+    file: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// No labels: a family of one series that exists only once set (the certificate's expiry,
+/// absent without `[listen.tls]`, so that no alert reads a zero as "expired in 1970").
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Unlabelled {}
+
+/// What the token guard did with a request on the token path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenOutcome {
+    /// To the AS: a released code's presentation, or another grant.
+    Forwarded,
+    /// `invalid_grant`: a code the proxy did not release, one already redeemed, or one whose
+    /// client left the client list.
+    RefusedInvalidGrant,
+    /// `invalid_request` (or `405`): a token request the proxy reads otherwise than the AS
+    /// might.
+    RefusedInvalidRequest,
+    /// `503`: the same code is at the AS now.
+    Busy,
+    /// `503`: the store could not say whether the code was released.
+    StoreUnavailable,
+}
+
+impl TokenOutcome {
+    pub const ALL: [TokenOutcome; 5] = [
+        TokenOutcome::Forwarded,
+        TokenOutcome::RefusedInvalidGrant,
+        TokenOutcome::RefusedInvalidRequest,
+        TokenOutcome::Busy,
+        TokenOutcome::StoreUnavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenOutcome::Forwarded => "forwarded",
+            TokenOutcome::RefusedInvalidGrant => "refused_invalid_grant",
+            TokenOutcome::RefusedInvalidRequest => "refused_invalid_request",
+            TokenOutcome::Busy => "busy",
+            TokenOutcome::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+/// Why the upstream gave no response (the proxy answered with its own page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// No response head within `upstream.response_timeout`: 504.
+    Timeout,
+    /// Refused, not connected within `upstream.connect_timeout`, reset: 502.
+    Failed,
+}
+
+impl UpstreamFailure {
+    pub const ALL: [UpstreamFailure; 2] = [UpstreamFailure::Timeout, UpstreamFailure::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Failed => "failed",
+        }
+    }
 }
 
 /// Which class of route a request took, for the request counter.
@@ -65,6 +143,20 @@ pub struct Metrics {
     store_capacity: Gauge,
     share_refusals: Counter,
     withheld_records: Gauge,
+    /// By [`TokenOutcome`], made at start (so each outcome shows, at 0, before it happens).
+    token_requests: [Counter; 5],
+    /// By [`UpstreamFailure`], made at start.
+    upstream_errors: [Counter; 2],
+    /// 1 when the last read of the file worked, 0 when it was refused (the old one serves).
+    last_reload_successful: Family<FileLabels, Gauge>,
+    /// Unix time at which the client list in use was read; its age is worked out at each
+    /// scrape.
+    clients_loaded: Gauge,
+    clients_age: Gauge,
+    /// The `notAfter` of the certificate in use, Unix time; only with `[listen.tls]`.
+    tls_not_after: Family<Unlabelled, Gauge>,
+    /// 1 when the admin listener's last readiness probe found the AS, 0 otherwise.
+    ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -144,7 +236,70 @@ impl Default for Metrics {
             "Releases withheld because their source held its share of the records (store.source_share)",
             share_refusals.clone(),
         );
+        let family = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "token_requests",
+            "Requests on the token path (with the token guard on), by what the guard did: forwarded, refused_invalid_grant, refused_invalid_request, busy, store_unavailable",
+            family.clone(),
+        );
+        let token_requests = TokenOutcome::ALL.map(|outcome| {
+            family
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.as_str(),
+                })
+                .clone()
+        });
+        let family = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Requests the upstream gave no response to, by kind: timeout (504 page), failed (502 page)",
+            family.clone(),
+        );
+        let upstream_errors = UpstreamFailure::ALL.map(|kind| {
+            family
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str(),
+                })
+                .clone()
+        });
+        let last_reload_successful = Family::<FileLabels, Gauge>::default();
+        registry.register(
+            "last_reload_successful",
+            "1 when the last reload of the file worked, 0 when it was refused and the one before still serves",
+            last_reload_successful.clone(),
+        );
+        let clients_loaded = Gauge::default();
+        registry.register(
+            "clients_loaded_timestamp_seconds",
+            "Unix time at which the client list in use was read (at start, or the last reload that worked)",
+            clients_loaded.clone(),
+        );
+        let clients_age = Gauge::default();
+        registry.register(
+            "clients_age_seconds",
+            "Seconds since the client list in use was read",
+            clients_age.clone(),
+        );
+        let tls_not_after = Family::<Unlabelled, Gauge>::default();
+        registry.register(
+            "tls_certificate_not_after_timestamp_seconds",
+            "notAfter of the public listener's certificate in use, Unix time (only with [listen.tls])",
+            tls_not_after.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when the last readiness probe reached the upstream (what /ready answers), 0 otherwise",
+            ready.clone(),
+        );
         Metrics {
+            token_requests,
+            upstream_errors,
+            last_reload_successful,
+            clients_loaded,
+            clients_age,
+            tls_not_after,
+            ready,
             store_errors,
             store_records,
             store_capacity,
@@ -168,6 +323,11 @@ impl Metrics {
 
     pub fn decision(&self, labels: DecisionLabels) {
         self.decisions.get_or_create(&labels).inc();
+    }
+
+    /// A decision's series, shown at 0 before its first count.
+    pub fn declare_decision(&self, labels: DecisionLabels) {
+        let _made = self.decisions.get_or_create(&labels);
     }
 
     pub fn request(&self, route: RouteClass, status: http::StatusCode) {
@@ -216,6 +376,33 @@ impl Metrics {
         self.reloads
             .get_or_create(&ReloadLabels { file, result })
             .inc();
+        self.last_reload_successful
+            .get_or_create(&FileLabels { file })
+            .set(i64::from(ok));
+    }
+
+    pub fn token_request(&self, outcome: TokenOutcome) {
+        self.token_requests[outcome as usize].inc();
+    }
+
+    pub fn upstream_error(&self, kind: UpstreamFailure) {
+        self.upstream_errors[kind as usize].inc();
+    }
+
+    /// The client list in use was read at `at` (at start, or by a reload that worked).
+    pub fn clients_loaded(&self, at: SystemTime) {
+        self.clients_loaded.set(unix_seconds(at));
+    }
+
+    /// The certificate now handed out expires at `not_after` (Unix time).
+    pub fn tls_not_after(&self, not_after: i64) {
+        self.tls_not_after
+            .get_or_create(&Unlabelled {})
+            .set(not_after);
+    }
+
+    pub fn ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// A withheld code's record to remove (`1`), or removed (`-1`).
@@ -229,10 +416,24 @@ impl Metrics {
 
     /// The Prometheus text exposition format.
     pub fn encode(&self) -> String {
+        // An age is only true at the moment it is read.
+        let loaded = self.clients_loaded.get();
+        if loaded > 0 {
+            self.clients_age
+                .set(unix_seconds(SystemTime::now()).saturating_sub(loaded));
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Seconds since the Unix epoch (negative before it, which no clock here shows).
+fn unix_seconds(at: SystemTime) -> i64 {
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }
 
@@ -259,5 +460,99 @@ mod tests {
         assert!(text.contains("medmij_vert_open_connections 1"));
         assert!(text.contains("medmij_vert_upstream_response_seconds_count 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// Every token outcome and upstream failure kind is a series from the start (at 0), so
+    /// that a rate over them is 0 rather than absent before the first one.
+    #[test]
+    fn token_outcomes_and_upstream_failures_show_at_zero_then_count() {
+        let m = Metrics::default();
+        let text = m.encode();
+        for outcome in TokenOutcome::ALL {
+            let series = format!(
+                "medmij_vert_token_requests_total{{outcome=\"{}\"}} 0",
+                outcome.as_str()
+            );
+            assert!(text.contains(&series), "{series}\n{text}");
+        }
+        for kind in UpstreamFailure::ALL {
+            let series = format!(
+                "medmij_vert_upstream_errors_total{{kind=\"{}\"}} 0",
+                kind.as_str()
+            );
+            assert!(text.contains(&series), "{series}\n{text}");
+        }
+        m.token_request(TokenOutcome::RefusedInvalidGrant);
+        m.token_request(TokenOutcome::RefusedInvalidGrant);
+        m.token_request(TokenOutcome::Forwarded);
+        m.upstream_error(UpstreamFailure::Timeout);
+        let text = m.encode();
+        assert!(
+            text.contains("medmij_vert_token_requests_total{outcome=\"refused_invalid_grant\"} 2")
+        );
+        assert!(text.contains("medmij_vert_token_requests_total{outcome=\"forwarded\"} 1"));
+        assert!(text.contains("medmij_vert_token_requests_total{outcome=\"busy\"} 0"));
+        assert!(text.contains("medmij_vert_upstream_errors_total{kind=\"timeout\"} 1"));
+        assert!(text.contains("medmij_vert_upstream_errors_total{kind=\"failed\"} 0"));
+    }
+
+    /// The age is worked out when the metrics are read, from the time the list was loaded.
+    #[test]
+    fn the_client_list_age_is_read_at_the_scrape() {
+        let m = Metrics::default();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        m.clients_loaded(hour_ago);
+        let text = m.encode();
+        let loaded = super::unix_seconds(hour_ago);
+        assert!(
+            text.contains(&format!(
+                "medmij_vert_clients_loaded_timestamp_seconds {loaded}\n"
+            )),
+            "{text}"
+        );
+        let age: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("medmij_vert_clients_age_seconds "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        // At least the hour; a slow machine may add to it, never take from it.
+        assert!((3600..3600 * 24).contains(&age), "{age}");
+    }
+
+    #[test]
+    fn the_certificate_expiry_is_absent_until_a_certificate_is_loaded() {
+        let m = Metrics::default();
+        let name = "medmij_vert_tls_certificate_not_after_timestamp_seconds";
+        assert!(
+            !m.encode().lines().any(|l| l.starts_with(name)),
+            "no sample without TLS"
+        );
+        m.tls_not_after(1_900_000_000);
+        assert!(m.encode().contains(&format!("{name} 1900000000\n")));
+    }
+
+    #[test]
+    fn last_reload_successful_follows_the_last_reload_of_each_file() {
+        let m = Metrics::default();
+        m.reload("clients", false);
+        m.reload("tls", true);
+        let text = m.encode();
+        assert!(text.contains("medmij_vert_last_reload_successful{file=\"clients\"} 0"));
+        assert!(text.contains("medmij_vert_last_reload_successful{file=\"tls\"} 1"));
+        m.reload("clients", true);
+        let text = m.encode();
+        assert!(text.contains("medmij_vert_last_reload_successful{file=\"clients\"} 1"));
+        assert!(text.contains("medmij_vert_reloads_total{file=\"clients\",result=\"error\"} 1"));
+    }
+
+    #[test]
+    fn ready_is_0_until_a_probe_says_otherwise() {
+        let m = Metrics::default();
+        assert!(m.encode().contains("medmij_vert_ready 0\n"));
+        m.ready(true);
+        assert!(m.encode().contains("medmij_vert_ready 1\n"));
+        m.ready(false);
+        assert!(m.encode().contains("medmij_vert_ready 0\n"));
     }
 }

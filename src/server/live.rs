@@ -5,6 +5,7 @@
 
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::ops::metrics::Metrics;
@@ -32,6 +33,8 @@ impl Live {
     ) -> Live {
         let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
         let records = Arc::new(Records::from_config(config, keys.clone(), store, metrics));
+        // Read by `Resources::load` just before: its age starts now.
+        metrics.clients_loaded(SystemTime::now());
         Live {
             clients: Arc::new(ArcSwap::from_pointee(resources.clients)),
             keys,
@@ -47,6 +50,7 @@ impl Live {
         reload_one("clients", load_clients(config), metrics, |clients| {
             tracing::info!(clients = clients.len(), "client list reloaded");
             self.clients.store(Arc::new(clients));
+            metrics.clients_loaded(SystemTime::now());
         });
         // Without a key file the keys are random for this process: nothing to read again.
         if config.state.key_file.is_some() {

@@ -78,6 +78,9 @@ impl Running {
         if let Some(tls) = &shared.tls {
             live::reload_one("tls", tls.reload(), &shared.metrics, |()| {
                 tracing::info!("TLS certificate reloaded");
+                if let Some(not_after) = tls.not_after() {
+                    shared.metrics.tls_not_after(not_after);
+                }
             });
         }
     }
@@ -166,6 +169,9 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
     let listeners = bind(config.listen.addr, workers)?;
     let addr = listeners[0].local_addr()?;
     let metrics = Metrics::new();
+    if let Some(not_after) = tls.as_ref().and_then(Tls::not_after) {
+        metrics.tls_not_after(not_after);
+    }
     let admin = match config.admin.addr {
         Some(admin_addr) => Some(admin::start(admin_addr, metrics.clone(), &config.upstream)?),
         None => None,
@@ -186,7 +192,12 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         metrics.clone(),
     );
     let token_guard = match &config.token_guard {
-        Some(t) => TokenGuardLayer::new(live.records.clone(), live.clients.clone(), &t.path),
+        Some(t) => TokenGuardLayer::new(
+            live.records.clone(),
+            live.clients.clone(),
+            &t.path,
+            metrics.clone(),
+        ),
         None => TokenGuardLayer::off(live.records.clone()),
     };
     let routes = Routes::new(

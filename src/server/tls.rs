@@ -4,7 +4,9 @@
 //!
 //! The certificate and key are read at start and again on reload (SIGHUP). A new pair is
 //! checked (both parse, the key matches the certificate) before it replaces the old one, which
-//! otherwise keeps serving; connections already open keep the session they have.
+//! otherwise keeps serving; connections already open keep the session they have. The
+//! certificate's `notAfter` is read with it, for the expiry gauge
+//! (`medmij_vert_tls_certificate_not_after_timestamp_seconds`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,13 +56,22 @@ pub struct Tls {
     acceptor: TlsAcceptor,
 }
 
+/// A certificate and key that rustls accepted, and when the certificate expires.
+struct Loaded {
+    key: CertifiedKey,
+    /// The end-entity certificate's `notAfter`, Unix time; `None` when it cannot be read
+    /// (rustls took the certificate: it serves, only the gauge goes without it).
+    not_after: Option<i64>,
+}
+
 impl Tls {
     /// Reads the files; the error names the file and what is wrong with it.
     pub fn new(files: &TlsFiles) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = load(files, &provider)?;
+        let loaded = load(files, &provider)?;
         let current = Arc::new(Current {
-            key: ArcSwap::from_pointee(key),
+            key: ArcSwap::from_pointee(loaded.key),
+            not_after: ArcSwap::from_pointee(loaded.not_after),
             provider: provider.clone(),
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -82,15 +93,22 @@ impl Tls {
 
     /// Reads the files again; the new pair serves new connections only if it is usable.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let key = load(&self.files, &self.current.provider)?;
-        self.current.key.store(Arc::new(key));
+        let loaded = load(&self.files, &self.current.provider)?;
+        self.current.key.store(Arc::new(loaded.key));
+        self.current.not_after.store(Arc::new(loaded.not_after));
         Ok(())
+    }
+
+    /// The `notAfter` of the certificate handed out now (Unix time), when it could be read.
+    pub fn not_after(&self) -> Option<i64> {
+        **self.current.not_after.load()
     }
 }
 
 /// The certificate handed to each new connection.
 struct Current {
     key: ArcSwap<CertifiedKey>,
+    not_after: ArcSwap<Option<i64>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -107,7 +125,7 @@ impl ResolvesServerCert for Current {
     }
 }
 
-fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
     let chain = CertificateDer::pem_file_iter(&files.cert_file)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|source| TlsError::Certificate {
@@ -121,10 +139,19 @@ fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, Tls
         file: files.key_file.clone(),
         source,
     })?;
-    CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Mismatch {
-        file: files.key_file.clone(),
-        source,
-    })
+    let not_after = match x509_parser::parse_x509_certificate(&chain[0]) {
+        Ok((_, certificate)) => Some(certificate.validity().not_after.timestamp()),
+        Err(error) => {
+            tracing::warn!(%error, file = %files.cert_file.display(), "the certificate's notAfter cannot be read: no expiry gauge");
+            None
+        }
+    };
+    let key =
+        CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Mismatch {
+            file: files.key_file.clone(),
+            source,
+        })?;
+    Ok(Loaded { key, not_after })
 }
 
 #[cfg(test)]
@@ -171,6 +198,38 @@ mod tests {
         let e = Tls::new(&empty).err().unwrap();
         assert!(matches!(e, TlsError::NoCertificate(_)), "{e}");
         assert!(e.to_string().starts_with("listen.tls.cert_file:"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The expiry gauge reads the end-entity certificate's `notAfter`, at start and again
+    /// after a reload.
+    #[test]
+    fn not_after_is_the_certificates_and_follows_a_reload() {
+        let dir = temp_dir();
+        let write = |year: i32| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+            params.not_after = rcgen::date_time_ymd(year, 1, 2);
+            let cert = params.self_signed(&key).unwrap();
+            let files = TlsFiles {
+                cert_file: dir.join("a.crt"),
+                key_file: dir.join("a.key"),
+            };
+            std::fs::write(&files.cert_file, cert.pem()).unwrap();
+            std::fs::write(&files.key_file, key.serialize_pem()).unwrap();
+            files
+        };
+        let files = write(2031);
+        let tls = Tls::new(&files).unwrap();
+        // 2031-01-02T00:00:00Z
+        assert_eq!(tls.not_after(), Some(1_925_078_400));
+        write(2032);
+        tls.reload().unwrap();
+        assert_eq!(tls.not_after(), Some(1_956_614_400));
+        // A refused reload keeps the expiry of the pair that still serves.
+        std::fs::write(&files.cert_file, "garbage").unwrap();
+        assert!(tls.reload().is_err());
+        assert_eq!(tls.not_after(), Some(1_956_614_400));
         let _ = std::fs::remove_dir_all(dir);
     }
 

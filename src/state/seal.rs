@@ -436,7 +436,7 @@ mod tests {
     }
     use proptest::prelude::*;
 
-    /// The length of the sealed state for a flow: the README's formula.
+    /// The length of the sealed state for a flow: the formula of docs/security.md.
     fn sealed_len(redirect_uri_len: usize, state_len: usize, representation: bool) -> usize {
         let plaintext =
             4 + 16 + 1 + if representation { 4 } else { 0 } + 2 + redirect_uri_len + state_len;
@@ -445,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn readme_length_formula() {
+    fn the_documented_length_formula_is_the_sealed_length() {
         assert_eq!(sealed_len(31, 32, false), 155);
         assert_eq!(sealed_len(31, 32, true), 160);
         let ring = KeyRing::random();

@@ -17,7 +17,7 @@ use http_body_util::{Either, Full};
 use uuid::Uuid;
 
 use crate::config;
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Metrics, UpstreamFailure};
 use crate::seam::forwarded::{Peer, strip_hop_by_hop};
 use crate::seam::limits::Buffered;
 use crate::state::seal::random_uuid;
@@ -135,11 +135,13 @@ impl Future for UpstreamFuture {
         };
         let trace_id = random_uuid();
         if matches!(error, PoolError::ResponseTimeout) {
+            self.metrics.upstream_error(UpstreamFailure::Timeout);
             tracing::warn!(
                 %trace_id,
                 "upstream did not answer within upstream.response_timeout: 504"
             );
         } else {
+            self.metrics.upstream_error(UpstreamFailure::Failed);
             tracing::warn!(
                 %trace_id,
                 %error,

@@ -1,4 +1,4 @@
-//! The README's claims about the code's shape, checked on the source: the folders depend on
+//! docs/architecture.md's claims about the code's shape, checked on the source: the folders depend on
 //! each other without a cycle, `vert` imports nothing (no HTTP, no I/O), `pages` knows no
 //! upstream, `config` no logging.
 

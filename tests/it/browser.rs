@@ -619,7 +619,7 @@ async fn every_page_in_a_real_browser() {
                 let page = setup.prepare(shown);
                 // Screenshots are documentation, written when asked for (or missing): a test
                 // run leaves the tree as it was (the proxy-trouble pages show a random trace
-                // id). Branded, the two the README shows.
+                // id). Branded, the two docs/rules.md shows.
                 let documented = !branded || matches!(page.name, "vert1" | "vert4");
                 let write = std::env::var_os("VERT_SCREENSHOTS").is_some()
                     || !shots

@@ -187,32 +187,50 @@ fn check_refuses_two_redis_forms_and_keeps_the_password_out() {
     }
 }
 
-/// The README's *Code layout* and stack name the tree as it is: every `src/…` and `tests/…`
-/// path it names exists, and every folder and top-level file of `src/` is in the layout.
+/// The documents name the tree as it is: every `src/…` and `tests/…` path that the README or a
+/// document in `docs/` names exists, and every folder and top-level file of `src/` is in
+/// `docs/architecture.md`'s folder list.
 #[test]
-fn the_readme_layout_matches_the_tree() {
+fn the_architecture_layout_matches_the_tree() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    // Every `src/…` and `tests/…` path it names.
-    let named = |prefix: &str| -> Vec<String> {
-        readme
-            .match_indices(prefix)
-            .map(|(at, _)| {
-                let path: String = readme[at..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.'))
-                    .collect();
-                path.trim_end_matches('.').to_owned()
-            })
-            .collect()
-    };
-    for path in named("src/").into_iter().chain(named("tests/")) {
-        assert!(
-            root.join(&path).exists(),
-            "README names {path}, which is not there"
-        );
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            documents.push(path);
+        }
     }
-    let layout = &readme[readme.find("## Code layout").unwrap()..];
+    for document in &documents {
+        let text = std::fs::read_to_string(document).unwrap();
+        // Every `src/…` and `tests/…` path it names.
+        let named = |prefix: &str| -> Vec<String> {
+            text.match_indices(prefix)
+                // Not the tail of another path (`../src/…`, `examples/…/tests/…`).
+                .filter(|(at, _)| {
+                    !text[..*at]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.'))
+                })
+                .map(|(at, _)| {
+                    let path: String = text[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.'))
+                        .collect();
+                    path.trim_end_matches('.').to_owned()
+                })
+                .collect()
+        };
+        for path in named("src/").into_iter().chain(named("tests/")) {
+            assert!(
+                root.join(&path).exists(),
+                "{} names {path}, which is not there",
+                document.display()
+            );
+        }
+    }
+    let architecture = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let layout = &architecture[architecture.find("## The folders").unwrap()..];
     for entry in std::fs::read_dir(root.join("src")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         let path = if root.join("src").join(&name).is_dir() {
@@ -222,7 +240,7 @@ fn the_readme_layout_matches_the_tree() {
         };
         assert!(
             layout.contains(&path),
-            "the Code layout does not name {path}"
+            "docs/architecture.md's folder list does not name {path}"
         );
     }
 }

@@ -48,6 +48,35 @@ fn live_and_ready_follow_the_upstream() {
     assert_eq!(h.admin_get("/nothing").0, 404);
 }
 
+/// `medmij_vert_ready` follows the AS from scrapes alone (Prometheus asks `/metrics`, not
+/// `/ready`), and a request the AS cannot take counts in `medmij_vert_upstream_errors_total`.
+#[test]
+fn the_ready_gauge_follows_the_upstream_from_scrapes_alone() {
+    let upstream = bind_reusable("127.0.0.1:0".parse().unwrap());
+    let upstream_addr = upstream.local_addr().unwrap();
+    let h = Harness::start_with_upstream(&format!("http://{upstream_addr}"), ADMIN);
+    let ready = || h.metric("medmij_vert_ready");
+    wait_until("medmij_vert_ready 1", || ready() == 1);
+    drop(upstream);
+    wait_until("medmij_vert_ready 0", || ready() == 0);
+    let r = raw(
+        h.proxy_addr(),
+        b"GET /anything HTTP/1.1\r\nHost: as\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(30),
+    );
+    assert_eq!(raw_status(&r), 502, "{r}");
+    assert_eq!(
+        h.metric("medmij_vert_upstream_errors_total{kind=\"failed\"}"),
+        1
+    );
+    assert_eq!(
+        h.metric("medmij_vert_upstream_errors_total{kind=\"timeout\"}"),
+        0
+    );
+    let _upstream = bind_reusable(upstream_addr);
+    wait_until("medmij_vert_ready 1 again", || ready() == 1);
+}
+
 #[tokio::test]
 async fn metrics_count_each_decision_of_a_flow_walk() {
     let h = Harness::start(ADMIN);
@@ -112,6 +141,15 @@ async fn metrics_count_each_decision_of_a_flow_walk() {
     );
     assert!(count("medmij_vert_requests_total{route=\"other\",status=\"3xx\"}") >= 2);
     assert!(count("medmij_vert_upstream_response_seconds_count") >= 6);
+    // No fail-closed withhold yet, and its series is there at 0: the alert's `increase()`
+    // sees the first one.
+    assert!(
+        text.contains(&format!(
+            "{} 0\n",
+            decisions("withheld", "ext.vert.authint.202", "fail closed")
+        )),
+        "{text}"
+    );
     // Never a code, a state, a birth date or a client's id in a label.
     for secret in ["st-1", "19700901", "pgo.example.nl", "code="] {
         assert!(!text.contains(secret), "{secret} in the metrics:\n{text}");
@@ -256,6 +294,60 @@ async fn tls_serves_and_a_new_certificate_is_taken_on_reload_while_connections_s
         Duration::from_secs(30),
     );
     assert_eq!(raw_status(&r), 0, "{r}");
+}
+
+/// The gauges the expiry and staleness alerts read: the certificate's `notAfter` at start and
+/// after a reload, and when the client list in use was read, with the last reload's result.
+#[test]
+fn the_certificate_expiry_and_the_client_list_load_are_metrics() {
+    let dir = temp_dir();
+    let write = |year: i32| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, 1, 2);
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join("c.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.join("c.key"), key.serialize_pem()).unwrap();
+    };
+    write(2031);
+    std::fs::write(dir.join("ocl.xml"), ocl(&["pgo.example.nl"])).unwrap();
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let before = unix_now();
+    let h = Harness::start(&format!(
+        "{ADMIN}[listen.tls]\ncert_file = \"{0}/c.crt\"\nkey_file = \"{0}/c.key\"\n\
+         [clients]\nocl_file = \"{0}/ocl.xml\"\n",
+        dir.display()
+    ));
+    let not_after = "medmij_vert_tls_certificate_not_after_timestamp_seconds";
+    let loaded = "medmij_vert_clients_loaded_timestamp_seconds";
+    assert_eq!(h.metric(not_after), 1_925_078_400, "2031-01-02T00:00:00Z");
+    let at_start = h.metric(loaded);
+    assert!((before..=unix_now()).contains(&at_start), "{at_start}");
+    write(2032);
+    h.running().reload();
+    assert_eq!(h.metric(not_after), 1_956_614_400, "2032-01-02T00:00:00Z");
+    assert_eq!(
+        h.metric("medmij_vert_last_reload_successful{file=\"tls\"}"),
+        1
+    );
+    assert_eq!(
+        h.metric("medmij_vert_last_reload_successful{file=\"clients\"}"),
+        1
+    );
+    // A broken list: the old one serves, the gauge says the reload failed.
+    std::fs::write(dir.join("ocl.xml"), "<OAuthclientlist>broken").unwrap();
+    h.running().reload();
+    assert_eq!(
+        h.metric("medmij_vert_last_reload_successful{file=\"clients\"}"),
+        0
+    );
+    assert!(h.metric(loaded) >= at_start);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 // --- Reload of the client list and the keys ---------------------------------------------

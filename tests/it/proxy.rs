@@ -221,6 +221,9 @@ async fn slow_upstream_is_504_and_the_proxy_keeps_serving() {
     }
     let r = get(&format!("{}/ok", h.base)).await;
     assert_eq!(r.status, 200);
+    // Counted for the alert on upstream timeouts (`deploy/monitoring/alerts.yml`).
+    let timeouts = "medmij_vert_upstream_errors_total{kind=\"timeout\"}";
+    assert_eq!(metric_value(&h.running().metrics().encode(), timeouts), 2);
 }
 
 #[tokio::test]

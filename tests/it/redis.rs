@@ -598,7 +598,7 @@ fn sentinel_failover_under_load_releases_no_flow_twice_and_no_withheld_code_reac
 /// What `store.min_replicas` costs: the flow return that releases a code (two writes: the
 /// flow's and the code's record) and the token request (three: the lock, the record, the
 /// lock again), 300 of each, one at a time, against a master with two replicas on this
-/// machine. A measurement for the README, run by hand:
+/// machine. A measurement for docs/operating.md, run by hand:
 /// `cargo test --release --test it -- --ignored --nocapture measure_release`.
 #[test]
 #[ignore]
