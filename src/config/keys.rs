@@ -165,6 +165,8 @@ pub const KEYS: &[Key] = &[
     key_("representation", "scopes", List, DefaultValue::List(&["onbehalfof"]), "", "tokens accepted; add `\"onbehalfofchild\"` for MedMij 2.x"),
     key_("representation", "strip_scope_token", Bool, B(false), "", "remove the token from the forwarded `scope`"),
     key_("representation", "age_rules", Bool, B(false), "", "MedMij 2.x age limits: `onbehalfofchild` under 12, `onbehalfof` 16 or older (see *MedMij 2.x*)"),
+    key_("representation", "fresh_login", Bool, B(false), "", "a request for `onbehalfof` or `onbehalfofchild` goes to the AS with `prompt=login` merged into the client's `prompt` (`prompt=none` is answered `login_required`): the AS asks for a fresh login instead of reusing one (see *Fresh login*)"),
+    key_("representation", "fresh_login_max_age_zero", Bool, B(false), "", "with `fresh_login`: `max_age=0` too, in place of the client's `max_age`"),
     key_("representation", "request_header", Text, T("X-Vert-Requested"), "", "to the AS: representation asked"),
     key_("representation", "used_header", Text, T("X-Vert-Representation"), "", "from the AS: representation used"),
     key_("representation", "birthdate_header", Text, T("X-Vert-Birthdate"), "", "from the AS: birth date on record"),

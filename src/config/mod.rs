@@ -17,7 +17,7 @@ use http::uri::Authority;
 use ipnet::IpNet;
 use toml::Table;
 
-use crate::vert::{Client, Kind};
+use crate::vert::{Client, FreshLogin, Kind};
 
 use check::Check;
 pub use pages::Pages;
@@ -116,6 +116,9 @@ pub struct Representation {
     pub strip_scope_token: bool,
     /// MedMij 2.x age limits: `onbehalfofchild` under 12, `onbehalfof` 16 or older.
     pub age_rules: bool,
+    /// `fresh_login` and `fresh_login_max_age_zero`: what a request for a representation gets
+    /// added to ask the AS for a fresh login.
+    pub fresh_login: FreshLogin,
     pub request_header: HeaderName,
     pub used_header: HeaderName,
     pub birthdate_header: HeaderName,
@@ -307,10 +310,20 @@ impl Config {
             scopes,
             strip_scope_token: c.boolean(&s, "strip_scope_token"),
             age_rules: c.boolean(&s, "age_rules"),
+            fresh_login: FreshLogin {
+                prompt_login: c.boolean(&s, "fresh_login"),
+                max_age_zero: c.boolean(&s, "fresh_login_max_age_zero"),
+            },
             request_header: c.header(&s, "request_header"),
             used_header: c.header(&s, "used_header"),
             birthdate_header: c.header(&s, "birthdate_header"),
         };
+        if representation.fresh_login.max_age_zero && !representation.fresh_login.prompt_login {
+            c.error(
+                "representation.fresh_login_max_age_zero",
+                "needs representation.fresh_login = true (max_age=0 goes only beside prompt=login)",
+            );
+        }
         let names = [
             ("request_header", &representation.request_header),
             ("used_header", &representation.used_header),
@@ -565,6 +578,31 @@ mod tests {
         assert_eq!(tls.cert_file, PathBuf::from("/etc/vert/c.pem"));
         assert_eq!(tls.key_file, PathBuf::from("/etc/vert/k.pem"));
         assert_eq!(c.admin.addr, Some("0.0.0.0:9901".parse().unwrap()));
+    }
+
+    #[test]
+    fn fresh_login_keys_default_off_and_max_age_needs_fresh_login() {
+        let c = parse("[upstream]\nurl = \"http://a:1\"\n").unwrap();
+        assert_eq!(c.representation.fresh_login, FreshLogin::OFF);
+        let c = parse(
+            "[upstream]\nurl = \"http://a:1\"\n[representation]\nfresh_login = true\nfresh_login_max_age_zero = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.representation.fresh_login,
+            FreshLogin {
+                prompt_login: true,
+                max_age_zero: true
+            }
+        );
+        assert_eq!(
+            errors(
+                "[upstream]\nurl = \"http://a:1\"\n[representation]\nfresh_login_max_age_zero = true\n"
+            ),
+            [
+                "representation.fresh_login_max_age_zero: needs representation.fresh_login = true (max_age=0 goes only beside prompt=login)"
+            ]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::state::seal::random_uuid;
 use crate::state::store::Source;
 use crate::vert::authorize::{self, Decision};
 use crate::vert::events::RequestAnswer;
+use crate::vert::fresh_login;
 use crate::vert::resume::{self, Resumed};
 use crate::vert::{Exception, Flow, Kind};
 
@@ -172,6 +173,7 @@ impl<S> VertGuard<S> {
             today,
             age_today: guard.age_today(),
             issuer: guard.issuer.as_deref(),
+            fresh_login: guard.fresh_login,
         };
         let (path_and_query, kind, flow) = match authorize::decide(parsed, &settings) {
             Decision::Refuse(refusal) => {
@@ -311,6 +313,25 @@ impl<S> VertGuard<S> {
                 ));
             }
         };
+        // The proxy's own fresh-login request comes off the AS's round trip (its login's
+        // `?next=` keeps the URL it received): asked once, never in a loop. Flows without
+        // it (the key off) never look.
+        let unasked = match req.uri().query() {
+            Some(query) if flow.fresh_login.prompt_login => {
+                match fresh_login::on_return(query, flow.fresh_login) {
+                    Ok(unasked) => unasked,
+                    Err(detail) => {
+                        return ResponseFuture::ready(guard.withhold(
+                            Exception::FailClosed,
+                            detail,
+                            Some(&flow),
+                            lang,
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
         let kind = flow.requested.map(|r| r.kind);
         guard.decision(
             Outcome::Resumed,
@@ -333,9 +354,9 @@ impl<S> VertGuard<S> {
             p if p.strip_suffix('/').unwrap_or(p) == configured => p,
             _ => &guard.authorize_path,
         };
-        let target = match req.uri().query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path.to_owned(),
+        let target = match (unasked.as_deref(), req.uri().query()) {
+            (Some(""), _) | (None, None) => path.to_owned(),
+            (Some(query), _) | (None, Some(query)) => format!("{path}?{query}"),
         };
         match PathAndQuery::try_from(target) {
             Ok(target) => *req.uri_mut() = Uri::from(target),

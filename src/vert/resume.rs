@@ -189,6 +189,7 @@ mod tests {
             }),
             issued_at: NOW - 60,
             correlation_id: uuid::Uuid::nil(),
+            fresh_login: crate::vert::FreshLogin::OFF,
         }
     }
 

@@ -9,6 +9,7 @@ mod support;
 mod architecture;
 mod browser;
 mod cli;
+mod fresh_login;
 mod hostile;
 mod interop;
 mod load;
