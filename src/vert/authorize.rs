@@ -223,6 +223,54 @@ impl<'q> Parsed<'q> {
         self.slot(p).single()
     }
 
+    /// The value of `p` as sent (still encoded) when it appears exactly once and decodes.
+    pub fn single_raw(&self, p: Param) -> Option<&'q str> {
+        let slot = self.slot(p);
+        slot.single().map(|_| slot.raw)
+    }
+
+    /// The pairs of the query as they go upstream (`state` the sealed one, with `strip_token`
+    /// the scope without the representation token), but for those `dropped`.
+    pub(super) fn push_forwarded(
+        &self,
+        out: &mut String,
+        sealed_state: &str,
+        strip_token: bool,
+        dropped: impl Fn(usize) -> bool,
+    ) {
+        let query = self.query;
+        let mut first = true;
+        let mut push = |part: &str, out: &mut String| {
+            if !std::mem::take(&mut first) {
+                out.push('&');
+            }
+            out.push_str(part);
+        };
+        for (i, (param, pair)) in self.pairs.iter().enumerate() {
+            if dropped(i) {
+                continue;
+            }
+            match param {
+                Some(Param::State) => {
+                    push("state=", out);
+                    out.push_str(sealed_state);
+                }
+                Some(Param::Scope) if strip_token => {
+                    let scope = self.slot(Param::Scope).single().unwrap_or("");
+                    let rest: Vec<&str> = scope
+                        .split(' ')
+                        .filter(|t| !t.is_empty() && Kind::from_token(t).is_none())
+                        .collect();
+                    if !rest.is_empty() {
+                        push("scope=", out);
+                        query::encode(&rest.join(" "), out);
+                    }
+                }
+                _ => push(pair.as_sent(query), out),
+            }
+        }
+    }
+
     /// Whether `p` appears at all, under any spelling.
     pub fn has(&self, p: Param) -> bool {
         self.slot(p).is_present()
@@ -580,56 +628,19 @@ impl<'q> Accepted<'q> {
         let mut out = String::with_capacity(path.len() + 1 + query.len() + sealed_state.len());
         out.push_str(path);
         out.push('?');
+        let strip = strip_token && self.requested.is_some();
         match &self.fresh {
             // Two loops, so that the one without fresh login asks nothing more per pair.
-            None => self.push_pairs(&mut out, sealed_state, strip_token, |_| false),
+            None => self
+                .parsed
+                .push_forwarded(&mut out, sealed_state, strip, |_| false),
             Some(fresh) => {
-                self.push_pairs(&mut out, sealed_state, strip_token, |i| fresh.drops(i));
+                self.parsed
+                    .push_forwarded(&mut out, sealed_state, strip, |i| fresh.drops(i));
                 fresh.append_to(&mut out);
             }
         }
         out
-    }
-
-    /// The pairs of the query as they go upstream, but for those `dropped` names.
-    fn push_pairs(
-        &self,
-        out: &mut String,
-        sealed_state: &str,
-        strip_token: bool,
-        dropped: impl Fn(usize) -> bool,
-    ) {
-        let query = self.parsed.query;
-        let mut first = true;
-        let mut push = |part: &str, out: &mut String| {
-            if !std::mem::take(&mut first) {
-                out.push('&');
-            }
-            out.push_str(part);
-        };
-        for (i, (param, pair)) in self.parsed.pairs.iter().enumerate() {
-            if dropped(i) {
-                continue;
-            }
-            match param {
-                Some(Param::State) => {
-                    push("state=", out);
-                    out.push_str(sealed_state);
-                }
-                Some(Param::Scope) if strip_token && self.requested.is_some() => {
-                    let scope = self.parsed.slot(Param::Scope).single().unwrap_or("");
-                    let rest: Vec<&str> = scope
-                        .split(' ')
-                        .filter(|t| !t.is_empty() && Kind::from_token(t).is_none())
-                        .collect();
-                    if !rest.is_empty() {
-                        push("scope=", out);
-                        query::encode(&rest.join(" "), out);
-                    }
-                }
-                _ => push(pair.as_sent(query), out),
-            }
-        }
     }
 }
 
