@@ -60,10 +60,11 @@ pub fn load_clients(config: &Config) -> Result<ClientList, ConfigError> {
     let mut all = config.clients.static_clients.clone();
     all.extend(clients);
     let clients = ClientList::new(all);
-    if clients.is_empty() && config.clients.ocl_file.is_none() {
+    // With `clients.ocl_url` the OCL comes later, from the stelselnode ([`super::ocl`]).
+    if clients.is_empty() && config.clients.ocl_file.is_none() && config.clients.ocl_url.is_none() {
         return Err(ConfigError {
             key: "clients".into(),
-            message: "no clients: set clients.ocl_file or clients.static".into(),
+            message: "no clients: set clients.ocl_file, clients.ocl_url or clients.static".into(),
         });
     }
     Ok(clients)
