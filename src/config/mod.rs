@@ -310,13 +310,15 @@ impl Config {
         };
 
         let s = c.section(&root, "clients");
-        let ocl_url = c.string(&s, "ocl_url").and_then(|url| match check_ocl_url(url) {
-            Ok(url) => Some(url),
-            Err(e) => {
-                c.error("clients.ocl_url", e);
-                None
-            }
-        });
+        let ocl_url = c
+            .string(&s, "ocl_url")
+            .and_then(|url| match check_ocl_url(url) {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    c.error("clients.ocl_url", e);
+                    None
+                }
+            });
         let clients = Clients {
             ocl_file: c.string(&s, "ocl_file").map(|p| base_dir.join(p)),
             static_clients: c.static_clients(&s),
@@ -703,7 +705,11 @@ mod tests {
         assert_eq!(ocl.max_shrink, 50);
         assert_eq!(ocl.cache_file, Some(PathBuf::from("/etc/vert/ocl.cache")));
         assert_eq!(ocl.ca_file, None);
-        for ok in ["http://127.0.0.1:8443/ocl.xml", "http://[::1]/ocl", "http://localhost:1/x"] {
+        for ok in [
+            "http://127.0.0.1:8443/ocl.xml",
+            "http://[::1]/ocl",
+            "http://localhost:1/x",
+        ] {
             assert!(check_ocl_url(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -734,7 +740,9 @@ mod tests {
             errors(
                 "[upstream]\nurl = \"http://a:1\"\n[clients]\nocl_url = \"https://x/ocl\"\nocl_refresh = \"2h\"\nocl_max_age = \"1h\"\n"
             ),
-            ["clients.ocl_max_age: must be at least clients.ocl_refresh (a list would go stale between two fetches)"]
+            [
+                "clients.ocl_max_age: must be at least clients.ocl_refresh (a list would go stale between two fetches)"
+            ]
         );
     }
 

@@ -21,7 +21,11 @@ pub struct Resources {
 impl Resources {
     /// Reads `clients.ocl_file` and `state.key_file`; every problem is reported, named by key.
     pub fn load(config: &Config) -> Result<Resources, ConfigErrors> {
-        let clients = load_clients(config);
+        // `clients.ocl_ca_file` is read again when the refresher starts; here for `--check`.
+        let clients = load_clients(config).and_then(|clients| match &config.clients.ocl_url {
+            Some(ocl) if ocl.ca_file.is_some() => super::ocl::load_roots(ocl).map(|_| clients),
+            _ => Ok(clients),
+        });
         let keys = load_keys(config);
         let branding = load_branding(config);
         match (clients, keys, branding) {

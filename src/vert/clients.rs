@@ -238,7 +238,9 @@ pub fn parse_ocl_strict(xml: &str) -> Result<Ocl, OclError> {
     if root.tag_name().name() != "OAuthclientlist"
         || root.tag_name().namespace() != Some(OCL_NAMESPACE)
     {
-        return Err(not_ocl("the root is not OAuthclientlist in the release 2 namespace"));
+        return Err(not_ocl(
+            "the root is not OAuthclientlist in the release 2 namespace",
+        ));
     }
     type Node<'a, 'i> = roxmltree::Node<'a, 'i>;
     // Elements only (comments and white space aside), each in the OCL's namespace.
@@ -264,7 +266,10 @@ pub fn parse_ocl_strict(xml: &str) -> Result<Ocl, OclError> {
             .then(|| node.text().unwrap_or("").trim().to_owned())
     }
     fn names(nodes: &[Node<'_, '_>]) -> Vec<String> {
-        nodes.iter().map(|n| n.tag_name().name().to_owned()).collect()
+        nodes
+            .iter()
+            .map(|n| n.tag_name().name().to_owned())
+            .collect()
     }
     let top = elements(root)?;
     if names(&top) != ["Tijdstempel", "Volgnummer", "OAuthclients"] {
@@ -298,7 +303,9 @@ pub fn parse_ocl_strict(xml: &str) -> Result<Ocl, OclError> {
         }
         let hostname = text(fields[0]).unwrap_or_default();
         if !is_hostname(&hostname) {
-            return Err(bad(format!("Hostname {hostname:?} is not a lower-case hostname")));
+            return Err(bad(format!(
+                "Hostname {hostname:?} is not a lower-case hostname"
+            )));
         }
         let name = text(fields[1]).unwrap_or_default();
         if name.is_empty() {
@@ -316,7 +323,8 @@ pub fn parse_ocl_strict(xml: &str) -> Result<Ocl, OclError> {
 fn is_date_time(text: &str) -> bool {
     let b = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| {
-        b.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        b.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
     };
     b.len() >= 19
         && digits(0..4)
@@ -504,7 +512,11 @@ mod tests {
 
     #[test]
     fn ocl_from_the_stelselnode_is_read_strictly() {
-        let good = ocl(&format!("{}{}", entry("pgo.example.nl"), entry("app.pgo.nl")));
+        let good = ocl(&format!(
+            "{}{}",
+            entry("pgo.example.nl"),
+            entry("app.pgo.nl")
+        ));
         assert_eq!(
             parse_ocl_strict(&good),
             Ok(Ocl {
@@ -516,24 +528,46 @@ mod tests {
         let cases = [
             (wrong_ns, "the root"),
             (ocl(""), "empty list"),
-            (ocl(&format!("{}{}", entry("a.nl"), entry("a.nl"))), "listed twice"),
-            (ocl(&entry("A.nl")), "lower-case"),
-            (ocl("<OAuthclient><Hostname>a.nl</Hostname></OAuthclient>"), "OAuthclient of"),
             (
-                ocl("<OAuthclient><Hostname>a.nl</Hostname><OAuthclientOrganisatienaam> </OAuthclientOrganisatienaam></OAuthclient>"),
+                ocl(&format!("{}{}", entry("a.nl"), entry("a.nl"))),
+                "listed twice",
+            ),
+            (ocl(&entry("A.nl")), "lower-case"),
+            (
+                ocl("<OAuthclient><Hostname>a.nl</Hostname></OAuthclient>"),
+                "OAuthclient of",
+            ),
+            (
+                ocl(
+                    "<OAuthclient><Hostname>a.nl</Hostname><OAuthclientOrganisatienaam> </OAuthclientOrganisatienaam></OAuthclient>",
+                ),
                 "empty",
             ),
             (
-                ocl("<OAuthclient><OAuthclientOrganisatienaam>A</OAuthclientOrganisatienaam><Hostname>a.nl</Hostname></OAuthclient>"),
+                ocl(
+                    "<OAuthclient><OAuthclientOrganisatienaam>A</OAuthclientOrganisatienaam><Hostname>a.nl</Hostname></OAuthclient>",
+                ),
                 "OAuthclient of",
             ),
-            (good.replace("<Volgnummer>42", "<Volgnummer>x42"), "Volgnummer"),
-            (good.replace("2026-11-01T12:00:00Z", "gisteren"), "Tijdstempel"),
+            (
+                good.replace("<Volgnummer>42", "<Volgnummer>x42"),
+                "Volgnummer",
+            ),
+            (
+                good.replace("2026-11-01T12:00:00Z", "gisteren"),
+                "Tijdstempel",
+            ),
             (
                 good.replace("<Tijdstempel>2026-11-01T12:00:00Z</Tijdstempel>", ""),
                 "expected Tijdstempel",
             ),
-            (good.replace("<OAuthclients>", "<OAuthclients><x:Extra xmlns:x=\"urn:x\"/>"), "outside"),
+            (
+                good.replace(
+                    "<OAuthclients>",
+                    "<OAuthclients><x:Extra xmlns:x=\"urn:x\"/>",
+                ),
+                "outside",
+            ),
             (good.replace("</OAuthclientlist>", ""), "well-formed"),
         ];
         for (xml, why) in cases {
@@ -557,7 +591,10 @@ mod tests {
         // New entries do not make up for dropped ones.
         let replaced: Vec<Client> = ["x.nl", "y.nl", "z.nl", "a.nl"].map(client).to_vec();
         assert!(check_shrink(&four, &replaced, 50).is_err());
-        assert_eq!(check_shrink(&four, &four[..3], 0).map_err(|e| e.dropped), Err(1));
+        assert_eq!(
+            check_shrink(&four, &four[..3], 0).map_err(|e| e.dropped),
+            Err(1)
+        );
         assert_eq!(check_shrink(&[], &four, 0), Ok(()));
     }
 }

@@ -13,6 +13,7 @@ mod fresh_login;
 mod hostile;
 mod interop;
 mod load;
+mod ocl;
 mod operations;
 mod properties;
 mod proxy;
