@@ -119,6 +119,32 @@ where
             };
         }
         let metrics = &self.layer.metrics;
+        // A CORS preflight (a PGO's browser-side component redeeming its code) carries no code:
+        // no body (the seam refuses one on OPTIONS; checked again here, where a code would
+        // matter) and nothing of a token request in the query. It goes to the AS, whose CORS
+        // answer comes back as it is.
+        if req.method() == Method::OPTIONS {
+            let query = req.uri().query().unwrap_or("");
+            if !is_bodiless(&req) || !token::query_is_clean(query) {
+                tracing::info!("token path preflight refused: a body or a code in it");
+                metrics.token_request(TokenOutcome::RefusedInvalidRequest);
+                return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
+            }
+            let (mut parts, body) = req.into_parts();
+            match on_path(&self.layer.path, parts.uri.query()) {
+                Some(target) => parts.uri = target,
+                None => {
+                    metrics.token_request(TokenOutcome::RefusedInvalidRequest);
+                    return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
+                }
+            }
+            metrics.token_request(TokenOutcome::Forwarded);
+            return Answer::Inner {
+                future: Deferred::Now {
+                    future: self.inner.call(Request::from_parts(parts, body)),
+                },
+            };
+        }
         // RFC 6749 §3.2: token requests are POSTs. Anything else on this path, or a query that
         // carries a code beside the body's, never reaches the AS.
         if req.method() != Method::POST {
@@ -142,13 +168,9 @@ where
             return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
         }
         let (mut parts, body) = req.into_parts();
-        let target = match parts.uri.query() {
-            Some(query) => format!("{}?{query}", self.layer.path),
-            None => self.layer.path.to_string(),
-        };
-        match http::uri::PathAndQuery::try_from(target) {
-            Ok(target) => parts.uri = http::Uri::from(target),
-            Err(_) => {
+        match on_path(&self.layer.path, parts.uri.query()) {
+            Some(target) => parts.uri = target,
+            None => {
                 metrics.token_request(TokenOutcome::RefusedInvalidRequest);
                 return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
             }
@@ -247,6 +269,29 @@ where
             future: Deferred::Later { future },
         }
     }
+}
+
+/// The configured token path with the request's query: what the AS gets, whatever spelling
+/// of the path came.
+fn on_path(path: &str, query: Option<&str>) -> Option<http::Uri> {
+    let target = match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    http::uri::PathAndQuery::try_from(target)
+        .ok()
+        .map(http::Uri::from)
+}
+
+/// No body, announced or buffered.
+fn is_bodiless(req: &Request<Buffered>) -> bool {
+    let headers = req.headers();
+    let announced = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0");
+    !announced && req.body().size_hint().exact() == Some(0)
 }
 
 /// The bytes of a buffered body: a `Full` yields them at its first poll, without waiting.
@@ -494,6 +539,79 @@ mod tests {
             .unwrap();
         assert_eq!(call(&records, &calls, other).await.0, StatusCode::OK);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_cors_preflight_on_the_token_path_reaches_the_as_and_its_answer_comes_back() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let inner = {
+            let seen = seen.clone();
+            tower::service_fn(move |req: Request<Buffered>| {
+                seen.lock()
+                    .unwrap()
+                    .push((req.method().clone(), req.uri().to_string()));
+                async move {
+                    let mut answer = Response::new(Either::Left(Full::new(Bytes::new())));
+                    *answer.status_mut() = StatusCode::NO_CONTENT;
+                    answer.headers_mut().insert(
+                        "access-control-allow-origin",
+                        HeaderValue::from_static("https://pgo.example.nl"),
+                    );
+                    Ok::<_, Infallible>(answer)
+                }
+            })
+        };
+        let layer = TokenGuardLayer::new(records, clients(), "/oauth2/token", Metrics::new());
+        let preflight = |uri: &str, body: &'static [u8]| {
+            let req = Request::builder()
+                .method(Method::OPTIONS)
+                .uri(uri)
+                .header("origin", "https://pgo.example.nl")
+                .header("access-control-request-method", "POST")
+                .body(Full::new(Bytes::from_static(body)))
+                .unwrap();
+            routed(req)
+        };
+        // No body: to the AS on the configured path, whatever spelling came; its CORS answer back.
+        let answer = layer
+            .layer(inner.clone())
+            .oneshot(preflight("/OAuth2/token/", b""))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            answer.headers()["access-control-allow-origin"],
+            "https://pgo.example.nl"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(Method::OPTIONS, "/oauth2/token".to_owned())]
+        );
+        // A body, or a code or grant in the query: it could be read as a token request.
+        for (uri, body) in [
+            (
+                "/oauth2/token",
+                &b"grant_type=authorization_code&code=C0DE"[..],
+            ),
+            ("/oauth2/token?code=C0DE", b""),
+            ("/oauth2/token?grant_type=authorization_code", b""),
+        ] {
+            let answer = layer
+                .layer(inner.clone())
+                .oneshot(preflight(uri, body))
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{uri}");
+        }
+        // A body announced by its header alone counts too.
+        let mut announced = preflight("/oauth2/token", b"");
+        announced
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        let answer = layer.layer(inner).oneshot(announced).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

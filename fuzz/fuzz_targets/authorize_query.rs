@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
         age_today: Some(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()),
         issuer: None,
+        fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
     };
     match authorize::decide(authorize::Parsed::new(text), &settings) {
         Decision::Redirect(r) => {

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         requested,
         issued_at: 1_000,
         correlation_id: uuid::Uuid::nil(),
+        fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
     };
     let settings = flow_return::Settings {
         clients: &clients,

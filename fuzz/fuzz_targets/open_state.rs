@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
             requested,
             issued_at: u64::from(mode) * 1_000_003,
             correlation_id: uuid::Uuid::from_u128(u128::from(mode)),
+            fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
         };
         let sealed = KEYS.seal(&flow);
         assert!(

@@ -17,7 +17,7 @@ use http::uri::Authority;
 use ipnet::IpNet;
 use toml::Table;
 
-use crate::vert::{Client, Kind};
+use crate::vert::{Client, FreshLogin, Kind};
 
 use check::Check;
 pub use pages::Pages;
@@ -108,6 +108,21 @@ pub struct OAuth {
 pub struct Clients {
     pub ocl_file: Option<PathBuf>,
     pub static_clients: Vec<Client>,
+    /// `clients.ocl_url` and its keys: the OCL from the stelselnode.
+    pub ocl_url: Option<OclUrl>,
+}
+
+/// The OCL fetched from a URL (`clients.ocl_url`), refreshed, checked, cached.
+#[derive(Debug, Clone)]
+pub struct OclUrl {
+    /// `https://…`, or `http://` to a loopback address.
+    pub url: http::Uri,
+    pub refresh: Duration,
+    pub max_age: Duration,
+    /// Percent of the entries in use that one new list may drop.
+    pub max_shrink: usize,
+    pub ca_file: Option<PathBuf>,
+    pub cache_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +131,9 @@ pub struct Representation {
     pub strip_scope_token: bool,
     /// MedMij 2.x age limits: `onbehalfofchild` under 12, `onbehalfof` 16 or older.
     pub age_rules: bool,
+    /// `fresh_login` and `fresh_login_max_age_zero`: what a request for a representation gets
+    /// added to ask the AS for a fresh login.
+    pub fresh_login: FreshLogin,
     pub request_header: HeaderName,
     pub used_header: HeaderName,
     pub birthdate_header: HeaderName,
@@ -292,10 +310,54 @@ impl Config {
         };
 
         let s = c.section(&root, "clients");
+        let ocl_url = c
+            .string(&s, "ocl_url")
+            .and_then(|url| match check_ocl_url(url) {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    c.error("clients.ocl_url", e);
+                    None
+                }
+            });
         let clients = Clients {
             ocl_file: c.string(&s, "ocl_file").map(|p| base_dir.join(p)),
             static_clients: c.static_clients(&s),
+            ocl_url: ocl_url.map(|url| OclUrl {
+                url,
+                refresh: c.duration(&s, "ocl_refresh"),
+                max_age: c.duration(&s, "ocl_max_age"),
+                max_shrink: c.integer(&s, "ocl_max_shrink"),
+                ca_file: c.string(&s, "ocl_ca_file").map(|p| base_dir.join(p)),
+                cache_file: c.string(&s, "ocl_cache_file").map(|p| base_dir.join(p)),
+            }),
         };
+        if s.has("ocl_url") && s.has("ocl_file") {
+            c.error(
+                "clients.ocl_url",
+                "clients.ocl_file and clients.ocl_url are exclusive: give one",
+            );
+        }
+        if !s.has("ocl_url") {
+            for key in [
+                "ocl_refresh",
+                "ocl_max_age",
+                "ocl_max_shrink",
+                "ocl_ca_file",
+                "ocl_cache_file",
+            ] {
+                if s.has(key) {
+                    c.error(s.key(key), "only with clients.ocl_url");
+                }
+            }
+        }
+        if let Some(ocl) = &clients.ocl_url
+            && ocl.max_age < ocl.refresh
+        {
+            c.error(
+                "clients.ocl_max_age",
+                "must be at least clients.ocl_refresh (a list would go stale between two fetches)",
+            );
+        }
 
         let s = c.section(&root, "representation");
         let mut scopes = c.list(&s, "scopes", |v| {
@@ -307,10 +369,20 @@ impl Config {
             scopes,
             strip_scope_token: c.boolean(&s, "strip_scope_token"),
             age_rules: c.boolean(&s, "age_rules"),
+            fresh_login: FreshLogin {
+                prompt_login: c.boolean(&s, "fresh_login"),
+                max_age_zero: c.boolean(&s, "fresh_login_max_age_zero"),
+            },
             request_header: c.header(&s, "request_header"),
             used_header: c.header(&s, "used_header"),
             birthdate_header: c.header(&s, "birthdate_header"),
         };
+        if representation.fresh_login.max_age_zero && !representation.fresh_login.prompt_login {
+            c.error(
+                "representation.fresh_login_max_age_zero",
+                "needs representation.fresh_login = true (max_age=0 goes only beside prompt=login)",
+            );
+        }
         let names = [
             ("request_header", &representation.request_header),
             ("used_header", &representation.used_header),
@@ -435,6 +507,35 @@ fn upstream_authority(url: &str) -> Result<Authority, String> {
     authority
         .parse::<Authority>()
         .map_err(|_| "not a valid host:port".to_string())
+}
+
+/// `clients.ocl_url`: `https://host[:port]/path`, or `http://` to a loopback address (a test
+/// stelselnode: the list decides who gets codes, so it never travels in the clear).
+fn check_ocl_url(url: &str) -> Result<http::Uri, &'static str> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| "not a URL like https://stelselnode.medmij.nl/MedMij_OAuthclientlist.xml")?;
+    let host = uri.host().unwrap_or("");
+    if host.is_empty() || url.contains('@') || url.contains('#') {
+        return Err("must be https://host/path, without userinfo or fragment");
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(uri),
+        Some("http") => {
+            let loopback = host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(uri)
+            } else {
+                Err("must be https (plain http only to a loopback address, for tests)")
+            }
+        }
+        _ => Err("must be an https URL"),
+    }
 }
 
 /// An issuer identifier (RFC 8414 §2): an `https` URL (`http` for a test AS) without query or
@@ -565,6 +666,84 @@ mod tests {
         assert_eq!(tls.cert_file, PathBuf::from("/etc/vert/c.pem"));
         assert_eq!(tls.key_file, PathBuf::from("/etc/vert/k.pem"));
         assert_eq!(c.admin.addr, Some("0.0.0.0:9901".parse().unwrap()));
+    }
+
+    #[test]
+    fn fresh_login_keys_default_off_and_max_age_needs_fresh_login() {
+        let c = parse("[upstream]\nurl = \"http://a:1\"\n").unwrap();
+        assert_eq!(c.representation.fresh_login, FreshLogin::OFF);
+        let c = parse(
+            "[upstream]\nurl = \"http://a:1\"\n[representation]\nfresh_login = true\nfresh_login_max_age_zero = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.representation.fresh_login,
+            FreshLogin {
+                prompt_login: true,
+                max_age_zero: true
+            }
+        );
+        assert_eq!(
+            errors(
+                "[upstream]\nurl = \"http://a:1\"\n[representation]\nfresh_login_max_age_zero = true\n"
+            ),
+            [
+                "representation.fresh_login_max_age_zero: needs representation.fresh_login = true (max_age=0 goes only beside prompt=login)"
+            ]
+        );
+    }
+
+    #[test]
+    fn ocl_url_forms_and_its_keys() {
+        let c = parse(
+            "[upstream]\nurl = \"http://a:1\"\n[clients]\nocl_url = \"https://stelselnode.medmij.nl/MedMij_OAuthclientlist.xml?api=2\"\nocl_cache_file = \"ocl.cache\"\n",
+        )
+        .unwrap();
+        let ocl = c.clients.ocl_url.unwrap();
+        assert_eq!(ocl.refresh, Duration::from_secs(3600));
+        assert_eq!(ocl.max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(ocl.max_shrink, 50);
+        assert_eq!(ocl.cache_file, Some(PathBuf::from("/etc/vert/ocl.cache")));
+        assert_eq!(ocl.ca_file, None);
+        for ok in [
+            "http://127.0.0.1:8443/ocl.xml",
+            "http://[::1]/ocl",
+            "http://localhost:1/x",
+        ] {
+            assert!(check_ocl_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://stelselnode.medmij.nl/ocl.xml",
+            "http://10.0.0.1/ocl.xml",
+            "ftp://x/y",
+            "https://u@x/y",
+            "stelselnode.medmij.nl",
+        ] {
+            assert!(check_ocl_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            errors(
+                "[upstream]\nurl = \"http://a:1\"\n[clients]\nocl_file = \"ocl.xml\"\nocl_url = \"https://x/ocl\"\n"
+            ),
+            ["clients.ocl_url: clients.ocl_file and clients.ocl_url are exclusive: give one"]
+        );
+        assert_eq!(
+            errors(
+                "[upstream]\nurl = \"http://a:1\"\n[clients]\nocl_file = \"ocl.xml\"\nocl_refresh = \"5m\"\nocl_max_shrink = 101\n"
+            ),
+            [
+                "clients.ocl_refresh: only with clients.ocl_url",
+                "clients.ocl_max_shrink: only with clients.ocl_url",
+            ]
+        );
+        assert_eq!(
+            errors(
+                "[upstream]\nurl = \"http://a:1\"\n[clients]\nocl_url = \"https://x/ocl\"\nocl_refresh = \"2h\"\nocl_max_age = \"1h\"\n"
+            ),
+            [
+                "clients.ocl_max_age: must be at least clients.ocl_refresh (a list would go stale between two fetches)"
+            ]
+        );
     }
 
     #[test]

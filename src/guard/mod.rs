@@ -51,6 +51,8 @@ pub struct Guard {
     strip_scope_token: bool,
     /// `representation.age_rules`: the MedMij 2.x age limits.
     age_rules: bool,
+    /// `representation.fresh_login`: what a request for a representation gets added.
+    fresh_login: crate::vert::FreshLogin,
     request_header: HeaderName,
     used_header: HeaderName,
     birthdate_header: HeaderName,
@@ -93,6 +95,7 @@ impl Guard {
             enabled: r.scopes.clone(),
             strip_scope_token: r.strip_scope_token,
             age_rules: r.age_rules,
+            fresh_login: r.fresh_login,
             request_header: r.request_header.clone(),
             used_header: r.used_header.clone(),
             birthdate_header: r.birthdate_header.clone(),

@@ -21,6 +21,7 @@ use crate::state::seal::random_uuid;
 use crate::state::store::Source;
 use crate::vert::authorize::{self, Decision};
 use crate::vert::events::RequestAnswer;
+use crate::vert::fresh_login;
 use crate::vert::resume::{self, Resumed};
 use crate::vert::{Exception, Flow, Kind};
 
@@ -124,24 +125,27 @@ impl<S> VertGuard<S> {
         let clock = guard.clock();
         let keys = guard.keys.load();
         let open = |state: &str| keys.open(state);
+        // A consent form posted back to the client's own request: its query's state restated.
+        let mut restated = None;
         let resumed = match *req.method() {
             // SPEC §3.6: a sealed state is the AS sending the browser back into its flow.
             Method::GET => resume::get(&parsed, &guard.clients.load(), clock, open),
             // A consent form posting back; without a sealed state, no authorization request.
             Method::POST => match form_body(&req) {
-                Some(body) => resume::post(
-                    &parsed,
-                    &authorize::Parsed::new(body),
-                    &guard.clients.load(),
-                    clock,
-                    open,
-                ),
+                Some(body) => {
+                    let body = authorize::Parsed::new(body);
+                    let resumed = resume::post(&parsed, &body, &guard.clients.load(), clock, open);
+                    if let Some(Resumed::Flow(flow)) = &resumed {
+                        restated = resume::restated(&parsed, &body, flow, guard.strip_scope_token);
+                    }
+                    resumed
+                }
                 None => None,
             },
             _ => None,
         };
         if let Some(resumed) = resumed {
-            return self.resume(req, resumed, request_id, lang);
+            return self.resume(req, resumed, restated, request_id, lang);
         }
         if req.method() != Method::GET {
             // core.authint.200: the authorization request is a GET.
@@ -176,6 +180,7 @@ impl<S> VertGuard<S> {
             today,
             age_today: guard.age_today(),
             issuer: guard.issuer.as_deref(),
+            fresh_login: guard.fresh_login,
         };
         let (path_and_query, kind, flow) = match authorize::decide(parsed, &settings) {
             Decision::Refuse(refusal) => {
@@ -288,11 +293,13 @@ impl<S> VertGuard<S> {
 
     /// A request that returns into its flow ([`resume`]): on to the AS as it came (the
     /// configured path, the query and any body as sent, the state still sealed), in the flow;
-    /// or a page.
+    /// or a page. `restated`: the query of a consent form posted to the client's own request,
+    /// its state the sealed one.
     fn resume<B, ResB>(
         &mut self,
         mut req: Request<B>,
         resumed: Resumed,
+        restated: Option<String>,
         request_id: Option<Uuid>,
         lang: Lang,
     ) -> ResponseFuture<S::Future, ResB>
@@ -314,6 +321,26 @@ impl<S> VertGuard<S> {
                     lang,
                 ));
             }
+        };
+        // The proxy's own fresh-login request comes off the AS's round trip (its login's
+        // `?next=` keeps the URL it received): asked once, never in a loop. Flows without
+        // it (the key off) never look.
+        let query = restated.as_deref().or(req.uri().query());
+        let unasked = match query {
+            Some(query) if flow.fresh_login.prompt_login => {
+                match fresh_login::on_return(query, flow.fresh_login) {
+                    Ok(unasked) => unasked,
+                    Err(detail) => {
+                        return ResponseFuture::ready(guard.withhold(
+                            Exception::FailClosed,
+                            detail,
+                            Some(&flow),
+                            lang,
+                        ));
+                    }
+                }
+            }
+            _ => None,
         };
         let kind = flow.requested.map(|r| r.kind);
         guard.decision(
@@ -337,9 +364,9 @@ impl<S> VertGuard<S> {
             p if p.strip_suffix('/').unwrap_or(p) == configured => p,
             _ => &guard.authorize_path,
         };
-        let target = match req.uri().query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path.to_owned(),
+        let target = match (unasked.as_deref(), query) {
+            (Some(""), _) | (None, None) => path.to_owned(),
+            (Some(query), _) | (None, Some(query)) => format!("{path}?{query}"),
         };
         match PathAndQuery::try_from(target) {
             Ok(target) => *req.uri_mut() = Uri::from(target),

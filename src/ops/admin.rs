@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::config;
 use crate::ops::metrics::Metrics;
+use crate::ops::ocl::{OclHealth, OclNotReady};
 
 /// The upstream is probed at most this often; `/ready` in between answers from the last probe.
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
@@ -68,6 +69,9 @@ pub enum NotReady {
     },
     #[error("upstream {target}: no answer within upstream.response_timeout")]
     ResponseTimeout { target: String },
+    /// The OCL from `clients.ocl_url`: none yet, or stale (then every flow is refused).
+    #[error("{0}")]
+    Ocl(#[from] OclNotReady),
 }
 
 /// Why `medmij-vert-proxy health` says no.
@@ -86,6 +90,8 @@ pub enum Unhealthy {
 
 struct State {
     metrics: Arc<Metrics>,
+    /// With `clients.ocl_url`: the list in use, as the refresher left it.
+    ocl: Option<Arc<OclHealth>>,
     upstream: config::Upstream,
     /// When the upstream was last probed, and what that said.
     probe: Mutex<Option<(Instant, Result<(), NotReady>)>>,
@@ -96,12 +102,14 @@ pub fn start(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     upstream: &config::Upstream,
+    ocl: Option<Arc<OclHealth>>,
 ) -> io::Result<Admin> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let state = Arc::new(State {
         metrics,
+        ocl,
         upstream: upstream.clone(),
         probe: Mutex::new(None),
     });
@@ -156,6 +164,9 @@ async fn answer(state: Arc<State>, req: &Request<Incoming>) -> Response<Full<Byt
         },
         "/metrics" => {
             refresh_readiness(&state);
+            if let Some(ocl) = &state.ocl {
+                state.metrics.ocl_age(ocl.age());
+            }
             let mut response = text(StatusCode::OK, state.metrics.encode());
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -173,6 +184,10 @@ async fn answer(state: Arc<State>, req: &Request<Incoming>) -> Response<Full<Byt
 /// a failed reload keeps the previous ones), and the upstream answered a probe within the
 /// last [`PROBE_EVERY`].
 async fn ready(state: &State) -> Result<(), NotReady> {
+    // No client list, or a stale one: every flow is refused, whatever the AS does.
+    if let Some(ocl) = &state.ocl {
+        ocl.ready()?;
+    }
     // One probe at a time; the others wait for its answer.
     let mut probe = state.probe.lock().await;
     if let Some((at, result)) = &*probe

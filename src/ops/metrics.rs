@@ -120,6 +120,67 @@ impl UpstreamFailure {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OclFetchLabels {
+    result: &'static str,
+}
+
+/// What one fetch of `clients.ocl_url` came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OclFetch {
+    /// A new list, checked and taken into use.
+    Updated,
+    /// `304`: the list in use confirmed, nothing parsed.
+    NotModified,
+    /// No answer: connection, TLS or timeout.
+    Unreachable,
+    /// An answer other than `200` or `304`.
+    Status,
+    /// Not an OCL by the schema's structure.
+    Invalid,
+    /// It would drop more than `clients.ocl_max_shrink` of the entries in use.
+    Shrunk,
+    /// A lower `Volgnummer` than the list in use.
+    Older,
+}
+
+impl OclFetch {
+    pub const ALL: [OclFetch; 7] = [
+        OclFetch::Updated,
+        OclFetch::NotModified,
+        OclFetch::Unreachable,
+        OclFetch::Status,
+        OclFetch::Invalid,
+        OclFetch::Shrunk,
+        OclFetch::Older,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OclFetch::Updated => "updated",
+            OclFetch::NotModified => "not_modified",
+            OclFetch::Unreachable => "unreachable",
+            OclFetch::Status => "status",
+            OclFetch::Invalid => "invalid",
+            OclFetch::Shrunk => "shrunk",
+            OclFetch::Older => "older",
+        }
+    }
+
+    /// Whether the list in use is confirmed current.
+    pub fn is_success(self) -> bool {
+        matches!(self, OclFetch::Updated | OclFetch::NotModified)
+    }
+}
+
+/// The OCL from `clients.ocl_url`: registered only with that key, under `medmij_vert_ocl_*`.
+struct OclMetrics {
+    age: Gauge,
+    entries: Gauge,
+    fetches: Family<OclFetchLabels, Counter>,
+    last_fetch: Family<OclFetchLabels, Gauge>,
+}
+
 /// Which class of route a request took, for the request counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteClass {
@@ -157,6 +218,7 @@ pub struct Metrics {
     tls_not_after: Family<Unlabelled, Gauge>,
     /// 1 when the admin listener's last readiness probe found the AS, 0 otherwise.
     ready: Gauge,
+    ocl: Option<OclMetrics>,
 }
 
 impl Default for Metrics {
@@ -300,6 +362,7 @@ impl Default for Metrics {
             clients_age,
             tls_not_after,
             ready,
+            ocl: None,
             store_errors,
             store_records,
             store_capacity,
@@ -319,6 +382,82 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Arc<Self> {
         Arc::new(Metrics::default())
+    }
+
+    /// With the OCL's metrics (`clients.ocl_url`).
+    pub fn with_ocl() -> Arc<Self> {
+        let mut metrics = Metrics::default();
+        let age = Gauge::default();
+        metrics.registry.register(
+            "ocl_age_seconds",
+            "Seconds since the stelselnode last confirmed the OCL in use (clients.ocl_url)",
+            age.clone(),
+        );
+        let entries = Gauge::default();
+        metrics.registry.register(
+            "ocl_entries",
+            "OAuth clients on the OCL in use (clients.ocl_url)",
+            entries.clone(),
+        );
+        let fetches = Family::<OclFetchLabels, Counter>::default();
+        metrics.registry.register(
+            "ocl_fetches",
+            "Fetches of clients.ocl_url, by result (updated, not_modified, or why the list in use stayed)",
+            fetches.clone(),
+        );
+        let last_fetch = Family::<OclFetchLabels, Gauge>::default();
+        for result in OclFetch::ALL {
+            last_fetch
+                .get_or_create(&OclFetchLabels {
+                    result: result.as_str(),
+                })
+                .set(0);
+        }
+        metrics.registry.register(
+            "ocl_last_fetch",
+            "1 for the result of the last fetch of clients.ocl_url, 0 for the others",
+            last_fetch.clone(),
+        );
+        metrics.ocl = Some(OclMetrics {
+            age,
+            entries,
+            fetches,
+            last_fetch,
+        });
+        Arc::new(metrics)
+    }
+
+    /// A fetch of `clients.ocl_url` and what it came to.
+    pub fn ocl_fetch(&self, result: OclFetch) {
+        if let Some(ocl) = &self.ocl {
+            ocl.fetches
+                .get_or_create(&OclFetchLabels {
+                    result: result.as_str(),
+                })
+                .inc();
+            for other in OclFetch::ALL {
+                ocl.last_fetch
+                    .get_or_create(&OclFetchLabels {
+                        result: other.as_str(),
+                    })
+                    .set(i64::from(other == result));
+            }
+        }
+    }
+
+    /// The OCL in use: its entries, or none (never loaded, or stale and dropped).
+    pub fn ocl_entries(&self, entries: usize) {
+        if let Some(ocl) = &self.ocl {
+            ocl.entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Since the OCL in use was confirmed; set when `/metrics` is read.
+    pub fn ocl_age(&self, age: Option<Duration>) {
+        if let Some(ocl) = &self.ocl {
+            ocl.age
+                .set(age.map_or(-1, |a| i64::try_from(a.as_secs()).unwrap_or(i64::MAX)));
+        }
     }
 
     pub fn decision(&self, labels: DecisionLabels) {

@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod metrics;
+pub mod ocl;
 pub mod record;
 pub mod telemetry;

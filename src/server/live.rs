@@ -47,11 +47,15 @@ impl Live {
     /// before it replaces the one in use; a bad file keeps the old one running, says why in
     /// the log, and counts as a failed reload (`medmij_vert_reloads_total`).
     pub fn reload(&self, config: &Config, metrics: &Metrics) {
-        reload_one("clients", load_clients(config), metrics, |clients| {
-            tracing::info!(clients = clients.len(), "client list reloaded");
-            self.clients.store(Arc::new(clients));
-            metrics.clients_loaded(SystemTime::now());
-        });
+        // With `clients.ocl_url` the refresher owns the list ([`super::ocl`]); SIGHUP asks it
+        // to fetch instead.
+        if config.clients.ocl_url.is_none() {
+            reload_one("clients", load_clients(config), metrics, |clients| {
+                tracing::info!(clients = clients.len(), "client list reloaded");
+                self.clients.store(Arc::new(clients));
+                metrics.clients_loaded(SystemTime::now());
+            });
+        }
         // Without a key file the keys are random for this process: nothing to read again.
         if config.state.key_file.is_some() {
             reload_one("keys", load_keys(config), metrics, |keys| {

@@ -3,6 +3,7 @@
 //! the connection cap; the layer stack of each connection; reload; graceful shutdown.
 
 pub mod live;
+pub mod ocl;
 pub mod resources;
 pub mod tls;
 
@@ -25,6 +26,7 @@ use crate::config::{Config, Redis};
 use crate::guard::{Guard, VertGuardLayer};
 use crate::ops::admin::{self, Admin};
 use crate::ops::metrics::Metrics;
+use crate::ops::ocl::OclHealth;
 use crate::ops::record::RecordLayer;
 use crate::ops::telemetry;
 use crate::pages::BRANDING;
@@ -52,6 +54,8 @@ pub struct Running {
     admin: Option<Admin>,
     /// Drives the Redis connection, when the records are in Redis.
     store_runtime: Option<StoreRuntime>,
+    /// Keeps the OCL from `clients.ocl_url` current.
+    ocl: Option<ocl::OclTask>,
 }
 
 impl Running {
@@ -75,6 +79,9 @@ impl Running {
     pub fn reload(&self) {
         let shared = &self.shared;
         shared.live.reload(&shared.config, &shared.metrics);
+        if let Some(ocl) = &self.ocl {
+            ocl.trigger();
+        }
         if let Some(tls) = &shared.tls {
             live::reload_one("tls", tls.reload(), &shared.metrics, |()| {
                 tracing::info!("TLS certificate reloaded");
@@ -82,6 +89,14 @@ impl Running {
                     shared.metrics.tls_not_after(not_after);
                 }
             });
+        }
+    }
+
+    /// Fetches `clients.ocl_url` now and returns when that is done (not from within a
+    /// runtime: it blocks). Nothing without the key.
+    pub fn refresh_ocl(&self) {
+        if let Some(ocl) = &self.ocl {
+            ocl.refresh();
         }
     }
 
@@ -96,6 +111,7 @@ impl Running {
             admin.shutdown();
         }
         drop(self.store_runtime);
+        drop(self.ocl);
     }
 }
 
@@ -168,12 +184,23 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
     };
     let listeners = bind(config.listen.addr, workers)?;
     let addr = listeners[0].local_addr()?;
-    let metrics = Metrics::new();
+    let (metrics, ocl_health) = match &config.clients.ocl_url {
+        None => (Metrics::new(), None),
+        Some(ocl) => (
+            Metrics::with_ocl(),
+            Some(Arc::new(OclHealth::new(ocl.max_age))),
+        ),
+    };
     if let Some(not_after) = tls.as_ref().and_then(Tls::not_after) {
         metrics.tls_not_after(not_after);
     }
     let admin = match config.admin.addr {
-        Some(admin_addr) => Some(admin::start(admin_addr, metrics.clone(), &config.upstream)?),
+        Some(admin_addr) => Some(admin::start(
+            admin_addr,
+            metrics.clone(),
+            &config.upstream,
+            ocl_health.clone(),
+        )?),
         None => None,
     };
     let (store, store_runtime): (Arc<dyn Store>, _) = match &config.store.redis {
@@ -184,6 +211,10 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         }
     };
     let live = Live::new(&config, resources, store, &metrics);
+    let ocl = match ocl_health {
+        Some(health) => ocl::start(&config, live.clients.clone(), health, metrics.clone())?,
+        None => None,
+    };
     let guard = Guard::new(
         &config,
         live.clients.clone(),
@@ -239,6 +270,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         shared,
         admin,
         store_runtime,
+        ocl,
     })
 }
 

@@ -21,7 +21,11 @@ pub struct Resources {
 impl Resources {
     /// Reads `clients.ocl_file` and `state.key_file`; every problem is reported, named by key.
     pub fn load(config: &Config) -> Result<Resources, ConfigErrors> {
-        let clients = load_clients(config);
+        // `clients.ocl_ca_file` is read again when the refresher starts; here for `--check`.
+        let clients = load_clients(config).and_then(|clients| match &config.clients.ocl_url {
+            Some(ocl) if ocl.ca_file.is_some() => super::ocl::load_roots(ocl).map(|_| clients),
+            _ => Ok(clients),
+        });
         let keys = load_keys(config);
         let branding = load_branding(config);
         match (clients, keys, branding) {
@@ -60,10 +64,11 @@ pub fn load_clients(config: &Config) -> Result<ClientList, ConfigError> {
     let mut all = config.clients.static_clients.clone();
     all.extend(clients);
     let clients = ClientList::new(all);
-    if clients.is_empty() && config.clients.ocl_file.is_none() {
+    // With `clients.ocl_url` the OCL comes later, from the stelselnode ([`super::ocl`]).
+    if clients.is_empty() && config.clients.ocl_file.is_none() && config.clients.ocl_url.is_none() {
         return Err(ConfigError {
             key: "clients".into(),
-            message: "no clients: set clients.ocl_file or clients.static".into(),
+            message: "no clients: set clients.ocl_file, clients.ocl_url or clients.static".into(),
         });
     }
     Ok(clients)

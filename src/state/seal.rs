@@ -8,10 +8,15 @@
 //! ```text
 //! version 2 (sealed):  2 | key id (1) | nonce (12) | AES-256-GCM-SIV(plaintext) | tag (16)
 //! version 1 (opened):  1 | key id (1) | nonce (24) | XChaCha20-Poly1305(plaintext) | tag (16)
-//! plaintext: issued_at u32 | correlation id (16) | kind u8 (0 none, 1 onbehalfof,
-//!            2 onbehalfofchild) | birth date u32 JJJJMMDD (only when kind ≠ 0) |
-//!            redirect_uri length u16 | redirect_uri | state (the rest)
+//! plaintext: issued_at u32 | correlation id (16) | kind u8 (low nibble: 0 none,
+//!            1 onbehalfof, 2 onbehalfofchild; high nibble: fresh login, 1 prompt=login,
+//!            3 prompt=login and max_age=0, only beside a kind ≠ 0) | birth date u32 JJJJMMDD
+//!            (only when kind ≠ 0) | redirect_uri length u16 | redirect_uri | state (the rest)
 //! ```
+//!
+//! The fresh-login nibble (issue 29) was zero in every state sealed before it, so those open
+//! as they did: a flow in flight across the upgrade goes on, with nothing added. A version
+//! before it refuses a state with the nibble set (unreadable, fail closed) rather than misread it.
 //!
 //! Version and key id are authenticated as associated data. Nonces are random, from the OS.
 //! AES-256-GCM-SIV (RFC 8452) because it is cheap per message on AES-NI and CLMUL (a fifth of
@@ -35,7 +40,7 @@ use uuid::Uuid;
 
 use crate::vert::flow::FlowId;
 use crate::vert::flow_return::Opened;
-use crate::vert::{Birthdate, Flow, Kind, Requested};
+use crate::vert::{Birthdate, Flow, FreshLogin, Kind, Requested};
 
 /// What seals.
 const VERSION: u8 = 2;
@@ -337,10 +342,11 @@ fn encode_flow(flow: &Flow, out: &mut Vec<u8>) {
     match flow.requested {
         None => out.push(0),
         Some(r) => {
-            out.push(match r.kind {
+            let kind = match r.kind {
                 Kind::OnBehalfOf => 1,
                 Kind::OnBehalfOfChild => 2,
-            });
+            };
+            out.push(kind | fresh_login_bits(flow.fresh_login) << 4);
             out.extend_from_slice(&r.birthdate.to_number().to_be_bytes());
         }
     }
@@ -355,10 +361,23 @@ fn decode_flow(bytes: &[u8]) -> Option<Flow> {
     let mut r = Reader(bytes);
     let issued_at = u64::from(u32::from_be_bytes(r.take()?));
     let correlation_id = Uuid::from_bytes(r.take()?);
-    let kind = match r.take::<1>()?[0] {
+    let byte = r.take::<1>()?[0];
+    let kind = match byte & 0x0f {
         0 => None,
         1 => Some(Kind::OnBehalfOf),
         2 => Some(Kind::OnBehalfOfChild),
+        _ => return None,
+    };
+    let fresh_login = match (byte >> 4, kind) {
+        (0, _) => FreshLogin::OFF,
+        (1, Some(_)) => FreshLogin {
+            prompt_login: true,
+            max_age_zero: false,
+        },
+        (3, Some(_)) => FreshLogin {
+            prompt_login: true,
+            max_age_zero: true,
+        },
         _ => return None,
     };
     let requested = match kind {
@@ -377,7 +396,24 @@ fn decode_flow(bytes: &[u8]) -> Option<Flow> {
         requested,
         issued_at,
         correlation_id,
+        fresh_login,
     })
+}
+
+/// The fresh-login nibble of the kind byte: 0 nothing added, 1 `prompt=login`, 3 also
+/// `max_age=0` (which the proxy adds only beside `prompt=login`).
+fn fresh_login_bits(fresh: FreshLogin) -> u8 {
+    match fresh {
+        FreshLogin {
+            prompt_login: false,
+            ..
+        } => 0,
+        FreshLogin {
+            max_age_zero: false,
+            ..
+        } => 1,
+        _ => 3,
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -523,6 +559,7 @@ mod tests {
             requested,
             issued_at: 1_790_000_000,
             correlation_id: Uuid::from_u128(0x1234),
+            fresh_login: crate::vert::FreshLogin::OFF,
         }
     }
 
@@ -531,6 +568,50 @@ mod tests {
             kind: Kind::OnBehalfOf,
             birthdate: Birthdate::parse_format("19700901").unwrap(),
         })
+    }
+
+    #[test]
+    fn fresh_login_is_sealed_in_the_kind_byte_and_states_sealed_before_it_still_open() {
+        let ring = KeyRing::random();
+        for fresh_login in [
+            FreshLogin::OFF,
+            FreshLogin {
+                prompt_login: true,
+                max_age_zero: false,
+            },
+            FreshLogin {
+                prompt_login: true,
+                max_age_zero: true,
+            },
+        ] {
+            let f = Flow {
+                fresh_login,
+                ..flow("abc", on_behalf())
+            };
+            let sealed = ring.seal(&f);
+            // No byte more: the README's length formula holds.
+            assert_eq!(sealed.len(), sealed_len(25, 3, true));
+            assert_eq!(ring.open(&sealed).into_flow(), Some(f));
+        }
+        // A state as the version before fresh login sealed it: the same bytes as one sealed
+        // now without it, which opens with nothing added.
+        let before = flow("abc", on_behalf());
+        let mut plaintext = Vec::new();
+        encode_flow(&before, &mut plaintext);
+        assert_eq!(
+            plaintext[20], 1,
+            "kind byte of a flow sealed before fresh login"
+        );
+        assert_eq!(decode_flow(&plaintext), Some(before));
+        // Nonsense in the nibble, or a fresh login without a representation: unreadable.
+        for byte in [0x21, 0x41, 0xf1, 0x03, 0x10, 0x30] {
+            let mut bytes = plaintext.clone();
+            bytes[20] = byte;
+            if byte & 0x0f == 0 {
+                bytes.drain(21..25);
+            }
+            assert_eq!(decode_flow(&bytes), None, "{byte:#x}");
+        }
     }
 
     #[test]
@@ -663,7 +744,7 @@ mod tests {
                 }),
                 _ => None,
             };
-            let f = Flow { state, redirect_uri: uri, requested, issued_at, correlation_id: Uuid::from_u128(7) };
+            let f = Flow { state, redirect_uri: uri, requested, issued_at, correlation_id: Uuid::from_u128(7), fresh_login: crate::vert::FreshLogin::OFF };
             prop_assert_eq!(ring.open(&ring.seal(&f)).into_flow(), Some(f));
         }
 

@@ -11,6 +11,7 @@ use super::age;
 use super::clients::RedirectUriError;
 use super::exceptions::{Exception, error_redirect};
 use super::fold;
+use super::fresh_login::{self, Asked, FreshLogin};
 use super::query::{self, DecodeError, RawPair};
 use super::{Birthdate, Client, ClientList, Flow, Kind, Requested};
 
@@ -27,6 +28,9 @@ pub struct Settings<'a> {
     pub age_today: Option<NaiveDate>,
     /// `oauth.issuer`: sent as `iss` on the proxy's own error redirects (RFC 9207).
     pub issuer: Option<&'a str>,
+    /// `representation.fresh_login`: what a request for a representation gets added to ask
+    /// the AS for a fresh login ([`fresh_login`]); [`FreshLogin::OFF`] without the key.
+    pub fresh_login: FreshLogin,
 }
 
 /// The parameters whose meaning the proxy depends on. Each may appear at most once
@@ -251,6 +255,61 @@ impl<'q> Parsed<'q> {
         self.slot(p).single()
     }
 
+    /// The value of `p` as sent (still encoded) when it appears exactly once and decodes.
+    pub fn single_raw(&self, p: Param) -> Option<&'q str> {
+        let slot = self.slot(p);
+        slot.single().map(|_| slot.raw)
+    }
+
+    /// The pairs of the query as they go upstream (`state` the sealed one, with `strip_token`
+    /// the scope without the representation token), but for those `dropped`.
+    pub(super) fn push_forwarded(
+        &self,
+        out: &mut String,
+        sealed_state: &str,
+        strip_token: bool,
+        dropped: impl Fn(usize) -> bool,
+    ) {
+        let query = self.query;
+        let mut first = true;
+        let mut push = |part: &str, out: &mut String| {
+            if !std::mem::take(&mut first) {
+                out.push('&');
+            }
+            out.push_str(part);
+        };
+        for (i, &(param, pair, own)) in self.pairs.iter().enumerate() {
+            if dropped(i) {
+                continue;
+            }
+            match param {
+                Some(Param::State) => {
+                    push("state=", out);
+                    out.push_str(sealed_state);
+                }
+                Some(Param::Scope) if strip_token => {
+                    let scope = self.slot(Param::Scope).single().unwrap_or("");
+                    let rest: Vec<&str> = scope
+                        .split(' ')
+                        .filter(|t| !t.is_empty() && Kind::from_token(t).is_none())
+                        .collect();
+                    if !rest.is_empty() {
+                        push("scope=", out);
+                        query::encode(&rest.join(" "), out);
+                    }
+                }
+                // Under its own name already: as sent, in one copy.
+                Some(_) if own => push(pair.as_sent(query), out),
+                Some(param) => {
+                    push(param.name(), out);
+                    out.push('=');
+                    out.push_str(pair.value);
+                }
+                None => push(pair.as_sent(query), out),
+            }
+        }
+    }
+
     /// Whether `p` appears at all, under any spelling.
     pub fn has(&self, p: Param) -> bool {
         self.slot(p).is_present()
@@ -347,6 +406,11 @@ pub struct Accepted<'q> {
     /// The client's `state` exactly as sent.
     pub state: &'q str,
     pub requested: Option<Requested>,
+    /// With `representation.fresh_login` and a representation: the client's `prompt` (and
+    /// `max_age`) out, the proxy's in.
+    fresh: Option<fresh_login::Forwarded>,
+    /// What the flow records of it.
+    fresh_login: FreshLogin,
 }
 
 #[derive(Debug, Clone)]
@@ -506,6 +570,25 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
             Some(Requested { kind, birthdate })
         }
     };
+    // A representation asks for a fresh login, so that a login session the Persoon made for
+    // themselves is not reused for it (Vert 1 with no chance to log in for the other person).
+    let fresh = match requested {
+        Some(_) if settings.fresh_login.prompt_login => {
+            match fresh_login::ask(parsed.query, settings.fresh_login) {
+                Asked::Forward(forwarded) => Some(forwarded),
+                // What the AS itself would answer: the login it must ask for is not allowed.
+                Asked::LoginRequired => {
+                    return redirect(Exception::Auth1b, "login_required", PROMPT_NONE);
+                }
+                Asked::Invalid(description) => return invalid(description),
+            }
+        }
+        _ => None,
+    };
+    let fresh_login = match fresh {
+        Some(_) => settings.fresh_login,
+        None => FreshLogin::OFF,
+    };
 
     let client = client.clone();
     let redirect_uri = redirect_uri.to_owned();
@@ -515,8 +598,13 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
         redirect_uri,
         state,
         requested,
+        fresh,
+        fresh_login,
     }))
 }
+
+const PROMPT_NONE: &str =
+    "prompt=none: a representation needs a fresh login (representation.fresh_login)";
 
 const RESPONSE_PARAMS_IN_REDIRECT_URI: &str =
     "redirect_uri carries a response parameter (code, state, error or iss) in its query";
@@ -572,6 +660,7 @@ impl<'q> Accepted<'q> {
             requested: self.requested,
             issued_at,
             correlation_id,
+            fresh_login: self.fresh_login,
         }
     }
 
@@ -581,44 +670,25 @@ impl<'q> Accepted<'q> {
     /// judged is what every framework reads, not an array or a nested value), `state` becomes
     /// the sealed state and, with `strip_token`, the scope loses the representation token (for
     /// an AS that rejects unknown tokens). A scope left empty is dropped.
+    ///
+    /// With fresh login ([`fresh_login`]), the client's `prompt` (and `max_age`, when the
+    /// proxy owns it) is left out and the proxy's own goes at the end.
     pub fn forward_target(&self, path: &str, sealed_state: &str, strip_token: bool) -> String {
         let query = self.parsed.query;
         // One buffer for the whole target: the path, then the query, then nothing copied again.
         let mut out = String::with_capacity(path.len() + 1 + query.len() + sealed_state.len());
         out.push_str(path);
         out.push('?');
-        let mut first = true;
-        let mut push = |part: &str, out: &mut String| {
-            if !std::mem::take(&mut first) {
-                out.push('&');
-            }
-            out.push_str(part);
-        };
-        for &(param, pair, own) in &self.parsed.pairs {
-            match param {
-                Some(Param::State) => {
-                    push("state=", &mut out);
-                    out.push_str(sealed_state);
-                }
-                Some(Param::Scope) if strip_token && self.requested.is_some() => {
-                    let scope = self.parsed.slot(Param::Scope).single().unwrap_or("");
-                    let rest: Vec<&str> = scope
-                        .split(' ')
-                        .filter(|t| !t.is_empty() && Kind::from_token(t).is_none())
-                        .collect();
-                    if !rest.is_empty() {
-                        push("scope=", &mut out);
-                        query::encode(&rest.join(" "), &mut out);
-                    }
-                }
-                // Under its own name already: as sent, in one copy.
-                Some(_) if own => push(pair.as_sent(query), &mut out),
-                Some(param) => {
-                    push(param.name(), &mut out);
-                    out.push('=');
-                    out.push_str(pair.value);
-                }
-                None => push(pair.as_sent(query), &mut out),
+        let strip = strip_token && self.requested.is_some();
+        match &self.fresh {
+            // Two loops, so that the one without fresh login asks nothing more per pair.
+            None => self
+                .parsed
+                .push_forwarded(&mut out, sealed_state, strip, |_| false),
+            Some(fresh) => {
+                self.parsed
+                    .push_forwarded(&mut out, sealed_state, strip, |i| fresh.drops(i));
+                fresh.append_to(&mut out);
             }
         }
         out
@@ -655,6 +725,7 @@ mod tests {
                 today: today(),
                 age_today: None,
                 issuer: None,
+                fresh_login: FreshLogin::OFF,
             },
         )
     }
@@ -818,6 +889,7 @@ mod tests {
                 today: today(),
                 age_today,
                 issuer: None,
+                fresh_login: FreshLogin::OFF,
             },
         )
     }
@@ -1342,5 +1414,110 @@ mod tests {
         // Names spelled with escapes are read too.
         let (r, c) = Parsed::new("MedMij%2DRequest-ID=r1&X%2DCorrelation%2DID=c1").request_ids();
         assert_eq!((r.as_deref(), c.as_deref()), (Some("r1"), Some("c1")));
+    }
+
+    fn decide_fresh(query: &str, fresh_login: FreshLogin) -> Decision<'static> {
+        let clients = Box::leak(Box::new(clients()));
+        let query = Box::leak(query.to_owned().into_boxed_str());
+        decide(
+            Parsed::new(query),
+            &Settings {
+                clients,
+                enabled: &Kind::ALL,
+                today: today(),
+                age_today: None,
+                issuer: Some("https://as.example.nl"),
+                fresh_login,
+            },
+        )
+    }
+
+    const FRESH: FreshLogin = FreshLogin {
+        prompt_login: true,
+        max_age_zero: false,
+    };
+
+    #[test]
+    fn fresh_login_a_representation_is_forwarded_with_prompt_login_and_the_flow_records_it() {
+        let q = base("&scope=48%20onbehalfof&MedMij_geboortedatum=19700901&prompt=consent&x=1");
+        let a = accepted(decide_fresh(&q, FRESH));
+        assert_eq!(a.flow(1, Uuid::nil()).fresh_login, FRESH);
+        assert_eq!(
+            a.forward_target("/a", "S", false),
+            "/a?response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcb&state=S&scope=48%20onbehalfof&MedMij_geboortedatum=19700901&x=1&prompt=login%20consent"
+        );
+        // max_age=0 too, the client's own out.
+        let both = FreshLogin {
+            prompt_login: true,
+            max_age_zero: true,
+        };
+        let q = base("&scope=onbehalfofchild&MedMij_geboortedatum=20200315&Max_Age=3600");
+        let a = accepted(decide_fresh(&q, both));
+        assert_eq!(a.flow(1, Uuid::nil()).fresh_login, both);
+        let target = a.forward_target("/a", "S", true);
+        assert!(
+            target.ends_with("&MedMij_geboortedatum=20200315&prompt=login&max_age=0"),
+            "{target}"
+        );
+        assert!(!target.contains("3600"), "{target}");
+        // For themselves: nothing added, nothing judged, nothing recorded.
+        let q = base("&scope=48&prompt=none&prompt=none");
+        let a = accepted(decide_fresh(&q, both));
+        assert_eq!(a.flow(1, Uuid::nil()).fresh_login, FreshLogin::OFF);
+        assert!(
+            a.forward_target("/a", "S", false)
+                .ends_with("&prompt=none&prompt=none")
+        );
+    }
+
+    #[test]
+    fn fresh_login_prompt_none_is_answered_login_required_by_error_redirect() {
+        let q = base("&scope=48%20onbehalfof&MedMij_geboortedatum=19700901&prompt=none");
+        let r = redirected(decide_fresh(&q, FRESH));
+        assert_eq!(
+            (r.exception, r.error),
+            (Exception::Auth1b, "login_required")
+        );
+        assert!(
+            r.location
+                .starts_with("https://pgo.example.nl/cb?error=login_required&"),
+            "{}",
+            r.location
+        );
+        assert!(r.location.contains("&state=xyz"), "{}", r.location);
+        assert!(
+            r.location.ends_with("&iss=https%3A%2F%2Fas.example.nl"),
+            "{}",
+            r.location
+        );
+        // Without the key, prompt=none goes to the AS as it came (as today).
+        let a = accepted(decide_with(&q, &[Kind::OnBehalfOf]));
+        assert!(a.forward_target("/a", "S", false).ends_with("&prompt=none"));
+    }
+
+    #[test]
+    fn fresh_login_a_repeated_prompt_or_max_age_is_1b() {
+        for (extra, why) in [
+            ("&prompt=consent&PROMPT=none", "prompt repeated"),
+            ("&prompt%5B%5D=login&prompt=consent", "prompt repeated"),
+            ("&x=1;prompt=none", "prompt repeated"),
+            ("&max_age=1&max.age=2", "max_age repeated"),
+            (
+                "&prompt=none%20login",
+                "prompt none cannot be combined with other values",
+            ),
+        ] {
+            let q = base(&format!(
+                "&scope=onbehalfof&MedMij_geboortedatum=19700901{extra}"
+            ));
+            let r = redirected(decide_fresh(&q, FRESH));
+            assert_eq!(
+                (r.exception, r.error, r.description),
+                (Exception::Auth1b, "invalid_request", why),
+                "{extra}"
+            );
+            // Without the key: not judged, forwarded as today.
+            assert!(matches!(run(&q), Decision::Forward(_)), "{extra}");
+        }
     }
 }

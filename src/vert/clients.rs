@@ -222,6 +222,159 @@ pub fn parse_ocl(xml: &str) -> Result<Vec<Client>, OclError> {
     Ok(clients)
 }
 
+/// An OCL as the stelselnode publishes it, checked strictly ([`parse_ocl_strict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ocl {
+    /// `Volgnummer`: the list's sequence number; a later list has a higher one.
+    pub sequence: u64,
+    pub clients: Vec<Client>,
+}
+
+/// Reads an OCL fetched from the stelselnode with the structure the afsprakenstelsel's schema
+/// prescribes (release 2): `OAuthclientlist` › `Tijdstempel`, `Volgnummer`, `OAuthclients` ›
+/// one or more `OAuthclient` › `Hostname`, `OAuthclientOrganisatienaam`, each once, in that
+/// order, nothing else in the namespace; hostnames lower-case DNS names, none twice. Stricter
+/// than [`parse_ocl`] (a file the DVA put there itself): a list that decides which PGOs get
+/// codes is not guessed at when it comes over the network.
+pub fn parse_ocl_strict(xml: &str) -> Result<Ocl, OclError> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| OclError::Xml(e.to_string()))?;
+    let not_ocl = |why: &str| OclError::NotAnOcl(why.to_owned());
+    let root = doc.root_element();
+    if root.tag_name().name() != "OAuthclientlist"
+        || root.tag_name().namespace() != Some(OCL_NAMESPACE)
+    {
+        return Err(not_ocl(
+            "the root is not OAuthclientlist in the release 2 namespace",
+        ));
+    }
+    type Node<'a, 'i> = roxmltree::Node<'a, 'i>;
+    // Elements only (comments and white space aside), each in the OCL's namespace.
+    fn elements<'a, 'i>(node: Node<'a, 'i>) -> Result<Vec<Node<'a, 'i>>, OclError> {
+        let not_ocl = |why: &str| OclError::NotAnOcl(why.to_owned());
+        let mut out = Vec::new();
+        for child in node.children() {
+            if child.is_element() {
+                if child.tag_name().namespace() != Some(OCL_NAMESPACE) {
+                    return Err(not_ocl("an element outside the OCL namespace"));
+                }
+                out.push(child);
+            } else if child.is_text() && !child.text().unwrap_or("").trim().is_empty() {
+                return Err(not_ocl("text where elements belong"));
+            }
+        }
+        Ok(out)
+    }
+    // A leaf: text only.
+    fn text(node: Node<'_, '_>) -> Option<String> {
+        node.children()
+            .all(|c| c.is_text())
+            .then(|| node.text().unwrap_or("").trim().to_owned())
+    }
+    fn names(nodes: &[Node<'_, '_>]) -> Vec<String> {
+        nodes
+            .iter()
+            .map(|n| n.tag_name().name().to_owned())
+            .collect()
+    }
+    let top = elements(root)?;
+    if names(&top) != ["Tijdstempel", "Volgnummer", "OAuthclients"] {
+        return Err(not_ocl(
+            "expected Tijdstempel, Volgnummer and OAuthclients, once each, in that order",
+        ));
+    }
+    let stamp = text(top[0]).unwrap_or_default();
+    if !is_date_time(&stamp) {
+        return Err(not_ocl("Tijdstempel is not a date and time"));
+    }
+    let sequence = text(top[1])
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u64>().ok())
+        .ok_or_else(|| not_ocl("Volgnummer is not a number"))?;
+    let entries = elements(top[2])?;
+    if entries.is_empty() {
+        return Err(not_ocl("no OAuthclient: an empty list is never taken"));
+    }
+    let mut clients: Vec<Client> = Vec::with_capacity(entries.len());
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let bad = |why: String| OclError::BadEntry(i + 1, why);
+        let fields = elements(entry)?;
+        if entry.tag_name().name() != "OAuthclient"
+            || names(&fields) != ["Hostname", "OAuthclientOrganisatienaam"]
+        {
+            return Err(bad(
+                "expected an OAuthclient of Hostname and OAuthclientOrganisatienaam".into(),
+            ));
+        }
+        let hostname = text(fields[0]).unwrap_or_default();
+        if !is_hostname(&hostname) {
+            return Err(bad(format!(
+                "Hostname {hostname:?} is not a lower-case hostname"
+            )));
+        }
+        let name = text(fields[1]).unwrap_or_default();
+        if name.is_empty() {
+            return Err(bad("OAuthclientOrganisatienaam is empty".into()));
+        }
+        if !seen.insert(hostname.clone()) {
+            return Err(bad(format!("Hostname {hostname} is listed twice")));
+        }
+        clients.push(Client { hostname, name });
+    }
+    Ok(Ocl { sequence, clients })
+}
+
+/// `xs:dateTime`: `YYYY-MM-DDThh:mm:ss`, fractions and a zone optional.
+fn is_date_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    b.len() >= 19
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || b".:+-Z".contains(c))
+}
+
+/// A new OCL that would drop more than `max_shrink` percent of the entries in use at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("it would drop {dropped} of the {in_use} entries in use (more than {max_shrink} %)")]
+pub struct Shrunk {
+    pub dropped: usize,
+    pub in_use: usize,
+    pub max_shrink: usize,
+}
+
+/// Whether `new` may replace `in_use`: it drops at most `max_shrink` percent of its hostnames.
+/// A PGO leaving is ordinary; half the list leaving at once is a broken export or an attack.
+pub fn check_shrink(in_use: &[Client], new: &[Client], max_shrink: usize) -> Result<(), Shrunk> {
+    let kept: std::collections::HashSet<&str> = new.iter().map(|c| c.hostname.as_str()).collect();
+    let dropped = in_use
+        .iter()
+        .filter(|c| !kept.contains(c.hostname.as_str()))
+        .count();
+    if dropped * 100 > max_shrink * in_use.len() {
+        return Err(Shrunk {
+            dropped,
+            in_use: in_use.len(),
+            max_shrink,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +500,106 @@ mod tests {
         assert_eq!(list.get("a.nl").unwrap().name, "A");
         assert_eq!(list.len(), 1);
         assert!(list.get("b.nl").is_none());
+    }
+
+    fn client(hostname: &str) -> Client {
+        Client {
+            hostname: hostname.into(),
+            name: format!("{hostname} BV"),
+        }
+    }
+
+    fn entry(hostname: &str) -> String {
+        format!(
+            "<OAuthclient><Hostname>{hostname}</Hostname><OAuthclientOrganisatienaam>{hostname} BV</OAuthclientOrganisatienaam></OAuthclient>"
+        )
+    }
+
+    #[test]
+    fn ocl_from_the_stelselnode_is_read_strictly() {
+        let good = ocl(&format!(
+            "{}{}",
+            entry("pgo.example.nl"),
+            entry("app.pgo.nl")
+        ));
+        assert_eq!(
+            parse_ocl_strict(&good),
+            Ok(Ocl {
+                sequence: 42,
+                clients: vec![client("pgo.example.nl"), client("app.pgo.nl")],
+            })
+        );
+        let wrong_ns = good.replace("release2", "release1");
+        let cases = [
+            (wrong_ns, "the root"),
+            (ocl(""), "empty list"),
+            (
+                ocl(&format!("{}{}", entry("a.nl"), entry("a.nl"))),
+                "listed twice",
+            ),
+            (ocl(&entry("A.nl")), "lower-case"),
+            (
+                ocl("<OAuthclient><Hostname>a.nl</Hostname></OAuthclient>"),
+                "OAuthclient of",
+            ),
+            (
+                ocl(
+                    "<OAuthclient><Hostname>a.nl</Hostname><OAuthclientOrganisatienaam> </OAuthclientOrganisatienaam></OAuthclient>",
+                ),
+                "empty",
+            ),
+            (
+                ocl(
+                    "<OAuthclient><OAuthclientOrganisatienaam>A</OAuthclientOrganisatienaam><Hostname>a.nl</Hostname></OAuthclient>",
+                ),
+                "OAuthclient of",
+            ),
+            (
+                good.replace("<Volgnummer>42", "<Volgnummer>x42"),
+                "Volgnummer",
+            ),
+            (
+                good.replace("2026-11-01T12:00:00Z", "gisteren"),
+                "Tijdstempel",
+            ),
+            (
+                good.replace("<Tijdstempel>2026-11-01T12:00:00Z</Tijdstempel>", ""),
+                "expected Tijdstempel",
+            ),
+            (
+                good.replace(
+                    "<OAuthclients>",
+                    "<OAuthclients><x:Extra xmlns:x=\"urn:x\"/>",
+                ),
+                "outside",
+            ),
+            (good.replace("</OAuthclientlist>", ""), "well-formed"),
+        ];
+        for (xml, why) in cases {
+            let e = parse_ocl_strict(&xml).unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+
+    #[test]
+    fn ocl_shrink_beyond_the_limit_is_refused() {
+        let four: Vec<Client> = ["a.nl", "b.nl", "c.nl", "d.nl"].map(client).to_vec();
+        assert_eq!(check_shrink(&four, &four[..2], 50), Ok(()));
+        assert_eq!(
+            check_shrink(&four, &four[..1], 50),
+            Err(Shrunk {
+                dropped: 3,
+                in_use: 4,
+                max_shrink: 50
+            })
+        );
+        // New entries do not make up for dropped ones.
+        let replaced: Vec<Client> = ["x.nl", "y.nl", "z.nl", "a.nl"].map(client).to_vec();
+        assert!(check_shrink(&four, &replaced, 50).is_err());
+        assert_eq!(
+            check_shrink(&four, &four[..3], 0).map_err(|e| e.dropped),
+            Err(1)
+        );
+        assert_eq!(check_shrink(&[], &four, 0), Ok(()));
     }
 }

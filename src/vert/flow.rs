@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::Birthdate;
+use super::{Birthdate, FreshLogin};
 
 /// The kind of representation a flow asks for (the scope token, ext.vert.authint.200/.204).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +67,10 @@ pub struct Flow {
     /// The flow's `X-Correlation-ID` (the client's, or one the proxy made up): the trace id on
     /// pages and in log lines at the flow's return.
     pub correlation_id: Uuid,
+    /// What the proxy added to the forwarded request to ask for a fresh login
+    /// (`representation.fresh_login`): taken off again when the AS sends the browser back into
+    /// the flow ([`super::fresh_login::on_return`]). Only with a representation.
+    pub fresh_login: FreshLogin,
 }
 
 impl Flow {
@@ -118,6 +122,7 @@ mod tests {
             requested: None,
             issued_at: 0,
             correlation_id: Uuid::nil(),
+            fresh_login: crate::vert::FreshLogin::OFF,
         };
         assert_eq!(flow.client_id(), "pgo.example.nl");
     }
@@ -130,6 +135,7 @@ mod tests {
             requested: None,
             issued_at: 1000,
             correlation_id: Uuid::nil(),
+            fresh_login: crate::vert::FreshLogin::OFF,
         };
         assert!(!flow.is_expired(1000, 60, 5));
         assert!(!flow.is_expired(1060, 60, 5));

@@ -526,6 +526,7 @@ mod tests {
             }),
             issued_at: NOW - 60,
             correlation_id: Uuid::nil(),
+            fresh_login: crate::vert::FreshLogin::OFF,
         }
     }
 

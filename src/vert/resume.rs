@@ -164,8 +164,16 @@ pub fn post(
         }
         (Some(flow), _) | (None, Some(flow)) => flow,
     };
-    // A second state that does not open (or a first one, beside the other's) is another reading.
+    // A second state that does not open (or a first one, beside the other's) is another reading,
+    // but for one: a consent page the AS served in answer to the authorization request itself
+    // (a login session was there already) posts back to the URL the browser shows, the
+    // client's own request with the client's own state, which this flow sealed exactly.
+    let clients_own = body.single_raw(Param::State).is_some()
+        && query.single_raw(Param::State) == Some(flow.state.as_str());
     for parsed in [query, body] {
+        if std::ptr::eq(parsed, query) && clients_own {
+            continue;
+        }
         if parsed.has(Param::State) && sealed_flow(parsed, &mut open).is_none() {
             return Some(refused(
                 Exception::FailClosed,
@@ -180,6 +188,27 @@ pub fn post(
         clients,
         clock,
     ))
+}
+
+/// The query of a consent form posted back to the client's own request ([`post`]): the client's
+/// state there replaced by the sealed one the form carries, so that the AS sees one flow in
+/// both. `None` when the query is no such thing (it goes on as it came).
+/// The scope goes as it went the first time: without the representation token when
+/// `strip_token` (`representation.strip_scope_token`).
+pub fn restated(
+    query: &Parsed<'_>,
+    body: &Parsed<'_>,
+    flow: &Flow,
+    strip_token: bool,
+) -> Option<String> {
+    let sealed = body.single_raw(Param::State)?;
+    if query.single_raw(Param::State) != Some(flow.state.as_str()) || sealed == flow.state {
+        return None;
+    }
+    let mut out = String::with_capacity(query.as_sent().len() + sealed.len());
+    let strip = strip_token && flow.requested.is_some();
+    query.push_forwarded(&mut out, sealed, strip, |_| false);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -211,6 +240,7 @@ mod tests {
             }),
             issued_at: NOW - 60,
             correlation_id: uuid::Uuid::nil(),
+            fresh_login: crate::vert::FreshLogin::OFF,
         }
     }
 
@@ -408,6 +438,38 @@ mod tests {
         assert_eq!(on_post("", "a=1"), None);
         // A state repeated is no state to open: no flow, nothing forwarded either.
         assert_eq!(on_post("", "state=SEALED&state=SEALED"), None);
+    }
+
+    #[test]
+    fn a_consent_page_served_at_the_clients_own_request_posts_back_into_its_flow() {
+        // Django OAuth Toolkit with a login session: the consent page answers the authorization
+        // request itself, and its form (action="") posts to the client's URL: the client's state
+        // in the query, the sealed one in the body.
+        let query = format!("response_type=code&{IDS}&state=orig&scope=48");
+        let body = format!("csrfmiddlewaretoken=t&{IDS}&state=SEALED&allow=Authorize");
+        assert_eq!(
+            on_post(&query, &body),
+            Some(Resumed::Flow(Box::new(flow())))
+        );
+        assert_eq!(
+            restated(&Parsed::new(&query), &Parsed::new(&body), &flow(), false).as_deref(),
+            Some(format!("response_type=code&{IDS}&state=SEALED&scope=48").as_str())
+        );
+        // As the first request went: without the token, with strip_scope_token.
+        let query = format!("response_type=code&{IDS}&state=orig&scope=48%20onbehalfof");
+        assert_eq!(
+            restated(&Parsed::new(&query), &Parsed::new(&body), &flow(), true).as_deref(),
+            Some(format!("response_type=code&{IDS}&state=SEALED&scope=48").as_str())
+        );
+        // Any other state in the query is still another reading.
+        let query = format!("response_type=code&{IDS}&state=other&scope=48");
+        assert_eq!(detail(on_post(&query, &body)).0, Exception::FailClosed);
+        // A round trip with the sealed state in both: nothing to restate.
+        let query = format!("response_type=code&{IDS}&state=SEALED");
+        assert_eq!(
+            restated(&Parsed::new(&query), &Parsed::new(&body), &flow(), false),
+            None
+        );
     }
 
     #[test]

@@ -498,6 +498,7 @@ impl Setup {
                     requested: None,
                     issued_at: now - 7200,
                     correlation_id: uuid::Uuid::try_parse(&CORRELATION[18..]).unwrap(),
+                    fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
                 };
                 let sealed = self.flows.keys.seal(&flow);
                 self.recorder.answer_path(
@@ -562,6 +563,7 @@ impl Setup {
                         .unwrap()
                         .as_secs(),
                     correlation_id: uuid::Uuid::try_parse(&CORRELATION[18..]).unwrap(),
+                    fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
                 };
                 let sealed = self.flows.keys.seal(&flow);
                 self.recorder.answer_path(

@@ -29,7 +29,7 @@ use medmij_vert_proxy::state::seal::KeyRing;
 use medmij_vert_proxy::vert::authorize::{Param, Parsed};
 use medmij_vert_proxy::vert::flow_return::Opened;
 use medmij_vert_proxy::vert::token::{self, TokenRequest};
-use medmij_vert_proxy::vert::{Birthdate, Flow, Kind, Requested};
+use medmij_vert_proxy::vert::{Birthdate, Flow, FreshLogin, Kind, Requested};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use serde_json::Value;
@@ -818,6 +818,7 @@ impl Proxy {
             // Valid for the whole run: issued an hour ahead would be refused, so now.
             issued_at: now,
             correlation_id: uuid::Uuid::nil(),
+            fresh_login: FreshLogin::OFF,
         });
         Proxy {
             harness,

@@ -479,6 +479,7 @@ fn an_expired_flow_coming_back_to_the_authorize_path_gets_the_expired_page() {
         requested: None,
         issued_at: now - 7200,
         correlation_id: uuid::Uuid::nil(),
+        fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
     });
     let target = format!(
         "/o/authorize/?response_type=code&client_id={PGO}&redirect_uri={REDIRECT_ENC}&state={sealed}"

@@ -118,6 +118,7 @@ proptest! {
             today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
             age_today: None,
             issuer: None,
+            fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
         };
         match authorize::decide(authorize::Parsed::new(&q), &settings) {
             Decision::Redirect(r) => {
@@ -248,6 +249,7 @@ proptest! {
             requested,
             issued_at: now - issued_ago,
             correlation_id: Uuid::nil(),
+            fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
         };
         let clients = clients();
         let settings = flow_return::Settings { clients: &clients, now, ttl: 1800, skew: 60, age_today: None };
@@ -338,6 +340,7 @@ proptest! {
             requested: None,
             issued_at: 1_800_000_000,
             correlation_id: Uuid::nil(),
+            fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
         };
         let clients = clients();
         let settings = flow_return::Settings { clients: &clients, now: 1_800_000_000, ttl: 1800, skew: 60, age_today: None };
@@ -395,6 +398,7 @@ proptest! {
                 requested,
                 issued_at: now,
                 correlation_id: Uuid::nil(),
+                fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
             };
             let state = match which_state {
                 0 => h.keys.seal(&flow),

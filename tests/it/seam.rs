@@ -520,3 +520,63 @@ fn store_share_forwarded_for_with_ports_and_the_slash_64s_of_one_slash_56() {
     );
     assert_eq!(from("203.0.113.7"), 302);
 }
+
+/// Issue 29: a PGO redeeming its code from a browser-side component first sends a CORS
+/// preflight. Without a body it carries no code: it reaches the AS (on the configured token
+/// path) and the AS's CORS answer comes back; with a body it is refused at the seam, as every
+/// `OPTIONS` with a body is, and the AS never sees it.
+#[test]
+fn token_path_cors_preflight_passes_to_the_as_without_a_body_and_is_refused_with_one() {
+    let upstream = Upstream::start(Bodies::Read, None, |req| {
+        if req.head.starts_with("OPTIONS ") {
+            Answer::Bytes(
+                b"HTTP/1.1 204 No Content\r\naccess-control-allow-origin: https://pgo.example.nl\r\naccess-control-allow-methods: POST\r\naccess-control-allow-headers: content-type\r\n\r\n"
+                    .to_vec(),
+            )
+        } else {
+            Answer::ok("ok")
+        }
+    });
+    let h =
+        Harness::start_with_upstream(&upstream.url(), "[token_guard]\npath = \"/oauth2/token\"\n");
+    let addr = h.proxy_addr();
+    let preflight = "OPTIONS /oauth2/Token HTTP/1.1\r\nHost: as.example.nl\r\nOrigin: https://pgo.example.nl\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type";
+    let r = send_raw(addr, preflight, "");
+    assert_eq!(raw_status(&r), 204, "{r}");
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://pgo.example.nl"),
+        "{r}"
+    );
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].head.lines().next(),
+        Some("OPTIONS /oauth2/token HTTP/1.1")
+    );
+    // With a body (a code could hide in it), announced or chunked: refused, the AS never asked.
+    let body = "grant_type=authorization_code&code=C0DE";
+    let r = send_raw(
+        addr,
+        &format!(
+            "{preflight}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}",
+            body.len()
+        ),
+        body,
+    );
+    assert_eq!(raw_status(&r), 400, "{r}");
+    let r = send_raw(
+        addr,
+        &format!("{preflight}\r\nTransfer-Encoding: chunked"),
+        &format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()),
+    );
+    assert_eq!(raw_status(&r), 400, "{r}");
+    // A code in the query of a preflight: a lenient framework would read it as a token request.
+    let r = send_raw(
+        addr,
+        "OPTIONS /oauth2/token?grant_type=authorization_code&code=C0DE HTTP/1.1\r\nHost: as.example.nl",
+        "",
+    );
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert_eq!(upstream.seen().len(), 1, "{}", upstream.received());
+}

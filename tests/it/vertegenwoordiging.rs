@@ -424,6 +424,7 @@ fn flow(issued_at: u64, requested: Option<Requested>) -> Flow {
         requested,
         issued_at,
         correlation_id: Uuid::from_u128(42),
+        fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
     }
 }
 

@@ -115,14 +115,24 @@ def main():
         [gunicorn, "-b", "127.0.0.1:0", "-w", "1", "vertas.wsgi"], r"Listening at: http://127\.0\.0\.1:(\d+)", env, HERE
     )
     as_port = found.group(1)
-    def proxy(name, authorize_path, token_path):
+    # The same AS as a DVA runs it that leaves the new login to the proxy's fresh_login: without
+    # the middleware's own logout (VERTAS_FRESH_LOGIN_BY_PROXY=1).
+    plain_proc, found, plain_log = start(
+        [gunicorn, "-b", "127.0.0.1:0", "-w", "1", "vertas.wsgi"],
+        r"Listening at: http://127\.0\.0\.1:(\d+)",
+        dict(env, VERTAS_FRESH_LOGIN_BY_PROXY="1"),
+        HERE,
+    )
+    plain_port = found.group(1)
+
+    def proxy(name, authorize_path, token_path, port=as_port, representation=""):
         config = os.path.join(work, f"{name}.toml")
         with open(config, "w") as f:
             f.write(f"""
 [listen]
 addr = "127.0.0.1:0"
 [upstream]
-url = "http://127.0.0.1:{as_port}"
+url = "http://127.0.0.1:{port}"
 [oauth]
 authorize_path = "{authorize_path}"
 [clients]
@@ -130,6 +140,7 @@ static = [ {{ hostname = "pgo.example.nl", name = "Voorbeeld PGO" }} ]
 [representation]
 scopes = ["onbehalfof", "onbehalfofchild"]
 strip_scope_token = true
+{representation}
 [token_guard]
 path = "{token_path}"
 [log]
@@ -142,6 +153,9 @@ format = "json"
     proxy_proc, base, proxy_log = proxy("slash", "/o/authorize/", "/o/token/")
     # Configured without it: DOT's APPEND_SLASH answers the forwarded request with a 301.
     bare_proc, bare, bare_log = proxy("bare", "/o/authorize", "/o/token/")
+    # In front of the AS without its own logout: with representation.fresh_login, and without.
+    fresh_proc, fresh, fresh_log = proxy("fresh", "/o/authorize/", "/o/token/", plain_port, "fresh_login = true")
+    stale_proc, stale, stale_log = proxy("stale", "/o/authorize/", "/o/token/", plain_port)
     results = []
 
     def case(name, fn):
@@ -268,6 +282,34 @@ format = "json"
         assert browser.logins == 2, "the existing login was reused"
         assert callback and "code=" in callback, (r.status_code, r.text[:300])
 
+    def fresh_login():
+        """A login for themselves, then onbehalfof: with fresh_login the proxy asks DOT for a
+        fresh login (prompt=login), the Persoon logs in on behalf of Piet, and the code is
+        released; the AS has no logout of its own for it."""
+        browser = Browser(fresh)
+        client, url, verifier = pgo("48", base=fresh)
+        callback, r = browser.walk(url)
+        assert callback and "code=" in callback, (r.status_code, r.text[:300])
+        assert browser.logins == 1
+        client, url, verifier = pgo("48 onbehalfof", {"MedMij_geboortedatum": "19700901"}, base=fresh)
+        callback, r = browser.walk(url, represent="piet", kind="onbehalfof")
+        assert browser.logins == 2, f"no fresh login ({browser.logins} logins)"
+        assert callback and "code=" in callback, (r.status_code, r.text[:300])
+        assert parse_qs(urlsplit(callback).query)["state"] == [client.state], callback
+        tok = token(client, callback, verifier, base=fresh)
+        assert tok.get("access_token"), tok
+
+    def fresh_login_off():
+        """The same without the key: the login for themselves is reused, Vert 1 as before."""
+        browser = Browser(stale)
+        client, url, verifier = pgo("48", base=stale)
+        assert browser.walk(url)[0], "self"
+        client, url, verifier = pgo("48 onbehalfof", {"MedMij_geboortedatum": "19700901"}, base=stale)
+        callback, r = browser.walk(url, represent="piet", kind="onbehalfof")
+        assert callback is None, f"released: {callback}"
+        assert browser.logins == 1, browser.logins
+        assert r.status_code == 403 and "namens een ander is niet gelukt" in r.text, (r.status_code, r.text[:300])
+
     def append_slash():
         client, url, verifier = pgo("48 onbehalfof", {"MedMij_geboortedatum": "19700901"}, base=bare)
         browser = Browser(bare)
@@ -293,19 +335,23 @@ format = "json"
         ("PKCE: a wrong code_verifier, then the right one", pkce_retry),
         ("a login session for another representation: a new login", session_reused_for_another_representation),
         ("APPEND_SLASH: the AS's 301 followed, one seal; /o/token without its slash", append_slash),
+        ("fresh_login: a login for themselves, then onbehalfof: a fresh login, released", fresh_login),
+        ("fresh_login off: a login for themselves reused for onbehalfof: Vert 1", fresh_login_off),
     ]:
         case(name, fn)
-    for proc in (proxy_proc, bare_proc, as_proc):
+    for proc in (proxy_proc, bare_proc, fresh_proc, stale_proc, as_proc, plain_proc):
         proc.terminate()
         proc.wait()
     failed = [r for r in results if r[1]]
     if failed:
         print("--- proxy log (decision lines) ---")
-        for line in proxy_log + bare_log:
+        for line in proxy_log + bare_log + fresh_log + stale_log:
             if "decision" in line:
-                print(json.dumps(json.loads(line).get("fields", {})))
+                print(line.rstrip())
         print("--- AS log ---")
         print("".join(as_log[-30:]))
+        print("--- AS log (fresh_login by the proxy) ---")
+        print("".join(plain_log[-30:]))
     print(f"django: {len(results) - len(failed)} passed, {len(failed)} failed")
     sys.exit(1 if failed else 0)
 

@@ -17,7 +17,11 @@ function used(accountId) {
   return kind && RECORDS[person] ? [kind, RECORDS[person]] : ['none'];
 }
 
-export function createAs(issuer) {
+/**
+ * `freshLoginByProxy`: the proxy runs with representation.fresh_login and asks for the new
+ * login itself (prompt=login, which the provider honours), so the AS needs no Check of its own.
+ */
+export function createAs(issuer, { freshLoginByProxy = false } = {}) {
   // (1) What each flow asked for, kept with the flow (its sealed state names it): the header
   // arrives on the authorization request only.
   const flows = new Map();
@@ -26,17 +30,19 @@ export function createAs(issuer) {
   // (1) A login session for another representation than the one now asked is not reused:
   // DigiD must be asked again. Judged once per flow, on the login the flow found: within the
   // flow, what the Persoon then chose at DigiD stands (the proxy judges that).
-  policy.get('login').checks.add(
-    new interactionPolicy.Check('vert_representation', 'another representation is asked', (ctx) => {
-      const flow = flows.get(ctx.oidc.params.state);
-      if (!flow || flow.checked) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-      flow.checked = true;
-      const accountId = ctx.oidc.session?.accountId;
-      return accountId && used(accountId)[0] !== flow.requested
-        ? interactionPolicy.Check.REQUEST_PROMPT
-        : interactionPolicy.Check.NO_NEED_TO_PROMPT;
-    }),
-  );
+  if (!freshLoginByProxy) {
+    policy.get('login').checks.add(
+      new interactionPolicy.Check('vert_representation', 'another representation is asked', (ctx) => {
+        const flow = flows.get(ctx.oidc.params.state);
+        if (!flow || flow.checked) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        flow.checked = true;
+        const accountId = ctx.oidc.session?.accountId;
+        return accountId && used(accountId)[0] !== flow.requested
+          ? interactionPolicy.Check.REQUEST_PROMPT
+          : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }),
+    );
+  }
 
   const provider = new Provider(issuer, {
     clients: [

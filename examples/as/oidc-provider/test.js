@@ -21,18 +21,31 @@ const CALLBACK = 'https://pgo.example.nl/callback';
 const ISSUER = 'https://as.example.nl';
 const proxyBin = process.argv[2];
 
-const provider = createAs(ISSUER);
-const asServer = http.createServer(provider.callback());
-asServer.listen(0, '127.0.0.1');
-await once(asServer, 'listening');
+/** An AS on a port of 127.0.0.1 the kernel picks. */
+async function startAs(options) {
+  const server = http.createServer(createAs(ISSUER, options).callback());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+const asServer = await startAs();
+// The same AS as a DVA runs it that leaves the new login to the proxy's fresh_login: without
+// its own login Check.
+const plainAs = await startAs({ freshLoginByProxy: true });
 
 const work = mkdtempSync(join(tmpdir(), 'vert-oidc-'));
-const config = join(work, 'proxy.toml');
-writeFileSync(config, `
+const proxyLog = [];
+const proxies = [];
+
+/** The proxy binary in front of the AS on `port`, with `representation` keys added. */
+async function startProxy(name, port, representation = '') {
+  const config = join(work, `${name}.toml`);
+  writeFileSync(config, `
 [listen]
 addr = "127.0.0.1:0"
 [upstream]
-url = "http://127.0.0.1:${asServer.address().port}"
+url = "http://127.0.0.1:${port}"
 [oauth]
 authorize_path = "/auth"
 issuer = "${ISSUER}"
@@ -40,35 +53,48 @@ issuer = "${ISSUER}"
 static = [ { hostname = "pgo.example.nl", name = "Voorbeeld PGO" } ]
 [representation]
 scopes = ["onbehalfof", "onbehalfofchild"]
+${representation}
 [token_guard]
 path = "/token"
 [log]
 format = "json"
 `);
-const proxyProc = spawn(proxyBin, ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-const proxyLog = [];
-const base = await new Promise((resolve, reject) => {
-  let buffered = '';
-  proxyProc.stderr.on('data', (chunk) => {
-    buffered += chunk;
-    const lines = buffered.split('\n');
-    buffered = lines.pop();
-    for (const line of lines) {
-      proxyLog.push(line);
-      const found = line.match(/"addr":"127\.0\.0\.1:(\d+)"/);
-      if (found) resolve(`http://127.0.0.1:${found[1]}`);
-    }
+  const proc = spawn(proxyBin, ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  proxies.push(proc);
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    proc.stderr.on('data', (chunk) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop();
+      for (const line of lines) {
+        proxyLog.push(line);
+        const found = line.match(/"addr":"127\.0\.0\.1:(\d+)"/);
+        if (found) resolve(`http://127.0.0.1:${found[1]}`);
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`proxy ${name} exited ${code}:\n${proxyLog.join('\n')}`)));
   });
-  proxyProc.on('exit', (code) => reject(new Error(`proxy exited ${code}:\n${proxyLog.join('\n')}`)));
-});
+}
 
-// The PGO's configuration: the AS's discovery document, fetched through the proxy, with its
-// endpoints where this test reaches them (the issuer stays the AS's name).
-const discovered = await (await fetch(`${base}/.well-known/openid-configuration`)).json();
-const metadata = JSON.parse(JSON.stringify(discovered).replaceAll(ISSUER, base));
-metadata.issuer = ISSUER;
-const pgoConfig = new client.Configuration(metadata, 'pgo.example.nl', undefined, client.None());
-client.allowInsecureRequests(pgoConfig); // plain HTTP on loopback only
+/** The PGO's configuration: the AS's discovery document, fetched through the proxy at
+ * `base`, with its endpoints where this test reaches them (the issuer stays the AS's name). */
+async function pgoConfigFor(base) {
+  const discovered = await (await fetch(`${base}/.well-known/openid-configuration`)).json();
+  const metadata = JSON.parse(JSON.stringify(discovered).replaceAll(ISSUER, base));
+  metadata.issuer = ISSUER;
+  const config = new client.Configuration(metadata, 'pgo.example.nl', undefined, client.None());
+  client.allowInsecureRequests(config); // plain HTTP on loopback only
+  return config;
+}
+
+const base = await startProxy('proxy', asServer.address().port);
+const pgoConfig = await pgoConfigFor(base);
+// In front of the AS without its own Check: with representation.fresh_login, and without.
+const freshBase = await startProxy('fresh', plainAs.address().port, 'fresh_login = true');
+const freshConfig = await pgoConfigFor(freshBase);
+const staleBase = await startProxy('stale', plainAs.address().port);
+const staleConfig = await pgoConfigFor(staleBase);
 
 class Browser {
   constructor() {
@@ -143,10 +169,10 @@ class Browser {
   }
 }
 
-async function pgo(scope, extra = {}) {
+async function pgo(scope, extra = {}, config = pgoConfig) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
-  const url = client.buildAuthorizationUrl(pgoConfig, {
+  const url = client.buildAuthorizationUrl(config, {
     redirect_uri: CALLBACK,
     scope,
     state,
@@ -154,12 +180,12 @@ async function pgo(scope, extra = {}) {
     code_challenge_method: 'S256',
     ...extra,
   });
-  return { url: url.href, verifier, state };
+  return { url: url.href, verifier, state, config };
 }
 
 /** openid-client's own checks on the response (state, iss) and the token exchange. */
 function grant(callback, flow, verifier = flow.verifier) {
-  return client.authorizationCodeGrant(pgoConfig, new URL(callback), {
+  return client.authorizationCodeGrant(flow.config, new URL(callback), {
     pkceCodeVerifier: verifier,
     expectedState: flow.state,
   });
@@ -255,6 +281,26 @@ const cases = [
     assert(callback, `${page?.status} ${page?.text.slice(0, 300)}`);
     assert((await grant(callback, second)).access_token, 'no token');
   }],
+  ['fresh_login: a login for themselves, then onbehalfof: a fresh login, released', async () => {
+    const browser = new Browser();
+    const first = await pgo('openid 48', {}, freshConfig);
+    assert((await browser.walk(first.url)).callback, 'self');
+    const second = await pgo('openid 48 onbehalfof', ONBEHALFOF, freshConfig);
+    const { callback, page } = await browser.walk(second.url, { login: 'piet@onbehalfof' });
+    assert(browser.logins === 2, `no fresh login (${browser.logins} logins)`);
+    assert(callback, `${page?.status} ${page?.text.slice(0, 300)}`);
+    assert((await grant(callback, second)).access_token, 'no token');
+  }],
+  ['fresh_login off: a login for themselves reused for onbehalfof: Vert 1', async () => {
+    const browser = new Browser();
+    const first = await pgo('openid 48', {}, staleConfig);
+    assert((await browser.walk(first.url)).callback, 'self');
+    const second = await pgo('openid 48 onbehalfof', ONBEHALFOF, staleConfig);
+    const { callback, page } = await browser.walk(second.url, { login: 'piet@onbehalfof' });
+    assert(!callback, `released: ${callback}`);
+    assert(browser.logins === 1, `${browser.logins} logins`);
+    assert(page.status === 403 && page.text.includes('namens een ander is niet gelukt'), `${page.status} ${page.text.slice(0, 300)}`);
+  }],
 ];
 
 let passed = 0;
@@ -269,8 +315,9 @@ for (const [name, run] of cases) {
     console.log(`FAIL ${name}: ${e.stack ?? e}`);
   }
 }
-proxyProc.kill('SIGTERM');
+for (const proc of proxies) proc.kill('SIGTERM');
 asServer.close();
+plainAs.close();
 if (failed) {
   for (const line of proxyLog) if (line.includes('decision')) console.log(line);
 }

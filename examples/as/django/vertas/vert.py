@@ -4,16 +4,20 @@ logic in the framework's natural hook. Every request reaches the AS through medm
 1. On the authorization request: read X-Vert-Requested and keep it in the login session. When a
    login session exists for another representation than the one now asked, log out first, so
    that DigiD asks again (an existing session would otherwise be reused: Vert 1/2 with no
-   chance to log in again).
+   chance to log in again). Not needed, and off (VERTAS_FRESH_LOGIN_BY_PROXY=1), when the proxy
+   runs with representation.fresh_login = true: it asks with prompt=login, which DOT honours.
 2. On the code redirect: DOT already goes back to the redirect_uri as received, with code and
    state as received.
 3. On that same response: the representation signal, from the login session.
 """
+import os
 from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth import logout
 
 AUTHORIZE_PATH = "/o/authorize/"
+# The proxy's representation.fresh_login asks for the new login instead (prompt=login).
+FRESH_LOGIN_BY_PROXY = os.environ.get("VERTAS_FRESH_LOGIN_BY_PROXY") == "1"
 
 
 class VertMiddleware:
@@ -29,7 +33,11 @@ class VertMiddleware:
             requested = request.headers.get("X-Vert-Requested")
             flow = request.GET.get("state") or request.POST.get("state")
             if flow != request.session.get("vert_flow"):
-                if request.user.is_authenticated and request.session.get("vert_used", "none") != (requested or "none"):
+                if (
+                    not FRESH_LOGIN_BY_PROXY
+                    and request.user.is_authenticated
+                    and request.session.get("vert_used", "none") != (requested or "none")
+                ):
                     logout(request)
                 request.session["vert_flow"] = flow
             request.session["vert_requested"] = requested
