@@ -425,6 +425,43 @@ mod tests {
         }
     }
 
+    /// Issue 26, finding 4: a private peer with no `listen.trusted_proxies` is said once; a
+    /// loopback or public peer, or a configured list, says nothing.
+    #[test]
+    fn a_private_peer_without_trusted_proxies_is_warned_about_once() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            warn_if_an_unnamed_balancer("127.0.0.1".parse().unwrap(), 0);
+            warn_if_an_unnamed_balancer("203.0.113.5".parse().unwrap(), 0);
+            warn_if_an_unnamed_balancer("10.0.0.7".parse().unwrap(), 1);
+            warn_if_an_unnamed_balancer("10.0.0.7".parse().unwrap(), 0);
+            warn_if_an_unnamed_balancer("10.0.0.8".parse().unwrap(), 0);
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text.matches("listen.trusted_proxies is empty").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("peer=10.0.0.7"), "{text}");
+    }
+
     #[test]
     fn private_ranges_are_the_ones_a_balancer_sits_in() {
         for ip in [
