@@ -343,16 +343,7 @@ impl<'q> Parsed<'q> {
 /// `redirect_uri` and a `state` to them. Each such name counts as a second reading of it
 /// ([`Slot::repeated`]): 1a for `client_id` and `redirect_uri`, 1b for the others.
 fn semicolon_names<'q>(pair: RawPair<'q>, query: &'q str) -> impl Iterator<Item = Param> + 'q {
-    let as_sent = pair.as_sent(query);
-    let pieces = memchr::memchr(b';', as_sent.as_bytes()).map(|_| as_sent.split(';').enumerate());
-    pieces.into_iter().flatten().filter_map(|(i, piece)| {
-        let name = piece.split('=').next().unwrap_or(piece);
-        // The first piece's name is the pair's own unless the `;` comes before its `=`.
-        if i == 0 && name.len() < piece.len() {
-            return None;
-        }
-        Param::from_name(&query::decode(name).ok()?)
-    })
+    query::names_behind_semicolons(pair, query).filter_map(|name| Param::from_name(&name))
 }
 
 /// Why a request is refused without a redirect (Authorization interface 1a).

@@ -111,16 +111,7 @@ fn read(query: &str) -> Result<Read<'_>, &'static str> {
 /// The judged names a `;`-splitting reader (Rack 2, Python before CVE-2021-23336, Go before
 /// 1.17) finds inside one `&`-separated pair beyond the pair's own: for them a second reading.
 fn semicolon_names<'q>(pair: RawPair<'q>, query: &'q str) -> impl Iterator<Item = Name> + 'q {
-    let as_sent = pair.as_sent(query);
-    let pieces = memchr::memchr(b';', as_sent.as_bytes()).map(|_| as_sent.split(';').enumerate());
-    pieces.into_iter().flatten().filter_map(|(i, piece)| {
-        let name = piece.split('=').next().unwrap_or(piece);
-        // The first piece's name is the pair's own unless the `;` comes before its `=`.
-        if i == 0 && name.len() < piece.len() {
-            return None;
-        }
-        Name::of(&query::decode(name).ok()?)
-    })
+    query::names_behind_semicolons(pair, query).filter_map(|name| Name::of(&name))
 }
 
 /// What a new authorization request for a representation gets.

@@ -104,6 +104,26 @@ impl<'q> Iterator for Pairs<'q> {
     }
 }
 
+/// The names, decoded, a `;`-splitting reader (Rack 2, Python before CVE-2021-23336, Go before
+/// 1.17, Perl's CGI.pm) finds inside one `&`-separated pair beyond the pair's own: `x=1;state=a`
+/// and `a=1&amp;state=a` carry a `state` to them. Names that do not decode are left out (the
+/// pair itself is refused for them).
+pub fn names_behind_semicolons<'q>(
+    pair: RawPair<'q>,
+    query: &'q str,
+) -> impl Iterator<Item = Cow<'q, str>> + 'q {
+    let as_sent = pair.as_sent(query);
+    let pieces = memchr::memchr(b';', as_sent.as_bytes()).map(|_| as_sent.split(';').enumerate());
+    pieces.into_iter().flatten().filter_map(|(i, piece)| {
+        let name = piece.split('=').next().unwrap_or(piece);
+        // The first piece's name is the pair's own unless the `;` comes before its `=`.
+        if i == 0 && name.len() < piece.len() {
+            return None;
+        }
+        decode(name).ok()
+    })
+}
+
 /// Decodes one name or value: `+` is a space, `%XX` a byte, the result must be UTF-8.
 pub fn decode(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
     let bytes = raw.as_bytes();
