@@ -204,7 +204,9 @@ impl<'q> Parsed<'q> {
                     (None, true)
                 }
             };
-            parsed.respelled |= !own;
+            // The ids name no security decision; a PGO's own spelling of them stays its own.
+            parsed.respelled |=
+                !own && !matches!(param, Some(Param::RequestId | Param::CorrelationId));
             let decoded = match param {
                 // Cut there by `;`-splitting readers: a judged value read two ways.
                 Some(_) if semicolons && pair.value.contains(';') => Err(DecodeError::Semicolon),

@@ -353,6 +353,9 @@ mod tests {
         let body =
             "redirect_uri%5B%5D=https%3A%2F%2Fpgo.example.nl%2Fcb&response_type=code&state=SEALED";
         assert_eq!(detail(on_post("", body)).0, Exception::FailClosed);
+        // The log ids in a PGO's own spelling decide nothing: the flow goes on.
+        let query = format!("response_type=code&{IDS}&state=SEALED&x-correlation-id=abc");
+        assert!(matches!(on_get(&query), Some(Resumed::Flow(_))), "{query}");
     }
 
     #[test]
