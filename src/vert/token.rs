@@ -38,6 +38,7 @@ pub enum Invalid {
     GrantMissing,
     GrantMisspelled,
     GrantEmpty,
+    Respelled,
 }
 
 impl Invalid {
@@ -52,6 +53,7 @@ impl Invalid {
             Invalid::GrantMissing => "grant_type missing",
             Invalid::GrantMisspelled => "grant_type spelled unlike authorization_code",
             Invalid::GrantEmpty => "grant_type empty",
+            Invalid::Respelled => "code or grant_type under another name",
         }
     }
 }
@@ -76,11 +78,16 @@ pub fn parse(body: &[u8]) -> TokenRequest<'_> {
         if as_sent.contains(';') && as_sent.split(';').skip(1).any(judged) {
             return TokenRequest::Invalid(Invalid::BehindSemicolon);
         }
-        let slot = match fold::read_as(&name, &["grant_type", "code"]) {
-            Some("grant_type") => &mut grant_type,
-            Some(_) => &mut code,
+        let (own, slot) = match fold::read_as(&name, &["grant_type", "code"]) {
+            Some("grant_type") => ("grant_type", &mut grant_type),
+            Some(_) => ("code", &mut code),
             None => continue,
         };
+        // Judged as a code, forwarded as sent: under another name (`code[x`, `CODE`, `code.x`)
+        // some framework reads an object, an array or nothing (issue 27: Express's `qs`).
+        if name != own {
+            return TokenRequest::Invalid(Invalid::Respelled);
+        }
         if slot.is_some() {
             // RFC 6749 §3.2: parameters must not be included more than once.
             return TokenRequest::Invalid(Invalid::Repeated);
@@ -159,6 +166,25 @@ mod tests {
             );
         }
         assert!(!query_is_clean("code%00x=C"));
+    }
+
+    /// Issue 27, found by the differential harness at scale: Express's `qs` reads a lone
+    /// `code[x=C0DE` as an object; the proxy read it as the code.
+    #[test]
+    fn differential_a_code_or_grant_under_another_name_is_invalid_request() {
+        for body in [
+            "grant_type=authorization_code&code%5Bx=C0DE",
+            "grant_type=authorization_code&CODE=C0DE",
+            "grant_type=authorization_code&code%5B%5D=C0DE",
+            "Grant_Type=authorization_code&code=C0DE",
+            "grant_type=refresh_token&Grant.Type=x",
+        ] {
+            assert_eq!(
+                parse(body.as_bytes()),
+                TokenRequest::Invalid(Invalid::Respelled),
+                "{body}"
+            );
+        }
     }
 
     /// Issue 27, found by the differential harness: Koa's body parser (`qs` with `allowDots`)
@@ -246,9 +272,11 @@ mod tests {
             parse(b"grant_type=refresh_token&refresh_token=r"),
             TokenRequest::OtherGrant
         );
+        // Read as the code grant, and under other names: since issue 27 that is refused too
+        // (forwarded as sent, `qs` reads `code[x` as an object).
         assert_eq!(
             parse(b"Grant.Type=authorization_code&Code=a"),
-            TokenRequest::Code("a".into())
+            TokenRequest::Invalid(Invalid::Respelled)
         );
     }
 }
