@@ -178,6 +178,11 @@ pub fn canonical(path: &str) -> Option<Canonical> {
     }
     let lookalike = !decoded.is_ascii();
     let read = crate::vert::fold::loose(&decoded).replace('\\', "/");
+    // A Unicode reading that makes an escape (a fullwidth `％` is `%`): a router that folds,
+    // then decodes, reads yet another path (found by the `path_route` fuzz target).
+    if lookalike && read.contains('%') && percent_decode(&read).is_some_and(|again| again != read) {
+        return None;
+    }
     let segments = segments(&read);
     let without_host = read
         .starts_with("//")
@@ -299,6 +304,10 @@ mod tests {
         assert_eq!(p.route("/oauth2/%252561uthorize"), Route::Authorize);
         // A literal `%` left over is no escape: the path reads one way.
         assert_eq!(p.route("/static/100%25.png"), Route::Other);
+        // Nor may folding make one: a fullwidth `％61` is `%61`, which a router decodes once
+        // more (the `path_route` fuzz target's finding, `..％5Aota-////t/o`).
+        assert_eq!(p.route("/oauth2/\u{ff05}61uthorize"), Route::Unreadable);
+        assert_eq!(p.route("/..\u{ff05}5Aota-////t/o"), Route::Unreadable);
     }
 
     /// Issue 27, found by the differential harness: Rack's `URLMap` hands a path below a
