@@ -169,8 +169,10 @@ pub fn canonical(path: &str) -> Option<Canonical> {
             _ => break,
         }
     }
-    // Escapes left after three decodings: a router that decodes once more reads another path.
-    if decoded.contains('%') && percent_decode(&decoded).is_some_and(|again| again != decoded) {
+    // An escape left after the decodings (three layers, or one beside a stray `%` that stopped
+    // them): a router that decodes once more, or escape by escape as WHATWG's does, reads
+    // another path. A `%` that starts no escape is a literal to every decoder.
+    if has_escape(&decoded) {
         return None;
     }
     if decoded.chars().any(char::is_control) {
@@ -230,6 +232,13 @@ fn join(segments: &[&str]) -> String {
         out.push_str(segment);
     }
     out
+}
+
+/// Whether `s` holds a `%` followed by two hex digits.
+fn has_escape(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -324,6 +333,9 @@ mod tests {
             Route::Unreadable
         );
         assert_eq!(p.route("/oauth2/author%C4%B1%CC%B0ze"), Route::Unreadable);
+        // An escape beside a stray `%` that stopped the decodings (the fuzz target's fourth).
+        assert_eq!(p.route("/a/%2525/b%25"), Route::Unreadable);
+        assert_eq!(p.route("/a/100%25/b"), Route::Other);
     }
 
     /// Issue 27, found by the differential harness: Rack's `URLMap` hands a path below a
