@@ -3,8 +3,8 @@
 //!
 //! The folders are the stack, outside in: [`server`] (listeners, TLS, workers) hands each
 //! connection to the [`seam`] (sanitize, route, limits, forwarded headers), then to [`guard`]
-//! and [`token_guard`], which ask [`vert`] (the rules: no I/O, no HTTP) and apply its decisions,
-//! then to [`upstream`] (the client to the AS). Beside the stack: [`config`], [`state`] (the
+//! (the three policy points: authorize, release, token), which asks [`vert`] (the rules: no
+//! I/O, no HTTP) and applies its decisions, then to [`upstream`] (the client to the AS). Beside the stack: [`config`], [`state`] (the
 //! sealed state and the records), [`pages`], [`ops`] (admin listener, metrics, logs) and
 //! [`runtime`] (the threads every listener runs on). The
 //! demo AS is not part of the library: it is the binary's (`src/demo/`, `medmij-vert-proxy
@@ -20,6 +20,5 @@ pub mod runtime;
 pub mod seam;
 pub mod server;
 pub mod state;
-pub mod token_guard;
 pub mod upstream;
 pub mod vert;

@@ -39,9 +39,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let settings = flow_return::Settings {
         clients: &clients,
-        now: 1_000 + u64::from(mode >> 2) * 100,
-        ttl: 1_800,
-        skew: 60,
+        clock: medmij_vert_proxy::vert::flow::Clock {
+            now: 1_000 + u64::from(mode >> 2) * 100,
+            ttl: 1_800,
+            skew: 60,
+        },
         age_today: None,
     };
     let opened = flow.clone();

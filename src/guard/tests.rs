@@ -21,13 +21,16 @@ const PGO: &str = "pgo.example.nl";
 const SELF: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcb&state=s%2B1&scope=48";
 const ONBEHALFOF: &str = "response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcb&state=s%2B1&scope=48%20onbehalfof&MedMij_geboortedatum=19700901";
 
+/// The authorize and release points, as the server stacks them (authorize outside).
+type Points = tower::layer::util::Stack<ReleaseLayer, AuthorizeLayer>;
+
 /// One guard for every test: a flow started through it must return through the same keys.
-fn layer() -> VertGuardLayer {
-    static LAYER: std::sync::LazyLock<VertGuardLayer> = std::sync::LazyLock::new(make_layer);
+fn layer() -> Points {
+    static LAYER: std::sync::LazyLock<Points> = std::sync::LazyLock::new(make_layer);
     LAYER.clone()
 }
 
-fn make_layer() -> VertGuardLayer {
+fn make_layer() -> Points {
     let config = Config::from_toml(
         r#"
         [upstream]
@@ -46,13 +49,14 @@ fn make_layer() -> VertGuardLayer {
     let keys = Arc::new(ArcSwap::from_pointee(resources.keys));
     let records = crate::state::store::Records::from_config(&config, keys.clone(), store, &metrics);
     let clients = Arc::new(ArcSwap::from_pointee(resources.clients));
-    VertGuardLayer::new(Guard::new(
+    let guard = Arc::new(Guard::new(
         &config,
         clients,
         keys,
         Arc::new(records),
         metrics,
-    ))
+    ));
+    tower::layer::util::Stack::new(ReleaseLayer::new(guard.clone()), AuthorizeLayer::new(guard))
 }
 
 /// What the inner service saw: method, target and headers of each request.

@@ -19,9 +19,10 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
-    /// `forwarded`, `refused`, `error_redirect`, `released`, `restored`, `withheld`, `passed`.
+    /// `forwarded`, `resumed`, `refused`, `error_redirect`, `released`, `restored`,
+    /// `withheld`, `passed`; on the token path also `redeemed`, `busy`, `store_unavailable`.
     pub outcome: &'static str,
-    /// The rule id of the decision log line.
+    /// The rule id of the decision log line (`vert::Rule`).
     pub rule: &'static str,
     /// The exception's MedMij name, or empty.
     pub exception: &'static str,
@@ -50,11 +51,6 @@ struct FileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -63,43 +59,6 @@ struct KindLabels {
 /// absent without `[listen.tls]`, so that no alert reads a zero as "expired in 1970").
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Unlabelled {}
-
-/// What the token guard did with a request on the token path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenOutcome {
-    /// To the AS: a released code's presentation, or another grant.
-    Forwarded,
-    /// `invalid_grant`: a code the proxy did not release, one already redeemed, or one whose
-    /// client left the client list.
-    RefusedInvalidGrant,
-    /// `invalid_request` (or `405`): a token request the proxy reads otherwise than the AS
-    /// might.
-    RefusedInvalidRequest,
-    /// `503`: the same code is at the AS now.
-    Busy,
-    /// `503`: the store could not say whether the code was released.
-    StoreUnavailable,
-}
-
-impl TokenOutcome {
-    pub const ALL: [TokenOutcome; 5] = [
-        TokenOutcome::Forwarded,
-        TokenOutcome::RefusedInvalidGrant,
-        TokenOutcome::RefusedInvalidRequest,
-        TokenOutcome::Busy,
-        TokenOutcome::StoreUnavailable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenOutcome::Forwarded => "forwarded",
-            TokenOutcome::RefusedInvalidGrant => "refused_invalid_grant",
-            TokenOutcome::RefusedInvalidRequest => "refused_invalid_request",
-            TokenOutcome::Busy => "busy",
-            TokenOutcome::StoreUnavailable => "store_unavailable",
-        }
-    }
-}
 
 /// Why the upstream gave no response (the proxy answered with its own page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,8 +168,6 @@ pub struct Metrics {
     store_capacity: Gauge,
     share_refusals: Counter,
     withheld_records: Gauge,
-    /// By [`TokenOutcome`], made at start (so each outcome shows, at 0, before it happens).
-    token_requests: [Counter; 5],
     /// By [`UpstreamFailure`], made at start.
     upstream_errors: [Counter; 2],
     /// 1 when the last read of the file worked, 0 when it was refused (the old one serves).
@@ -303,19 +260,6 @@ impl Default for Metrics {
             "Releases withheld because their source held its share of the records (store.source_share)",
             share_refusals.clone(),
         );
-        let family = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "token_requests",
-            "Requests on the token path (with the token guard on), by what the guard did: forwarded, refused_invalid_grant, refused_invalid_request, busy, store_unavailable",
-            family.clone(),
-        );
-        let token_requests = TokenOutcome::ALL.map(|outcome| {
-            family
-                .get_or_create(&OutcomeLabels {
-                    outcome: outcome.as_str(),
-                })
-                .clone()
-        });
         let family = Family::<KindLabels, Counter>::default();
         registry.register(
             "upstream_errors",
@@ -360,7 +304,6 @@ impl Default for Metrics {
             ready.clone(),
         );
         Metrics {
-            token_requests,
             upstream_errors,
             last_reload_successful,
             clients_loaded,
@@ -543,10 +486,6 @@ impl Metrics {
             .set(i64::from(ok));
     }
 
-    pub fn token_request(&self, outcome: TokenOutcome) {
-        self.token_requests[outcome as usize].inc();
-    }
-
     pub fn upstream_error(&self, kind: UpstreamFailure) {
         self.upstream_errors[kind as usize].inc();
     }
@@ -652,19 +591,12 @@ mod tests {
         assert!(text.contains(&(series("withheld") + "1")), "{text}");
     }
 
-    /// Every token outcome and upstream failure kind is a series from the start (at 0), so
-    /// that a rate over them is 0 rather than absent before the first one.
+    /// Every upstream failure kind is a series from the start (at 0), so that a rate over
+    /// them is 0 rather than absent before the first one.
     #[test]
-    fn token_outcomes_and_upstream_failures_show_at_zero_then_count() {
+    fn upstream_failures_show_at_zero_then_count() {
         let m = Metrics::default();
         let text = m.encode();
-        for outcome in TokenOutcome::ALL {
-            let series = format!(
-                "medmij_vert_token_requests_total{{outcome=\"{}\"}} 0",
-                outcome.as_str()
-            );
-            assert!(text.contains(&series), "{series}\n{text}");
-        }
         for kind in UpstreamFailure::ALL {
             let series = format!(
                 "medmij_vert_upstream_errors_total{{kind=\"{}\"}} 0",
@@ -672,16 +604,8 @@ mod tests {
             );
             assert!(text.contains(&series), "{series}\n{text}");
         }
-        m.token_request(TokenOutcome::RefusedInvalidGrant);
-        m.token_request(TokenOutcome::RefusedInvalidGrant);
-        m.token_request(TokenOutcome::Forwarded);
         m.upstream_error(UpstreamFailure::Timeout);
         let text = m.encode();
-        assert!(
-            text.contains("medmij_vert_token_requests_total{outcome=\"refused_invalid_grant\"} 2")
-        );
-        assert!(text.contains("medmij_vert_token_requests_total{outcome=\"forwarded\"} 1"));
-        assert!(text.contains("medmij_vert_token_requests_total{outcome=\"busy\"} 0"));
         assert!(text.contains("medmij_vert_upstream_errors_total{kind=\"timeout\"} 1"));
         assert!(text.contains("medmij_vert_upstream_errors_total{kind=\"failed\"} 0"));
     }

@@ -23,7 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
 use crate::config::{Config, Redis};
-use crate::guard::{Guard, VertGuardLayer};
+use crate::guard::{AuthorizeLayer, Guard, ReleaseLayer, TokenGuardLayer};
 use crate::ops::admin::{self, Admin};
 use crate::ops::metrics::Metrics;
 use crate::ops::ocl::OclHealth;
@@ -39,7 +39,6 @@ use crate::server::live::Live;
 use crate::server::resources::Resources;
 use crate::server::tls::Tls;
 use crate::state::store::{MemoryStore, RedisStore, Store};
-use crate::token_guard::TokenGuardLayer;
 use crate::upstream::conn::{Activity, Limits, TimedIo, Tracked};
 use crate::upstream::error_pages::ErrorPagesLayer;
 use crate::upstream::pool::Pool;
@@ -159,7 +158,8 @@ impl Drop for StoreRuntime {
 /// What every worker shares.
 struct Shared {
     config: Config,
-    guard: VertGuardLayer,
+    authorize: AuthorizeLayer,
+    release: ReleaseLayer,
     token_guard: TokenGuardLayer,
     router: RouteLayer,
     limits: LimitsLayer,
@@ -215,13 +215,13 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         Some(health) => ocl::start(&config, live.clients.clone(), health, metrics.clone())?,
         None => None,
     };
-    let guard = Guard::new(
+    let guard = Arc::new(Guard::new(
         &config,
         live.clients.clone(),
         live.keys.clone(),
         live.records.clone(),
         metrics.clone(),
-    );
+    ));
     let token_guard = match &config.token_guard {
         Some(t) => TokenGuardLayer::new(
             live.records.clone(),
@@ -237,7 +237,8 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         config.oauth.case_insensitive_paths,
     );
     let shared = Arc::new(Shared {
-        guard: VertGuardLayer::new(guard),
+        authorize: AuthorizeLayer::new(guard.clone()),
+        release: ReleaseLayer::new(guard),
         token_guard,
         router: RouteLayer::new(routes),
         limits: LimitsLayer::new(&config.listen),
@@ -410,7 +411,8 @@ impl Connection {
             .layer(SanitizeLayer) // hop-by-hop, overrides, `_` names, one Host, no stray body
             .layer(shared.router.clone()) // the route, decided once from one reading of the path
             .layer(shared.limits) // target length; body buffered, bounded, timed
-            .layer(shared.guard.for_peer(self.peer)) // MedMij: authorize decisions in, verdicts out
+            .layer(shared.authorize.clone()) // MedMij: authorization requests decided
+            .layer(shared.release.for_peer(self.peer)) // MedMij: codes released or withheld
             .layer(shared.token_guard.clone()) // only released codes reach the token endpoint
             .layer(ErrorPagesLayer) // no upstream answer: 502 / 504 page
             .service(self.upstream);

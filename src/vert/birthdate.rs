@@ -31,6 +31,13 @@ impl BirthdateError {
     }
 }
 
+/// The latest calendar date anywhere on Earth at `now` (UTC+14, Kiribati): a birth date is in
+/// the future only after it. A child born just after midnight in the Netherlands is born
+/// "tomorrow" in UTC, and its PGO may send its birth date at once.
+pub fn latest_today(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    (now + chrono::Duration::hours(14)).date_naive()
+}
+
 /// Years before this are typing errors, not people.
 const FIRST_YEAR: i32 = 1800;
 
@@ -100,6 +107,35 @@ mod tests {
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+    }
+
+    #[test]
+    fn ext_vert_authint_200_today_is_the_latest_date_on_earth() {
+        use chrono::TimeZone;
+        // 23:30 UTC on the 27th is 00:30 on the 28th in Amsterdam (CET) and 13:30 on the 28th
+        // in Kiribati: a child born in that first half hour is not born in the future.
+        let late = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 27, 23, 30, 0)
+            .unwrap();
+        assert_eq!(latest_today(late), today());
+        assert!(Birthdate::parse("20261128", latest_today(late)).is_ok());
+        // At 10:00 UTC on the 27th it is midnight at UTC+14: the 28th has begun there, and
+        // not a second before.
+        let early = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 27, 10, 0, 0)
+            .unwrap();
+        assert_eq!(latest_today(early), today());
+        let earlier = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 27, 9, 59, 59)
+            .unwrap();
+        assert_eq!(
+            latest_today(earlier),
+            NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
+        );
+        assert_eq!(
+            Birthdate::parse("20261128", latest_today(earlier)),
+            Err(BirthdateError::Future)
+        );
     }
 
     #[test]

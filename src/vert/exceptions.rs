@@ -3,6 +3,7 @@
 //! [`Answer`] to a response in exactly one place (`guard::answer`).
 
 use super::query::UriBuilder;
+use super::rule::Rule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Exception {
@@ -64,8 +65,8 @@ pub struct Row {
     pub exception: Exception,
     /// The MedMij name of the exception.
     pub id: &'static str,
-    /// The rule it implements, as the afsprakenstelsel numbers it.
-    pub rule: &'static str,
+    /// The rule it implements.
+    pub rule: Rule,
     pub situation: &'static str,
     pub medmij_action: &'static str,
     pub answer: Answer,
@@ -76,7 +77,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Auth1a,
         id: "Authorization interface 1a",
-        rule: "core.authint.207",
+        rule: Rule::CoreAuthint207,
         situation: "unknown client_id, or redirect_uri not valid for it",
         medmij_action: "inform the Persoon; never redirect",
         answer: Answer::Page {
@@ -87,7 +88,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Auth1b,
         id: "Authorization interface 1b",
-        rule: "core.authint.207",
+        rule: Rule::CoreAuthint207,
         situation: "invalid authorization request from a valid client",
         medmij_action: "error redirect to the client",
         answer: Answer::ErrorRedirect,
@@ -95,7 +96,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Vert1,
         id: "Authorization interface Vertegenwoordiging 1",
-        rule: "ext.vert.authint.202",
+        rule: Rule::ExtVertAuthint202,
         situation: "representation expected but not used during authentication",
         medmij_action: "inform the Persoon; stop the flow at once",
         answer: Answer::Page {
@@ -106,7 +107,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Vert2,
         id: "Authorization interface Vertegenwoordiging 2",
-        rule: "ext.vert.authint.202",
+        rule: Rule::ExtVertAuthint202,
         situation: "representation used but not expected",
         medmij_action: "inform the Persoon; stop the flow at once",
         answer: Answer::Page {
@@ -117,7 +118,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Vert3,
         id: "Authorization interface Vertegenwoordiging 3",
-        rule: "ext.vert.authint.200",
+        rule: Rule::ExtVertAuthint200,
         situation: "MedMij_geboortedatum missing while the scope holds onbehalfof",
         medmij_action: "as Authorization interface 1b (core.authint.207)",
         answer: Answer::ErrorRedirect,
@@ -125,7 +126,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Vert4,
         id: "Authorization interface Vertegenwoordiging 4",
-        rule: "ext.vert.authint.202",
+        rule: Rule::ExtVertAuthint202,
         situation: "MedMij_geboortedatum differs from the Vertegenwoordigde's birth date on record",
         medmij_action: "as Authorization interface 3 (core.authint.207): inform the Persoon, back to the PGO with access_denied",
         answer: Answer::Page {
@@ -139,7 +140,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::Expired,
         id: "flow expired",
-        rule: "ext.vert.authint.202",
+        rule: Rule::ExtVertAuthint202,
         situation: "the flow returned after state.flow_ttl",
         medmij_action: "withhold the code; inform the Persoon",
         // No link back: it would put the client's state on a page, which only Vert 4 needs.
@@ -151,7 +152,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::FailClosed,
         id: "fail closed",
-        rule: "ext.vert.authint.202",
+        rule: Rule::ExtVertAuthint202,
         situation: "a code-bearing redirect the proxy cannot verify",
         medmij_action: "withhold the code",
         answer: Answer::Page {
@@ -162,7 +163,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::AlreadyUsed,
         id: "login already used",
-        rule: "ext.vert.authint.202",
+        rule: Rule::ExtVertAuthint202,
         situation: "a second code for a flow that already released one",
         medmij_action: "withhold the code; inform the Persoon",
         // No link back: the client got its answer with the first code.
@@ -175,7 +176,7 @@ pub const TABLE: [Row; 11] = [
         exception: Exception::AgeAsked,
         id: "Vertegenwoordiging age (request)",
         // Each limit belongs to its kind's rule; the decision line names the one that applied.
-        rule: "ext.vert.authint.201/204",
+        rule: Rule::AgeLimits,
         situation: "MedMij_geboortedatum outside the ages of the kind asked: onbehalfofchild under 12, onbehalfof 16 or older (MedMij 2.x)",
         medmij_action: "as Authorization interface 1b (core.authint.207)",
         answer: Answer::ErrorRedirect,
@@ -183,7 +184,7 @@ pub const TABLE: [Row; 11] = [
     Row {
         exception: Exception::AgeOnRecord,
         id: "Vertegenwoordiging age (on record)",
-        rule: "ext.vert.authint.201/204",
+        rule: Rule::AgeLimits,
         situation: "the Vertegenwoordigde's birth date on record is outside the ages of the kind used, on the Dutch calendar day of the return",
         medmij_action: "withhold the code; inform the Persoon; back to the PGO with access_denied",
         answer: Answer::Page {

@@ -87,7 +87,8 @@ impl Flow {
 
     /// Whether the flow is older than `ttl` at `now`. A flow from the future (a clock that jumped,
     /// or another instance's clock) is accepted within `skew`, beyond that it counts as expired.
-    pub fn is_expired(&self, now: u64, ttl: u64, skew: u64) -> bool {
+    pub fn is_expired(&self, clock: Clock) -> bool {
+        let Clock { now, ttl, skew } = clock;
         now > self.issued_at.saturating_add(ttl) || self.issued_at > now.saturating_add(skew)
     }
 }
@@ -137,10 +138,30 @@ mod tests {
             correlation_id: Uuid::nil(),
             fresh_login: crate::vert::FreshLogin::OFF,
         };
-        assert!(!flow.is_expired(1000, 60, 5));
-        assert!(!flow.is_expired(1060, 60, 5));
-        assert!(flow.is_expired(1061, 60, 5));
-        assert!(!flow.is_expired(995, 60, 5));
-        assert!(flow.is_expired(994, 60, 5));
+        assert!(!flow.is_expired(Clock {
+            now: 1000,
+            ttl: 60,
+            skew: 5
+        }));
+        assert!(!flow.is_expired(Clock {
+            now: 1060,
+            ttl: 60,
+            skew: 5
+        }));
+        assert!(flow.is_expired(Clock {
+            now: 1061,
+            ttl: 60,
+            skew: 5
+        }));
+        assert!(!flow.is_expired(Clock {
+            now: 995,
+            ttl: 60,
+            skew: 5
+        }));
+        assert!(flow.is_expired(Clock {
+            now: 994,
+            ttl: 60,
+            skew: 5
+        }));
     }
 }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::age;
 use super::exceptions::Exception;
-use super::flow::FlowId;
+use super::flow::{Clock, FlowId};
 use super::fold;
 use super::query::{self, RawPair};
 use super::uri;
@@ -58,12 +58,8 @@ pub enum Location<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Settings<'a> {
     pub clients: &'a ClientList,
-    /// Seconds since the Unix epoch.
-    pub now: u64,
-    /// `state.flow_ttl`, seconds.
-    pub ttl: u64,
-    /// How far in the future a flow's issue time may lie (clocks of other instances).
-    pub skew: u64,
+    /// The flow's age limits, and the time now.
+    pub clock: Clock,
     /// With `representation.age_rules`: the calendar date in the Netherlands, on which the
     /// MedMij 2.x age limits are applied to the birth date on record ([`super::age`]).
     pub age_today: Option<chrono::NaiveDate>,
@@ -316,6 +312,14 @@ pub fn inspect(
     }
 }
 
+/// The one code named exactly `code` in a `Location` whose code is withheld, decoded: what the
+/// token guard is told was withheld, so that its presentation is said to be. A code under
+/// another name, or two, is not told (it is refused all the same, as never released).
+pub fn withheld_code(location: &str) -> Option<String> {
+    let params = Params::scan(Target::split(location).query)?;
+    params.code.map(Cow::into_owned)
+}
+
 /// An error redirect without `state` (and without anything readable as a code).
 fn stateless_error(
     location: &str,
@@ -391,7 +395,7 @@ fn flow_return(
             Some(flow),
         );
     }
-    if flow.is_expired(settings.now, settings.ttl, settings.skew) {
+    if flow.is_expired(settings.clock) {
         return withhold(
             Exception::Expired,
             "flow older than state.flow_ttl",
@@ -561,9 +565,11 @@ mod tests {
         let clients = clients();
         let settings = Settings {
             clients: &clients,
-            now: NOW,
-            ttl: 1800,
-            skew: 60,
+            clock: Clock {
+                now: NOW,
+                ttl: 1800,
+                skew: 60,
+            },
             age_today,
         };
         inspect(
@@ -842,9 +848,11 @@ mod tests {
         let clients = clients();
         let settings = Settings {
             clients: &clients,
-            now: NOW,
-            ttl: 1,
-            skew: 1,
+            clock: Clock {
+                now: NOW,
+                ttl: 1,
+                skew: 1,
+            },
             age_today: None,
         };
         let v = inspect(
@@ -1003,9 +1011,11 @@ mod tests {
         let clients = clients();
         let settings = Settings {
             clients: &clients,
-            now: NOW,
-            ttl: 1800,
-            skew: 60,
+            clock: Clock {
+                now: NOW,
+                ttl: 1800,
+                skew: 60,
+            },
             age_today: None,
         };
         inspect(
@@ -1079,6 +1089,20 @@ mod tests {
         };
         assert_eq!(code, "a+b c");
         assert!(location.contains("code=a%2Bb+c&"), "{location}");
+    }
+
+    #[test]
+    fn withheld_the_one_code_of_a_withheld_redirect_is_told_decoded_and_no_other() {
+        let told = |loc: &str| withheld_code(loc);
+        assert_eq!(
+            told("https://pgo.example.nl/cb?code=a%2Bb+c&state=S").as_deref(),
+            Some("a+b c")
+        );
+        // Two codes, an undecodable one, or one under another name: nothing told.
+        assert_eq!(told("https://pgo.example.nl/cb?code=a&code=b"), None);
+        assert_eq!(told("https://pgo.example.nl/cb?code=%FF"), None);
+        assert_eq!(told("https://pgo.example.nl/cb?CODE=a"), None);
+        assert_eq!(told("https://pgo.example.nl/cb?error=x"), None);
     }
 
     #[test]

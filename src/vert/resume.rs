@@ -121,7 +121,7 @@ fn judge(
             flow,
         );
     }
-    if flow.is_expired(clock.now, clock.ttl, clock.skew) {
+    if flow.is_expired(clock) {
         return refused(Exception::Expired, "flow older than state.flow_ttl", flow);
     }
     Resumed::Flow(Box::new(flow))

@@ -350,7 +350,7 @@ async fn scrape_after_a_demo_flow() -> String {
     assert_eq!(
         metric_value(
             &text,
-            "medmij_vert_token_requests_total{outcome=\"refused_invalid_grant\"}"
+            "medmij_vert_decisions_total{outcome=\"refused\",rule=\"proxy.token.once\",exception=\"\"}"
         ),
         1,
         "{text}"

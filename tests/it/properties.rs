@@ -252,7 +252,7 @@ proptest! {
             fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
         };
         let clients = clients();
-        let settings = flow_return::Settings { clients: &clients, now, ttl: 1800, skew: 60, age_today: None };
+        let settings = flow_return::Settings { clients: &clients, clock: medmij_vert_proxy::vert::flow::Clock { now, ttl: 1800, skew: 60 }, age_today: None };
         let opened_flow = flow.clone();
         let verdict = flow_return::inspect(
             Location::Text(&location),
@@ -343,7 +343,7 @@ proptest! {
             fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
         };
         let clients = clients();
-        let settings = flow_return::Settings { clients: &clients, now: 1_800_000_000, ttl: 1800, skew: 60, age_today: None };
+        let settings = flow_return::Settings { clients: &clients, clock: medmij_vert_proxy::vert::flow::Clock { now: 1_800_000_000, ttl: 1800, skew: 60 }, age_today: None };
         let signal = Signal { used: Some("none"), birthdate: None, repeated: false };
         let opened = |state: &str| match state {
             "SEALED" => Opened::Flow(flow.clone(), [7; 32]),

@@ -162,6 +162,16 @@ fn a_withheld_code_is_refused_at_the_token_endpoint_without_reaching_the_as() {
         assert!(r.ends_with("{\"error\":\"invalid_grant\"}"), "{r}");
     }
     assert_eq!(token_requests_at_the_as(&p), 0);
+    // Issue 28: a withheld code presented is its own outcome, whichever instance withheld it
+    // and whichever was presented it; the one never released is refused as such.
+    let decisions = |outcome: &str| {
+        let series = format!(
+            "medmij_vert_decisions_total{{outcome=\"{outcome}\",rule=\"proxy.token.released_only\",exception=\"\"}}"
+        );
+        p.a.metric(&series) + p.b.metric(&series)
+    };
+    assert_eq!(decisions("withheld"), 2);
+    assert_eq!(decisions("refused"), 1);
 }
 
 #[test]

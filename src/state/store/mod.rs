@@ -68,8 +68,12 @@ const NO_VALUE: &[u8] = b"1";
 pub enum Presented {
     /// Released and not used up: it may go to the AS, once at a time.
     Go(Presentation),
-    /// Not released by the proxy, used up, or expired.
+    /// Never released by the proxy, or expired.
     NotReleased,
+    /// Withheld by the proxy: the AS sent it, and the flow's checks failed.
+    Withheld,
+    /// Released, and it became a token.
+    Redeemed,
     /// Released to a client that is no longer on the client list.
     ClientNotListed,
     /// Another presentation of it is at the AS now.
@@ -92,6 +96,21 @@ fn presenting(record: &Digest) -> Digest {
     hash.update(record);
     hash.finalize().into()
 }
+
+/// The key of what became of a code that has no release record (withheld, redeemed): a digest
+/// of the record's key, so that it can meet no other record, and an older version that looks
+/// up the record finds nothing and refuses as before.
+fn fate(record: &Digest) -> Digest {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"medmij-vert fate ");
+    hash.update(record);
+    hash.finalize().into()
+}
+
+/// The values of a [`fate`] record.
+const WITHHELD: &[u8] = b"withheld";
+const REDEEMED: &[u8] = b"redeemed";
 
 /// Why a release was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,6 +418,48 @@ impl Records {
         });
     }
 
+    /// Whether withheld codes are marked: with the token guard on.
+    pub fn marks_withheld(&self) -> bool {
+        self.code_ttl.is_some()
+    }
+
+    /// A code the proxy withheld (with the token guard on): remembered for the token guard's
+    /// decision line, so that its presentation says `withheld` rather than "never released".
+    /// Only for the token guard's accounts, never to refuse or release anything, so best
+    /// effort: a store error is counted and the code is refused as never released all the
+    /// same. The mark is a record, so it counts against its source's share, and a source
+    /// over its share gets no mark.
+    pub async fn withhold(&self, code: &str, source: Source) {
+        let Some(code_ttl) = self.code_ttl else {
+            return;
+        };
+        let admitted = {
+            let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+            let admitted = shares.admit(source, 1, Instant::now());
+            self.metrics.store_records(shares.live);
+            admitted
+        };
+        if admitted.is_none() {
+            return;
+        }
+        let digest = self.keys.load().code_digests(code).next();
+        let digest = digest.expect("a key ring has a key");
+        let _ = self.counted(self.store.claim(fate(&digest), WITHHELD, code_ttl).await);
+    }
+
+    /// What became of a code without a release record: withheld, redeemed, or (no mark)
+    /// never released.
+    async fn fate_of(&self, digests: &[Digest]) -> Result<Presented, StoreError> {
+        for digest in digests {
+            match self.counted(self.store.get(fate(digest)).await)?.as_deref() {
+                Some(WITHHELD) => return Ok(Presented::Withheld),
+                Some(REDEEMED) => return Ok(Presented::Redeemed),
+                _ => {}
+            }
+        }
+        Ok(Presented::NotReleased)
+    }
+
     /// A token request's code, presented: recorded (released by the proxy, not yet redeemed,
     /// not expired), and no other presentation of it at the AS now. The record stays until
     /// [`Records::settle`] says the AS issued a token: an AS that refuses a presentation (a
@@ -412,16 +473,17 @@ impl Records {
     ) -> Result<Presented, StoreError> {
         let keys = self.keys.load_full();
         // Recorded under the sealing key of the moment; looked up under every key.
+        let digests: Vec<Digest> = keys.code_digests(code).collect();
         let mut found = None;
-        for digest in keys.code_digests(code) {
-            let value = self.store.get(digest).await;
+        for digest in &digests {
+            let value = self.store.get(*digest).await;
             if let Some(client) = self.counted(value)? {
-                found = Some((digest, client));
+                found = Some((*digest, client));
                 break;
             }
         }
         let Some((record, client)) = found else {
-            return Ok(Presented::NotReleased);
+            return self.fate_of(&digests).await;
         };
         // A record made before clients were recorded names none: the flow's check stood then.
         if client != NO_VALUE && !std::str::from_utf8(&client).is_ok_and(&listed) {
@@ -445,9 +507,13 @@ impl Records {
             .map(|v| v.is_some())
         {
             Ok(true) => Ok(Presented::Go(Presentation { record, lock })),
-            other => {
+            Ok(false) => {
                 let _ = self.store.take(lock).await;
-                other.map(|_| Presented::NotReleased)
+                self.fate_of(&[record]).await
+            }
+            Err(error) => {
+                let _ = self.store.take(lock).await;
+                Err(error)
             }
         }
     }
@@ -461,6 +527,14 @@ impl Records {
             // an AS that has consumed the code already (logged and counted as a store error).
             if self.counted(taken).is_err() {
                 return;
+            }
+            // Remembered for the token guard's decision line on a replay (best effort: without
+            // it a replay is refused all the same, as never released).
+            if let Some(code_ttl) = self.code_ttl {
+                let marked = self
+                    .store
+                    .claim(fate(&presentation.record), REDEEMED, code_ttl);
+                let _ = self.counted(marked.await);
             }
         }
         let _ = self.counted(self.store.take(presentation.lock).await);
@@ -851,7 +925,7 @@ mod tests {
         records.settle(second, true).await;
         assert_eq!(
             records.present("C0DE", |_| true).await,
-            Ok(Presented::NotReleased)
+            Ok(Presented::Redeemed)
         );
     }
 

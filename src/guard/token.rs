@@ -1,11 +1,18 @@
-//! [`TokenGuardLayer`] (`[token_guard] path`, off unless set): a token request with
-//! `grant_type=authorization_code` reaches the AS only if the proxy released its code, it has
-//! not become a token, and no other presentation of it is at the AS; the record is used up
-//! when the AS issues a token (2xx), and stays when it refuses (a wrong `code_verifier`, a 5xx). Otherwise `400 {"error":"invalid_grant"}`
-//! (RFC 6749 §5.2), without contacting the AS. So a code that left the AS some way the proxy
-//! does not inspect (a form post, a script, a withheld redirect) never becomes a token. Other
-//! grants pass. The body is read whole by [`crate::seam::limits`] before this layer.
+//! [`TokenGuardLayer`] and [`TokenGuard`]: the token point (`[token_guard] path`, off unless
+//! set). A token request with `grant_type=authorization_code` reaches the AS only if the proxy
+//! released its code, it has not become a token, and no other presentation of it is at the AS;
+//! the record is used up when the AS issues a token (2xx), and stays when it refuses (a wrong
+//! `code_verifier`, a 5xx). Otherwise `400 {"error":"invalid_grant"}` (RFC 6749 §5.2), without
+//! contacting the AS. So a code that left the AS some way the proxy does not inspect (a form
+//! post, a script, a withheld redirect) never becomes a token. Other grants pass. The body is
+//! read whole by [`crate::seam::limits`] before this layer.
+//!
+//! Every answer on the token path is one decision line and one count
+//! ([`super::decision`]): forwarded, redeemed, refused, withheld, busy, store unavailable,
+//! passed. Its `X-Correlation-ID` (the client's, or one made up) is on the line, goes to the
+//! AS, and comes back on the answer, so that a PGO's support desk can quote it.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,15 +24,20 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::Full;
+use uuid::Uuid;
 
-use crate::ops::metrics::{Metrics, TokenOutcome};
+use super::authorize::{MEDMIJ_REQUEST_ID, X_CORRELATION_ID, header_uuid, set_ids, uuid_value};
+use super::decision::{self, DecisionLine, Outcome, Point, Subject};
+use super::target;
+use crate::ops::metrics::Metrics;
 use crate::pages::{PageBody, WithPages};
 use crate::seam::answer::{Answer, Deferred};
 use crate::seam::limits::Buffered;
 use crate::seam::paths::Route;
+use crate::state::seal::random_uuid;
 use crate::state::store::{Presented, Records};
-use crate::vert::ClientList;
 use crate::vert::token::{self, TokenRequest};
+use crate::vert::{ClientList, Rule};
 
 #[derive(Clone)]
 pub struct TokenGuardLayer {
@@ -37,7 +49,7 @@ pub struct TokenGuardLayer {
     records: Arc<Records>,
     /// The client list in use: a code released to a client taken off it is not redeemed.
     clients: Arc<ArcSwap<ClientList>>,
-    /// `medmij_vert_token_requests_total`: what became of each request on the token path.
+    /// The decisions' counts.
     metrics: Arc<Metrics>,
 }
 
@@ -50,6 +62,17 @@ impl TokenGuardLayer {
         path: &str,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // The series the code alerts watch, there (at 0) from the start.
+        decision::declare(
+            &metrics,
+            &[
+                (Outcome::Withheld, Rule::TokenReleasedOnly, None),
+                (Outcome::Refused, Rule::TokenReleasedOnly, None),
+                (Outcome::Refused, Rule::TokenOnce, None),
+                (Outcome::Refused, Rule::TokenListedClient, None),
+                (Outcome::Redeemed, Rule::TokenReleasedOnly, None),
+            ],
+        );
         TokenGuardLayer {
             on: true,
             path: path.into(),
@@ -108,152 +131,38 @@ where
     fn call(&mut self, req: Request<Buffered>) -> Self::Future {
         // The router decided the route; a request it did not mark is not guessed at.
         let route = req.extensions().get::<Route>().copied();
-        if self.layer.on && route.is_none() {
-            return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
-        }
-        if !self.layer.on || route != Some(Route::Token) {
+        if !self.layer.on || route.is_some_and(|r| r != Route::Token) {
             return Answer::Inner {
                 future: Deferred::Now {
                     future: self.inner.call(req),
                 },
             };
         }
-        let metrics = &self.layer.metrics;
-        // A CORS preflight (a PGO's browser-side component redeeming its code) carries no code:
-        // no body (the seam refuses one on OPTIONS; checked again here, where a code would
-        // matter) and nothing of a token request in the query. It goes to the AS, whose CORS
-        // answer comes back as it is.
-        if req.method() == Method::OPTIONS {
-            let query = req.uri().query().unwrap_or("");
-            if !is_bodiless(&req) || !token::query_is_clean(query) {
-                tracing::info!("token path preflight refused: a body or a code in it");
-                metrics.token_request(TokenOutcome::RefusedInvalidRequest);
-                return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
-            }
-            let (mut parts, body) = req.into_parts();
-            match on_path(&self.layer.path, parts.uri.query()) {
-                Some(target) => parts.uri = target,
-                None => {
-                    metrics.token_request(TokenOutcome::RefusedInvalidRequest);
-                    return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
-                }
-            }
-            metrics.token_request(TokenOutcome::Forwarded);
-            return Answer::Inner {
-                future: Deferred::Now {
-                    future: self.inner.call(Request::from_parts(parts, body)),
-                },
-            };
-        }
-        // RFC 6749 §3.2: token requests are POSTs. Anything else on this path, or a query that
-        // carries a code beside the body's, never reaches the AS.
-        if req.method() != Method::POST {
-            metrics.token_request(TokenOutcome::RefusedInvalidRequest);
-            let mut answer = oauth_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
-            answer
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return Answer::own(answer);
-        }
-        if !token::query_is_clean(req.uri().query().unwrap_or("")) {
-            tracing::info!("token request refused: a code or grant in the query");
-            metrics.token_request(TokenOutcome::RefusedInvalidRequest);
-            return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
-        }
-        if let Err(why) = crate::seam::form::check_content_type(req.headers()) {
-            // A framework that reads multipart or JSON bodies, or inflates them, would find
-            // parameters in it that the form reading below does not.
-            tracing::info!(reason = %why, "token request refused: invalid_request");
-            metrics.token_request(TokenOutcome::RefusedInvalidRequest);
-            return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
-        }
-        let (mut parts, body) = req.into_parts();
-        match on_path(&self.layer.path, parts.uri.query()) {
-            Some(target) => parts.uri = target,
-            None => {
-                metrics.token_request(TokenOutcome::RefusedInvalidRequest);
-                return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
-            }
-        }
-        let body = full_bytes(body);
-        let code = match token::parse(&body) {
-            TokenRequest::OtherGrant => {
-                metrics.token_request(TokenOutcome::Forwarded);
-                let req = Request::from_parts(parts, Full::new(body));
-                return Answer::Inner {
-                    future: Deferred::Now {
-                        future: self.inner.call(req),
-                    },
-                };
-            }
-            TokenRequest::Invalid(why) => {
-                tracing::info!(
-                    reason = why.reason(),
-                    "token request refused: invalid_request"
-                );
-                metrics.token_request(TokenOutcome::RefusedInvalidRequest);
-                return Answer::own(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
-            }
-            TokenRequest::Code(code) => code.into_owned(),
+        let ids = Ids::of(req.headers());
+        let judged = match route {
+            Some(_) => judge(req, &self.layer.path, &ids),
+            None => Err(Refusal::invalid_request(
+                "a request the router did not mark",
+            )),
+        };
+        let (req, code) = match judged {
+            Ok(judged) => judged,
+            Err(refusal) => return Answer::own(refusal.answer(&self.layer.metrics, &ids)),
         };
         // The service that was polled ready goes with the request; a clone stays.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let records = self.layer.records.clone();
-        let clients = self.layer.clients.clone();
-        let metrics = self.layer.metrics.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let presenting = Presenting {
+            records: self.layer.records.clone(),
+            clients: self.layer.clients.clone(),
+            metrics: self.layer.metrics.clone(),
+            ids,
+        };
         // A task of its own: a client that goes away mid-presentation drops the answer, not
         // the exchange, so the AS's answer is always settled (a token issued uses the code
         // up, the lock is let go). Dropped with the connection instead, the lock would stay
         // until it expired and the code then reach the AS a second time.
-        let presentation = tokio::spawn(async move {
-            let listed = |client: &str| clients.load().get(client).is_some();
-            let presented = records.present(&code, listed).await;
-            metrics.token_request(match &presented {
-                Ok(Presented::Go(_)) => TokenOutcome::Forwarded,
-                Ok(Presented::NotReleased | Presented::ClientNotListed) => {
-                    TokenOutcome::RefusedInvalidGrant
-                }
-                Ok(Presented::InFlight) => TokenOutcome::Busy,
-                Err(_) => TokenOutcome::StoreUnavailable,
-            });
-            let answer = match presented {
-                Ok(Presented::Go(presentation)) => {
-                    let req = Request::from_parts(parts, Full::new(body));
-                    let answered = inner.call(req).await;
-                    // Used up only when the AS issued a token; any other answer leaves the
-                    // code as the AS left it, presentable again.
-                    let issued = matches!(&answered, Ok(r) if r.status().is_success());
-                    records.settle(presentation, issued).await;
-                    return answered;
-                }
-                Ok(Presented::NotReleased) => {
-                    tracing::info!(
-                        "token request refused: invalid_grant (a code the proxy did not release, or one that became a token)"
-                    );
-                    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant")
-                }
-                Ok(Presented::ClientNotListed) => {
-                    tracing::info!(
-                        "token request refused: invalid_grant (the code's client is no longer on the client list)"
-                    );
-                    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant")
-                }
-                Ok(Presented::InFlight) => {
-                    tracing::info!(
-                        "token request refused: the same code is at the AS now (503, retry after it answered)"
-                    );
-                    let mut answer =
-                        oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
-                    answer
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    answer
-                }
-                Err(_) => oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
-            };
-            Ok(ResB::response(answer))
-        });
+        let presentation = tokio::spawn(presenting.run(inner, req, code));
         let future = Box::pin(async move {
             match presentation.await {
                 Ok(answered) => answered,
@@ -271,16 +180,238 @@ where
     }
 }
 
-/// The configured token path with the request's query: what the AS gets, whatever spelling
-/// of the path came.
-fn on_path(path: &str, query: Option<&str>) -> Option<http::Uri> {
-    let target = match query {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
+/// The ids of a token request: the client's `X-Correlation-ID` (one UUID), or one made up;
+/// its `MedMij-Request-ID`, when it sent one.
+#[derive(Clone, Copy)]
+struct Ids {
+    correlation_id: Uuid,
+    request_id: Option<Uuid>,
+}
+
+impl Ids {
+    fn of(headers: &http::HeaderMap) -> Self {
+        Ids {
+            correlation_id: header_uuid(headers, &X_CORRELATION_ID).unwrap_or_else(random_uuid),
+            request_id: header_uuid(headers, &MEDMIJ_REQUEST_ID),
+        }
+    }
+
+    /// The token point's decision: its line, its count.
+    fn decide(&self, metrics: &Metrics, outcome: Outcome, rule: Rule, detail: &str) {
+        DecisionLine {
+            point: Point::Token,
+            outcome,
+            rule,
+            exception: None,
+            detail,
+            subject: Subject {
+                request_id: self.request_id,
+                correlation_id: self.correlation_id,
+                ..Subject::default()
+            },
+        }
+        .record(metrics);
+    }
+
+    /// The answer, with the id that finds its line.
+    fn stamp<B>(&self, mut answer: Response<B>) -> Response<B> {
+        let headers = answer.headers_mut();
+        headers.insert(X_CORRELATION_ID.clone(), uuid_value(self.correlation_id));
+        answer
+    }
+}
+
+/// What the token point reads a request as: on to the AS as it is (another grant, a
+/// preflight: no code), or a code to present. Either way on the configured path, with the
+/// proxy's ids.
+fn judge(
+    req: Request<Buffered>,
+    path: &str,
+    ids: &Ids,
+) -> Result<(Request<Buffered>, Option<String>), Refusal> {
+    let query = req.uri().query().unwrap_or("");
+    // A CORS preflight (a PGO's browser-side component redeeming its code) carries no code:
+    // no body (the seam refuses one on OPTIONS; checked again here, where a code would
+    // matter) and nothing of a token request in the query. It goes to the AS, whose CORS
+    // answer comes back as it is.
+    let preflight = req.method() == Method::OPTIONS;
+    if preflight && (!is_bodiless(&req) || !token::query_is_clean(query)) {
+        return Err(Refusal::invalid_request(
+            "a preflight with a body or a code",
+        ));
+    }
+    // RFC 6749 §3.2: token requests are POSTs. Anything else on this path, or a query that
+    // carries a code beside the body's, never reaches the AS.
+    if !preflight && req.method() != Method::POST {
+        return Err(Refusal::not_a_post());
+    }
+    if !token::query_is_clean(query) {
+        return Err(Refusal::invalid_request("a code or grant in the query"));
+    }
+    if !preflight && let Err(why) = crate::seam::form::check_content_type(req.headers()) {
+        // A framework that reads multipart or JSON bodies, or inflates them, would find
+        // parameters in it that the form reading below does not.
+        return Err(Refusal::invalid_request(why.to_string()));
+    }
+    let (mut parts, body) = req.into_parts();
+    parts.uri = target::on_path(path, parts.uri.query())
+        .ok_or_else(|| Refusal::invalid_request("an unusable target"))?;
+    set_ids(&mut parts.headers, ids.correlation_id, ids.request_id);
+    if preflight {
+        return Ok((Request::from_parts(parts, body), None));
+    }
+    let body = full_bytes(body);
+    let code = match token::parse(&body) {
+        TokenRequest::OtherGrant => None,
+        TokenRequest::Invalid(why) => return Err(Refusal::invalid_request(why.reason())),
+        TokenRequest::Code(code) => Some(code.into_owned()),
     };
-    http::uri::PathAndQuery::try_from(target)
-        .ok()
-        .map(http::Uri::from)
+    Ok((Request::from_parts(parts, Full::new(body)), code))
+}
+
+/// A token request answered by the proxy itself, before the store is asked.
+struct Refusal {
+    status: StatusCode,
+    allow: Option<&'static str>,
+    detail: Cow<'static, str>,
+}
+
+impl Refusal {
+    /// `invalid_request`: read otherwise than the AS might.
+    fn invalid_request(detail: impl Into<Cow<'static, str>>) -> Self {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            allow: None,
+            detail: detail.into(),
+        }
+    }
+
+    fn not_a_post() -> Self {
+        Refusal {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            allow: Some("POST"),
+            detail: "method not allowed".into(),
+        }
+    }
+
+    fn answer(self, metrics: &Metrics, ids: &Ids) -> Response<PageBody> {
+        let rule = Rule::TokenOneReading;
+        ids.decide(metrics, Outcome::Refused, rule, &self.detail);
+        let mut answer = oauth_error(self.status, "invalid_request");
+        if let Some(allow) = self.allow {
+            let allow = HeaderValue::from_static(allow);
+            answer.headers_mut().insert(header::ALLOW, allow);
+        }
+        ids.stamp(answer)
+    }
+}
+
+/// A request on its way: what it needs once in its own task.
+struct Presenting {
+    records: Arc<Records>,
+    clients: Arc<ArcSwap<ClientList>>,
+    metrics: Arc<Metrics>,
+    ids: Ids,
+}
+
+impl Presenting {
+    /// Another grant or a preflight goes on; a code is looked up, presented, and settled by
+    /// the AS's answer.
+    async fn run<S, ResB>(
+        self,
+        mut inner: S,
+        req: Request<Buffered>,
+        code: Option<String>,
+    ) -> Result<Response<ResB>, S::Error>
+    where
+        S: tower::Service<Request<Buffered>, Response = Response<ResB>>,
+        ResB: WithPages,
+    {
+        let (ids, metrics) = (self.ids, &*self.metrics);
+        let Some(code) = code else {
+            let (rule, detail) = match *req.method() {
+                Method::OPTIONS => (Rule::TokenOneReading, "a preflight without a code"),
+                _ => (Rule::TokenReleasedOnly, "another grant than a code's"),
+            };
+            ids.decide(metrics, Outcome::Passed, rule, detail);
+            return inner.call(req).await.map(|answer| ids.stamp(answer));
+        };
+        let clients = &self.clients;
+        let listed = |client: &str| clients.load().get(client).is_some();
+        let presentation = match self.records.present(&code, listed).await {
+            Ok(Presented::Go(presentation)) => presentation,
+            presented => {
+                let answer = refused(&presented, metrics, &ids);
+                return Ok(ids.stamp(ResB::response(answer)));
+            }
+        };
+        let answered = inner.call(req).await;
+        // Used up only when the AS issued a token; any other answer leaves the code as the AS
+        // left it, presentable again.
+        let issued = matches!(&answered, Ok(r) if r.status().is_success());
+        self.records.settle(presentation, issued).await;
+        let (outcome, detail) = match issued {
+            true => (
+                Outcome::Redeemed,
+                "the AS issued a token: the code is used up",
+            ),
+            false => (
+                Outcome::Forwarded,
+                "the AS issued no token: the code stays presentable",
+            ),
+        };
+        ids.decide(metrics, outcome, Rule::TokenReleasedOnly, detail);
+        answered.map(|answer| ids.stamp(answer))
+    }
+}
+
+/// The answer to a code that may not go to the AS, and its decision.
+fn refused(
+    presented: &Result<Presented, crate::state::store::StoreError>,
+    metrics: &Metrics,
+    ids: &Ids,
+) -> Response<PageBody> {
+    use Outcome::{Busy, Refused, StoreUnavailable, Withheld};
+    let (outcome, rule, detail) = match presented {
+        Ok(Presented::Withheld) => (
+            Withheld,
+            Rule::TokenReleasedOnly,
+            "a code the proxy withheld",
+        ),
+        Ok(Presented::NotReleased) => (
+            Refused,
+            Rule::TokenReleasedOnly,
+            "a code the proxy did not release, or one expired",
+        ),
+        Ok(Presented::Redeemed) => (Refused, Rule::TokenOnce, "a code that became a token"),
+        Ok(Presented::ClientNotListed) => (
+            Refused,
+            Rule::TokenListedClient,
+            "the code's client is no longer on the client list",
+        ),
+        Ok(Presented::InFlight) => (
+            Busy,
+            Rule::TokenOnce,
+            "the same code is at the AS now (retry after it answered)",
+        ),
+        Ok(Presented::Go(_)) | Err(_) => (
+            StoreUnavailable,
+            Rule::TokenReleasedOnly,
+            "store unavailable: whether the code was released is not known",
+        ),
+    };
+    ids.decide(metrics, outcome, rule, detail);
+    match outcome {
+        Busy => {
+            let mut answer =
+                oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+            let retry = HeaderValue::from_static("1");
+            answer.headers_mut().insert(header::RETRY_AFTER, retry);
+            answer
+        }
+        StoreUnavailable => oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        _ => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant"),
+    }
 }
 
 /// No body, announced or buffered.
@@ -690,59 +821,211 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
-    /// `medmij_vert_token_requests_total{outcome}`: a withheld code presented at the token
-    /// endpoint is an alert (`deploy/monitoring/alerts.yml`), so each answer is counted by
-    /// what it was.
+    /// Issue 28: every answer on the token path is one decision line and one count in
+    /// `medmij_vert_decisions_total`, by outcome and rule; a withheld code presented says
+    /// `withheld`; each answer carries the `X-Correlation-ID` its line carries (the client's,
+    /// or one made up); no line names a code.
     #[tokio::test]
-    async fn each_token_request_is_counted_by_its_outcome() {
+    async fn token_decisions_each_outcome_is_one_line_and_one_count_and_names_no_code() {
         let metrics = Metrics::new();
         let records = records(Arc::new(MemoryStore::new(100)));
-        records
-            .release([2; 32], "C0DE", "pgo.example.nl", Source::unknown())
+        for (id, code, client) in [
+            (2, "c0de-issued", "pgo.example.nl"),
+            (3, "c0de-refused-by-the-as", "pgo.example.nl"),
+            (4, "c0de-delisted", "gone.example.nl"),
+            (5, "c0de-busy", "pgo.example.nl"),
+        ] {
+            records
+                .release([id; 32], code, client, Source::unknown())
+                .await
+                .unwrap();
+        }
+        records.withhold("c0de-withheld", Source::unknown()).await;
+        // Another presentation of this one is at the AS now.
+        let Ok(Presented::Go(_at_the_as)) = records.present("c0de-busy", |_| true).await else {
+            panic!("a released code goes")
+        };
+        let inner = tower::service_fn(|req: Request<Buffered>| async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let mut answer = Response::new(Either::Left(Full::new(Bytes::new())));
+            if body.windows(6).any(|w| w == b"by-the") {
+                *answer.status_mut() = StatusCode::BAD_REQUEST; // a wrong code_verifier
+            }
+            Ok::<_, Infallible>(answer)
+        });
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let form = |code: &str| format!("grant_type=authorization_code&code={code}");
+        let cases: Vec<(String, u16, &str, &str)> = vec![
+            (
+                form("c0de-issued"),
+                200,
+                "redeemed",
+                "proxy.token.released_only",
+            ),
+            (form("c0de-issued"), 400, "refused", "proxy.token.once"),
+            (
+                form("c0de-refused-by-the-as"),
+                400,
+                "forwarded",
+                "proxy.token.released_only",
+            ),
+            (
+                form("c0de-never"),
+                400,
+                "refused",
+                "proxy.token.released_only",
+            ),
+            (
+                form("c0de-withheld"),
+                400,
+                "withheld",
+                "proxy.token.released_only",
+            ),
+            (
+                form("c0de-delisted"),
+                400,
+                "refused",
+                "proxy.token.listed_client",
+            ),
+            (form("c0de-busy"), 503, "busy", "proxy.token.once"),
+            (
+                "grant_type=refresh_token&refresh_token=r".into(),
+                200,
+                "passed",
+                "proxy.token.released_only",
+            ),
+            (
+                "code=c0de-issued".into(),
+                400,
+                "refused",
+                "proxy.token.one_reading",
+            ),
+            (String::new(), 405, "refused", "proxy.token.one_reading"),
+        ];
+        let layer =
+            TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token", metrics.clone());
+        let mut answers = Vec::new();
+        for (i, (body, status, ..)) in cases.iter().enumerate() {
+            let mut req = match body.is_empty() {
+                true => Request::get("/oauth2/token").body(Full::default()).unwrap(),
+                false => post_owned(body.clone()),
+            };
+            // Every other request brings its own id; the rest get one made up.
+            let sent = (i % 2 == 0).then(|| format!("00000000-0000-4000-8000-00000000000{i}"));
+            if let Some(id) = &sent {
+                req.headers_mut()
+                    .insert("x-correlation-id", id.parse().unwrap());
+            }
+            let answer = layer.layer(inner).oneshot(routed(req)).await.unwrap();
+            assert_eq!(answer.status().as_u16(), *status, "{body}");
+            let id = answer.headers()["x-correlation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            if let Some(sent) = sent {
+                assert_eq!(id, sent, "the client's id comes back");
+            }
+            answers.push(id);
+        }
+        // The store down: nothing known, nothing released.
+        let down = TokenGuardLayer::new(
+            self::records(Arc::new(Down)),
+            clients(),
+            "/oauth2/token",
+            metrics.clone(),
+        );
+        let answer = down
+            .layer(inner)
+            .oneshot(routed(post_owned(form("c0de-issued"))))
             .await
             .unwrap();
-        let inner = tower::service_fn(|_: Request<Buffered>| async {
-            Ok::<_, Infallible>(Response::new(Either::Left(Full::new(Bytes::new()))))
-        });
-        let send = |records: Arc<Records>, req: Request<Buffered>| {
-            let layer = TokenGuardLayer::new(records, clients(), "/oauth2/token", metrics.clone());
-            layer.layer(inner).oneshot(routed(req))
-        };
-        let code = "grant_type=authorization_code&code=C0DE";
-        for (req, status) in [
-            (post(code), StatusCode::OK),
-            (post(code), StatusCode::BAD_REQUEST),
-            (
-                post("grant_type=authorization_code&code=OTHER"),
-                StatusCode::BAD_REQUEST,
-            ),
-            (
-                post("grant_type=refresh_token&refresh_token=r"),
-                StatusCode::OK,
-            ),
-            (post("code=C0DE"), StatusCode::BAD_REQUEST),
-            (
-                Request::get("/oauth2/token").body(Full::default()).unwrap(),
-                StatusCode::METHOD_NOT_ALLOWED,
-            ),
-        ] {
-            assert_eq!(send(records.clone(), req).await.unwrap().status(), status);
-        }
-        let down = self::records(Arc::new(Down));
-        let answer = send(down, post(code)).await.unwrap();
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let text = metrics.encode();
-        for (outcome, count) in [
-            ("forwarded", 2),
-            ("refused_invalid_grant", 2),
-            ("refused_invalid_request", 2),
-            ("busy", 0),
-            ("store_unavailable", 1),
-        ] {
-            let series =
-                format!("medmij_vert_token_requests_total{{outcome=\"{outcome}\"}} {count}\n");
-            assert!(text.contains(&series), "{series}{text}");
+        drop(_default);
+
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let token_lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["fields"]["point"] == "token")
+            .collect();
+        assert_eq!(
+            token_lines.len(),
+            cases.len() + 1,
+            "one line per answer:\n{text}"
+        );
+        for ((_, _, outcome, rule), (line, id)) in
+            cases.iter().zip(token_lines.iter().zip(&answers))
+        {
+            let fields = &line["fields"];
+            assert_eq!(line["target"], "medmij_vert_proxy::decision");
+            assert_eq!(
+                (fields["outcome"].as_str(), fields["rule"].as_str()),
+                (Some(*outcome), Some(*rule)),
+                "{line}"
+            );
+            assert_eq!(
+                fields["correlation_id"].as_str(),
+                Some(id.as_str()),
+                "{line}"
+            );
         }
+        assert_eq!(
+            token_lines[cases.len()]["fields"]["outcome"],
+            "store_unavailable"
+        );
+        assert!(!text.contains("c0de"), "no line names a code:\n{text}");
+        let encoded = metrics.encode();
+        assert!(!encoded.contains("c0de"));
+        let count = |outcome: &str, rule: &str| {
+            let series = format!(
+                "medmij_vert_decisions_total{{outcome=\"{outcome}\",rule=\"{rule}\",exception=\"\"}} "
+            );
+            encoded
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .map_or(0, |n| n.parse::<u32>().unwrap())
+        };
+        for (outcome, rule, want) in [
+            ("redeemed", "proxy.token.released_only", 1),
+            ("refused", "proxy.token.once", 1),
+            ("forwarded", "proxy.token.released_only", 1),
+            ("refused", "proxy.token.released_only", 1),
+            ("withheld", "proxy.token.released_only", 1),
+            ("refused", "proxy.token.listed_client", 1),
+            ("busy", "proxy.token.once", 1),
+            ("passed", "proxy.token.released_only", 1),
+            ("refused", "proxy.token.one_reading", 2),
+            ("store_unavailable", "proxy.token.released_only", 1),
+        ] {
+            assert_eq!(count(outcome, rule), want, "{outcome} {rule}\n{encoded}");
+        }
+    }
+
+    /// A writer the tests read log lines back from.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn post_owned(body: String) -> Request<Buffered> {
+        Request::post("/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
     }
 
     #[tokio::test]
@@ -941,10 +1224,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(third.status(), StatusCode::BAD_REQUEST, "it became a token");
-        assert!(
-            metrics
-                .encode()
-                .contains("medmij_vert_token_requests_total{outcome=\"busy\"} 1\n")
-        );
+        assert!(metrics.encode().contains(
+            "medmij_vert_decisions_total{outcome=\"busy\",rule=\"proxy.token.once\",exception=\"\"} 1\n"
+        ));
     }
 }
