@@ -897,6 +897,81 @@ mod tests {
         )
     }
 
+    /// Issue 28: the token guard's line tells a withheld code and a redeemed one apart from
+    /// one never released; the marks are records of their own, which no lookup of a release
+    /// record meets, and a mark counts against its source's share.
+    #[tokio::test]
+    async fn a_withheld_or_redeemed_code_is_told_apart_from_one_never_released() {
+        let records = records(Arc::new(MemoryStore::new(100)));
+        let source = Source::new("203.0.113.9".parse().unwrap());
+        records.withhold("WITHHELD", source).await;
+        assert_eq!(
+            records.present("WITHHELD", |_| true).await,
+            Ok(Presented::Withheld)
+        );
+        assert_eq!(
+            records.present("NEVER", |_| true).await,
+            Ok(Presented::NotReleased)
+        );
+        records
+            .release([1; 32], "C0DE", "pgo.example.nl", Source::unknown())
+            .await
+            .unwrap();
+        let Ok(Presented::Go(presentation)) = records.present("C0DE", |_| true).await else {
+            panic!("a released code goes")
+        };
+        records.settle(presentation, true).await;
+        assert_eq!(
+            records.present("C0DE", |_| true).await,
+            Ok(Presented::Redeemed)
+        );
+        // A withheld mark never makes a code presentable, whatever comes after it.
+        records.withhold("C0DE", Source::unknown()).await;
+        assert_eq!(
+            records.present("C0DE", |_| true).await,
+            Ok(Presented::Redeemed)
+        );
+        // Marks count against the source's share (100 records, this source one of them): a
+        // source over its share gets none.
+        let tight = Records::new(
+            Arc::new(MemoryStore::new(100)),
+            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
+            MINUTE,
+            Some(MINUTE),
+            1,
+            Metrics::new(),
+        );
+        tight.withhold("FIRST", source).await;
+        tight.withhold("SECOND", source).await;
+        assert_eq!(
+            tight.present("FIRST", |_| true).await,
+            Ok(Presented::Withheld)
+        );
+        assert_eq!(
+            tight.present("SECOND", |_| true).await,
+            Ok(Presented::NotReleased)
+        );
+    }
+
+    /// Without the token guard, nothing is marked (and nothing is counted).
+    #[tokio::test]
+    async fn withheld_codes_are_marked_only_with_the_token_guard_on() {
+        let off = Records::new(
+            Arc::new(MemoryStore::new(100)),
+            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
+            MINUTE,
+            None,
+            100,
+            Metrics::new(),
+        );
+        assert!(!off.marks_withheld());
+        off.withhold("C0DE", Source::unknown()).await;
+        assert_eq!(
+            off.present("C0DE", |_| true).await,
+            Ok(Presented::NotReleased)
+        );
+    }
+
     #[tokio::test]
     async fn token_retries_a_code_stays_presentable_until_the_as_issues_a_token() {
         let records = records(Arc::new(MemoryStore::new(100)));
