@@ -141,7 +141,7 @@ where
         let ids = Ids::of(req.headers());
         let judged = match route {
             Some(_) => judge(req, &self.layer.path, &ids),
-            None => Err(Refusal::invalid_request(
+            None => Err(BadRequest::invalid_request(
                 "a request the router did not mark",
             )),
         };
@@ -228,7 +228,7 @@ fn judge(
     req: Request<Buffered>,
     path: &str,
     ids: &Ids,
-) -> Result<(Request<Buffered>, Option<String>), Refusal> {
+) -> Result<(Request<Buffered>, Option<String>), BadRequest> {
     let query = req.uri().query().unwrap_or("");
     // A CORS preflight (a PGO's browser-side component redeeming its code) carries no code:
     // no body (the seam refuses one on OPTIONS; checked again here, where a code would
@@ -236,26 +236,26 @@ fn judge(
     // answer comes back as it is.
     let preflight = req.method() == Method::OPTIONS;
     if preflight && (!is_bodiless(&req) || !token::query_is_clean(query)) {
-        return Err(Refusal::invalid_request(
+        return Err(BadRequest::invalid_request(
             "a preflight with a body or a code",
         ));
     }
     // RFC 6749 §3.2: token requests are POSTs. Anything else on this path, or a query that
     // carries a code beside the body's, never reaches the AS.
     if !preflight && req.method() != Method::POST {
-        return Err(Refusal::not_a_post());
+        return Err(BadRequest::not_a_post());
     }
     if !token::query_is_clean(query) {
-        return Err(Refusal::invalid_request("a code or grant in the query"));
+        return Err(BadRequest::invalid_request("a code or grant in the query"));
     }
     if !preflight && let Err(why) = crate::seam::form::check_content_type(req.headers()) {
         // A framework that reads multipart or JSON bodies, or inflates them, would find
         // parameters in it that the form reading below does not.
-        return Err(Refusal::invalid_request(why.to_string()));
+        return Err(BadRequest::invalid_request(why.to_string()));
     }
     let (mut parts, body) = req.into_parts();
     parts.uri = target::on_path(path, parts.uri.query())
-        .ok_or_else(|| Refusal::invalid_request("an unusable target"))?;
+        .ok_or_else(|| BadRequest::invalid_request("an unusable target"))?;
     set_ids(&mut parts.headers, ids.correlation_id, ids.request_id);
     if preflight {
         return Ok((Request::from_parts(parts, body), None));
@@ -263,23 +263,23 @@ fn judge(
     let body = full_bytes(body);
     let code = match token::parse(&body) {
         TokenRequest::OtherGrant => None,
-        TokenRequest::Invalid(why) => return Err(Refusal::invalid_request(why.reason())),
+        TokenRequest::Invalid(why) => return Err(BadRequest::invalid_request(why.reason())),
         TokenRequest::Code(code) => Some(code.into_owned()),
     };
     Ok((Request::from_parts(parts, Full::new(body)), code))
 }
 
 /// A token request answered by the proxy itself, before the store is asked.
-struct Refusal {
+struct BadRequest {
     status: StatusCode,
     allow: Option<&'static str>,
     detail: Cow<'static, str>,
 }
 
-impl Refusal {
+impl BadRequest {
     /// `invalid_request`: read otherwise than the AS might.
     fn invalid_request(detail: impl Into<Cow<'static, str>>) -> Self {
-        Refusal {
+        BadRequest {
             status: StatusCode::BAD_REQUEST,
             allow: None,
             detail: detail.into(),
@@ -287,7 +287,7 @@ impl Refusal {
     }
 
     fn not_a_post() -> Self {
-        Refusal {
+        BadRequest {
             status: StatusCode::METHOD_NOT_ALLOWED,
             allow: Some("POST"),
             detail: "method not allowed".into(),
