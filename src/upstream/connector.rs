@@ -12,8 +12,8 @@ use crate::config;
 use crate::ops::metrics::Metrics;
 use crate::seam::limits::Buffered;
 use crate::upstream::conn::{Activity, Limits, TimedIo};
+use crate::upstream::error::PoolError;
 use crate::upstream::idle::Reusable;
-use crate::upstream::pool::PoolError;
 
 /// A connection: the handle to send on, and what its timer learns from.
 pub struct Conn {

@@ -135,7 +135,7 @@ mod tests {
     type Body = Either<Full<Bytes>, Full<Bytes>>;
 
     fn failing(timed_out: bool) -> UpstreamError {
-        use crate::upstream::pool::PoolError;
+        use crate::upstream::error::PoolError;
         let cause = match timed_out {
             true => PoolError::ResponseTimeout,
             false => PoolError::ConnectTimeout,

@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod connector;
+pub mod error;
 pub mod error_pages;
 pub mod idle;
 pub mod pool;

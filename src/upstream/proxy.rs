@@ -21,7 +21,8 @@ use crate::ops::metrics::{Metrics, UpstreamFailure};
 use crate::seam::forwarded::{Peer, strip_hop_by_hop};
 use crate::seam::limits::Buffered;
 use crate::state::seal::random_uuid;
-use crate::upstream::pool::{Pool, PoolError, PooledBody, Sending};
+use crate::upstream::error::PoolError;
+use crate::upstream::pool::{Pool, PooledBody, Sending};
 
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
 pub type Body = Either<PooledBody, Full<Bytes>>;
