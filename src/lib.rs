@@ -5,8 +5,9 @@
 //! connection to the [`seam`] (sanitize, route, limits, forwarded headers), then to [`guard`]
 //! and [`token_guard`], which ask [`vert`] (the rules: no I/O, no HTTP) and apply its decisions,
 //! then to [`upstream`] (the client to the AS). Beside the stack: [`config`], [`state`] (the
-//! sealed state and the records), [`pages`], [`ops`] (admin listener, metrics, logs) and
-//! [`runtime`] (the threads every listener runs on). The
+//! sealed state and the records), [`pages`], [`ops`] (admin listener, metrics, logs),
+//! [`timed_io`] (the connection timeouts, client and upstream side) and [`runtime`] (the threads
+//! every listener runs on). The
 //! demo AS is not part of the library: it is the binary's (`src/demo/`, `medmij-vert-proxy
 //! demo`), and the tests compile it into their harness.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod runtime;
 pub mod seam;
 pub mod server;
 pub mod state;
+pub mod timed_io;
 pub mod token_guard;
 pub mod upstream;
 pub mod vert;

@@ -39,8 +39,8 @@ use crate::server::live::Live;
 use crate::server::resources::Resources;
 use crate::server::tls::Tls;
 use crate::state::store::{MemoryStore, RedisStore, Store};
+use crate::timed_io::{Activity, IoTimeouts, TimedIo, Tracked};
 use crate::token_guard::TokenGuardLayer;
-use crate::upstream::conn::{Activity, Limits, TimedIo, Tracked};
 use crate::upstream::error_pages::ErrorPagesLayer;
 use crate::upstream::pool::Pool;
 use crate::upstream::proxy::{Upstream, UpstreamFactory};
@@ -321,7 +321,7 @@ fn run_worker(
             // Kept by TimedIo per connection: hyper's own costs a timer per request.
             .header_read_timeout(None)
             .max_header_size(listen.max_header_bytes);
-        let limits = Limits::client(listen.header_read_timeout, listen.idle_timeout);
+        let timeouts = IoTimeouts::client(listen.header_read_timeout, listen.idle_timeout);
         // hyper keeps up to 100 headers on the stack; any other limit costs a heap allocation
         // per request, so it is only set when the operator asks for it.
         if listen.max_headers != 100 {
@@ -358,7 +358,7 @@ fn run_worker(
                 drain: drain.watcher(),
             };
             // Timeouts count raw bytes, so the TLS handshake is under the head's timeout.
-            let io = TimedIo::new(stream, connection.activity.clone(), limits);
+            let io = TimedIo::new(stream, connection.activity.clone(), timeouts);
             let open = Open::new(&shared.metrics);
             let branding = shared.live.branding.clone();
             tokio::spawn(BRANDING.scope(branding, async move {

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use crate::upstream::conn::Activity;
+use crate::timed_io::Activity;
 
 /// Why the upstream gave no response.
 #[derive(Debug, thiserror::Error)]

@@ -30,7 +30,7 @@ use hyper::client::conn::TrySendError;
 use crate::config;
 use crate::ops::metrics::Metrics;
 use crate::seam::limits::Buffered;
-use crate::upstream::conn::InFlight;
+use crate::timed_io::InFlight;
 use crate::upstream::connector::{Conn, Connector};
 use crate::upstream::error::PoolError;
 use crate::upstream::idle::IdleList;
