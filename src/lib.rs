@@ -25,3 +25,4 @@ pub mod timed_io;
 pub mod token_guard;
 pub mod upstream;
 pub mod vert;
+pub mod vocab;

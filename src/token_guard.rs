@@ -19,13 +19,12 @@ use http_body::Body as _;
 use http_body_util::Full;
 
 use crate::ops::metrics::{Metrics, TokenOutcome};
-use crate::pages::{PageBody, WithPages};
+use crate::pages::WithPages;
 use crate::seam::answer::{Answer, Deferred};
-use crate::seam::limits::Buffered;
-use crate::seam::paths::Route;
 use crate::state::store::{Presented, Records};
 use crate::vert::ClientList;
 use crate::vert::token::{self, TokenRequest};
+use crate::vocab::{Buffered, PageBody, Route};
 
 #[derive(Clone)]
 pub struct TokenGuardLayer {

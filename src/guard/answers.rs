@@ -5,11 +5,11 @@ use uuid::Uuid;
 
 use super::Guard;
 use crate::ops::metrics::DecisionLabels;
-use crate::pages::{self, Details, Lang, PageBody, Topic};
-use crate::state::seal::random_uuid;
+use crate::pages::{self, Details, Lang, Topic};
 use crate::vert::events::RequestAnswer;
 use crate::vert::exceptions::{Answer, error_redirect};
 use crate::vert::{Exception, Flow};
+use crate::vocab::{PageBody, random_uuid};
 
 /// Log lines of decisions go to this target (`RUST_LOG=medmij_vert_proxy::decision=info`).
 const DECISION: &str = "medmij_vert_proxy::decision";

@@ -11,9 +11,10 @@ use http::Response;
 use http::header::HeaderValue;
 
 use super::{Guard, Inspected};
-use crate::pages::{PageBody, WithPages};
+use crate::pages::WithPages;
 use crate::state::store::Source;
 use crate::vert::Flow;
+use crate::vocab::PageBody;
 
 pin_project_lite::pin_project! {
     /// The inner service's response, inspected; or an answer the guard made itself.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::Guard;
 use super::service::VertGuard;
-use crate::seam::forwarded::Peer;
+use crate::vocab::Peer;
 
 #[derive(Clone)]
 pub struct VertGuardLayer {

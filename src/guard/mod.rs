@@ -22,10 +22,10 @@ use crate::config::Config;
 use crate::ops::metrics::{DecisionLabels, Metrics};
 use crate::pages::{Lang, WithPages};
 use crate::state::seal::KeyRing;
-use crate::state::seal::random_uuid;
 use crate::state::store::{Records, Refused, Source, StoreError};
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
 use crate::vert::{ClientList, Exception, Flow, Kind};
+use crate::vocab::random_uuid;
 
 mod answers;
 mod future;

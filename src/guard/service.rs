@@ -15,15 +15,13 @@ use super::future::ResponseFuture;
 use super::{Guard, remove_if_present, unix_now};
 use crate::pages::{Lang, Topic, WithPages, error_page};
 use crate::seam::answer::{Refusal, refuse};
-use crate::seam::forwarded::Peer;
-use crate::seam::paths::Route;
-use crate::state::seal::random_uuid;
 use crate::state::store::Source;
 use crate::vert::authorize::{self, Decision};
 use crate::vert::events::RequestAnswer;
 use crate::vert::fresh_login;
 use crate::vert::resume::{self, Resumed};
 use crate::vert::{Exception, Flow, Kind};
+use crate::vocab::{Peer, Route, random_uuid};
 
 #[derive(Clone)]
 pub struct VertGuard<S> {

@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::vocab::Route;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     /// `forwarded`, `refused`, `error_redirect`, `released`, `restored`, `withheld`, `passed`.
@@ -182,14 +184,6 @@ struct OclMetrics {
     last_fetch: Family<OclFetchLabels, Gauge>,
 }
 
-/// Which class of route a request took, for the request counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteClass {
-    Authorize,
-    Token,
-    Other,
-}
-
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
@@ -241,7 +235,8 @@ impl Default for Metrics {
             "Requests answered, by route class and status class",
             family.clone(),
         );
-        let requests = ["authorize", "token", "other"].map(|route| {
+        let requests = Route::COUNTED.map(|route| {
+            let route = route.label();
             ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|status| {
                 family
                     .get_or_create(&RequestLabels { route, status })
@@ -492,11 +487,13 @@ impl Metrics {
         let _made = self.decisions.get_or_create(&labels);
     }
 
-    pub fn request(&self, route: RouteClass, status: http::StatusCode) {
+    /// One answered request, under its route as counted ([`Route::counted`]): the series of
+    /// [`Route::COUNTED`], in its order.
+    pub fn request(&self, route: Route, status: http::StatusCode) {
         let route = match route {
-            RouteClass::Authorize => 0,
-            RouteClass::Token => 1,
-            RouteClass::Other => 2,
+            Route::Authorize => 0,
+            Route::Token => 1,
+            Route::Below | Route::Other | Route::Unreadable => 2,
         };
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.requests[route][class].inc();
@@ -611,7 +608,7 @@ mod tests {
             rule: "ext.vert.authint.202",
             exception: "Authorization interface Vertegenwoordiging 1",
         });
-        m.request(RouteClass::Authorize, http::StatusCode::FOUND);
+        m.request(Route::Authorize, http::StatusCode::FOUND);
         m.reload("clients", false);
         m.connection_opened();
         m.upstream_response(Duration::from_millis(3));

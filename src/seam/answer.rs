@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 
-use crate::pages::{Lang, PageBody, Topic, WithPages, error_page};
-use crate::state::seal::random_uuid;
+use crate::pages::{Lang, Topic, WithPages, error_page};
+use crate::vocab::{PageBody, random_uuid};
 
 pin_project_lite::pin_project! {
     /// The inner service's response future, or an answer the layer made itself.

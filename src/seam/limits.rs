@@ -19,9 +19,7 @@ use crate::config::Listen;
 use crate::pages::WithPages;
 use crate::seam::answer::{Answer, Deferred, Refusal, refuse};
 use crate::seam::form::BufferedBody;
-
-/// A request body, read whole.
-pub type Buffered = Full<Bytes>;
+use crate::vocab::{Buffered, PageBody};
 
 #[derive(Clone, Copy, Debug)]
 pub struct LimitsLayer {
@@ -122,7 +120,7 @@ where
     }
 }
 
-fn too_large(headers: &http::HeaderMap) -> Response<crate::pages::PageBody> {
+fn too_large(headers: &http::HeaderMap) -> Response<PageBody> {
     refuse(headers, Refusal::BodyTooLarge)
 }
 

@@ -30,7 +30,6 @@ use crate::ops::ocl::OclHealth;
 use crate::ops::record::RecordLayer;
 use crate::ops::telemetry;
 use crate::pages::BRANDING;
-use crate::seam::forwarded::Peer;
 use crate::seam::limits::LimitsLayer;
 use crate::seam::paths::Routes;
 use crate::seam::router::RouteLayer;
@@ -44,6 +43,7 @@ use crate::token_guard::TokenGuardLayer;
 use crate::upstream::error_pages::ErrorPagesLayer;
 use crate::upstream::pool::Pool;
 use crate::upstream::proxy::{Upstream, UpstreamFactory};
+use crate::vocab::Peer;
 
 /// A running proxy.
 pub struct Running {

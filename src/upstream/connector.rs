@@ -10,10 +10,10 @@ use tokio::net::TcpStream;
 
 use crate::config;
 use crate::ops::metrics::Metrics;
-use crate::seam::limits::Buffered;
 use crate::timed_io::{Activity, IoTimeouts, TimedIo};
 use crate::upstream::error::PoolError;
 use crate::upstream::idle::Reusable;
+use crate::vocab::Buffered;
 
 /// A connection: the handle to send on, and what its timer learns from.
 pub struct Conn {

@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode};
 
 use crate::pages::{Lang, Topic, WithPages, error_page};
 use crate::upstream::proxy::UpstreamError;
+use crate::vocab::PageBody;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ErrorPagesLayer;
@@ -115,7 +116,7 @@ where
 }
 
 /// 504 for a timeout, else 502; the page shows the trace id of the log line.
-fn page(error: &UpstreamError, lang: Lang) -> Response<crate::pages::PageBody> {
+fn page(error: &UpstreamError, lang: Lang) -> Response<PageBody> {
     let (topic, status) = if error.timed_out() {
         (Topic::TimedOut, StatusCode::GATEWAY_TIMEOUT)
     } else {

@@ -29,11 +29,11 @@ use hyper::client::conn::TrySendError;
 
 use crate::config;
 use crate::ops::metrics::Metrics;
-use crate::seam::limits::Buffered;
 use crate::timed_io::InFlight;
 use crate::upstream::connector::{Conn, Connector};
 use crate::upstream::error::PoolError;
 use crate::upstream::idle::IdleList;
+use crate::vocab::Buffered;
 
 struct Inner {
     connector: Connector,

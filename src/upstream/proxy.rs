@@ -18,11 +18,10 @@ use uuid::Uuid;
 
 use crate::config;
 use crate::ops::metrics::{Metrics, UpstreamFailure};
-use crate::seam::forwarded::{Peer, strip_hop_by_hop};
-use crate::seam::limits::Buffered;
-use crate::state::seal::random_uuid;
+use crate::seam::forwarded::{set_forwarded, strip_hop_by_hop};
 use crate::upstream::error::PoolError;
 use crate::upstream::pool::{Pool, PooledBody, Sending};
+use crate::vocab::{Buffered, Peer, random_uuid};
 
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
 pub type Body = Either<PooledBody, Full<Bytes>>;
@@ -87,7 +86,7 @@ impl tower::Service<Request<Buffered>> for Upstream {
                 self.default_host.clone()
             }
         };
-        self.peer.set_forwarded(headers, host);
+        set_forwarded(&self.peer, headers, host);
         UpstreamFuture {
             sending: self.pool.send(req),
             started: Instant::now(),
