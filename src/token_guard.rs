@@ -20,7 +20,7 @@ use http_body_util::Full;
 
 use crate::ops::metrics::{Metrics, TokenOutcome};
 use crate::pages::WithPages;
-use crate::seam::answer::{Answer, Deferred};
+use crate::seam::answer::{Deferred, InnerOrOwn as Answer};
 use crate::state::store::{Presented, Records};
 use crate::vert::ClientList;
 use crate::vert::token::{self, TokenRequest};

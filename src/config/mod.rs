@@ -21,26 +21,26 @@ use crate::vert::{Client, FreshLogin, Kind};
 
 use check::Check;
 pub use pages::Pages;
-pub use store::{Redis, RedisUrl, SentinelMaster, Store};
+pub use store::{Redis, RedisUrl, SentinelMaster, StoreConfig};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Listen,
-    pub upstream: Upstream,
+    pub upstream: UpstreamConfig,
     pub oauth: OAuth,
     pub clients: Clients,
     pub representation: Representation,
     pub state: State,
     pub log: Log,
-    pub admin: Admin,
-    pub store: Store,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
     pub pages: Pages,
-    pub token_guard: Option<TokenGuard>,
+    pub token_guard: Option<TokenGuardConfig>,
 }
 
 /// `[token_guard]`: only codes the proxy released reach the AS's token endpoint.
 #[derive(Debug, Clone)]
-pub struct TokenGuard {
+pub struct TokenGuardConfig {
     pub path: String,
     /// How long a released code may be redeemed.
     pub code_ttl: Duration,
@@ -49,7 +49,7 @@ pub struct TokenGuard {
 /// The admin listener: `/live`, `/ready`, `/metrics`. Off unless `admin.addr` is set; never on
 /// the public listener.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub struct AdminConfig {
     pub addr: Option<SocketAddr>,
 }
 
@@ -83,7 +83,7 @@ pub struct Listen {
 }
 
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub struct UpstreamConfig {
     /// `host:port` of the legacy AS (plain HTTP on a private network).
     pub authority: Authority,
     pub connect_timeout: Duration,
@@ -276,7 +276,7 @@ impl Config {
                 }
             },
         };
-        let upstream = Upstream {
+        let upstream = UpstreamConfig {
             authority: authority.unwrap_or_else(|| Authority::from_static("invalid")),
             connect_timeout: c.duration(&s, "connect_timeout"),
             response_timeout: c.duration(&s, "response_timeout"),
@@ -430,7 +430,7 @@ impl Config {
         };
 
         let s = c.section(&root, "admin");
-        let admin = Admin {
+        let admin = AdminConfig {
             addr: c.string(&s, "addr").and_then(|addr| match addr.parse() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
@@ -458,7 +458,7 @@ impl Config {
                 {
                     c.error("token_guard.path", e);
                 }
-                Some(TokenGuard {
+                Some(TokenGuardConfig {
                     path,
                     code_ttl: c.duration(&s, "code_ttl"),
                 })

@@ -14,7 +14,7 @@ use super::answers::{Outcome, Subject, Then};
 use super::future::ResponseFuture;
 use super::{Guard, remove_if_present, unix_now};
 use crate::pages::{Lang, Topic, WithPages, error_page};
-use crate::seam::answer::{Refusal, refuse};
+use crate::seam::answer::{SeamRefusal as Refusal, refuse};
 use crate::state::store::Source;
 use crate::vert::authorize::{self, Decision};
 use crate::vert::events::RequestAnswer;

@@ -48,14 +48,14 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = RecordFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ResponseFuture {
+        RecordFuture {
             inner: self.inner.call(req),
             metrics: self.metrics.clone(),
         }
@@ -63,14 +63,14 @@ where
 }
 
 pin_project_lite::pin_project! {
-    pub struct ResponseFuture<F> {
+    pub struct RecordFuture<F> {
         #[pin]
         inner: F,
         metrics: Arc<Metrics>,
     }
 }
 
-impl<F, ResB, E> Future for ResponseFuture<F>
+impl<F, ResB, E> Future for RecordFuture<F>
 where
     F: Future<Output = Result<Response<ResB>, E>>,
 {

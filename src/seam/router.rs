@@ -19,7 +19,7 @@ use std::task::{Context, Poll, ready};
 use http::{Request, Response};
 
 use crate::pages::WithPages;
-use crate::seam::answer::{Answer, Refusal, refuse};
+use crate::seam::answer::{InnerOrOwn, SeamRefusal, refuse};
 use crate::seam::paths::Routes;
 use crate::vocab::Route;
 
@@ -60,7 +60,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<Answer<S::Future>>;
+    type Future = RouteFuture<InnerOrOwn<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -74,15 +74,17 @@ where
             Route::Unreadable
         };
         let inner = match route {
-            Route::Unreadable => Answer::own(refuse(req.headers(), Refusal::UnreadableTarget)),
+            Route::Unreadable => {
+                InnerOrOwn::own(refuse(req.headers(), SeamRefusal::UnreadableTarget))
+            }
             route => {
                 req.extensions_mut().insert(route);
-                Answer::Inner {
+                InnerOrOwn::Inner {
                     future: self.inner.call(req),
                 }
             }
         };
-        ResponseFuture {
+        RouteFuture {
             inner,
             counted: route.counted(),
         }
@@ -92,14 +94,14 @@ where
 pin_project_lite::pin_project! {
     /// Marks the response with its route as counted ([`Route::counted`]), for the request
     /// counter ([`crate::ops::record`]).
-    pub struct ResponseFuture<F> {
+    pub struct RouteFuture<F> {
         #[pin]
         inner: F,
         counted: Route,
     }
 }
 
-impl<F, ResB, E> Future for ResponseFuture<F>
+impl<F, ResB, E> Future for RouteFuture<F>
 where
     F: Future<Output = Result<Response<ResB>, E>>,
 {

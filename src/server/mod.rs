@@ -123,7 +123,10 @@ struct StoreRuntime {
 }
 
 impl StoreRuntime {
-    fn start(config: &crate::config::Store, redis: &Redis) -> io::Result<(Arc<dyn Store>, Self)> {
+    fn start(
+        config: &crate::config::StoreConfig,
+        redis: &Redis,
+    ) -> io::Result<(Arc<dyn Store>, Self)> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (made, store) = std::sync::mpsc::channel();
         let (redis, timeout, min_replicas) = (redis.clone(), config.timeout, config.min_replicas);

@@ -35,7 +35,7 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn new(cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: &config::UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         Connector {
             authority: cfg.authority.to_string(),
             connect_timeout: cfg.connect_timeout,

@@ -43,7 +43,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = Infallible;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ErrorPagesFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Infallible outward: an inner service that cannot take the request is answered for
@@ -69,7 +69,7 @@ where
                 future: self.inner.call(req),
             },
         };
-        ResponseFuture {
+        ErrorPagesFuture {
             inner,
             accept_language,
         }
@@ -77,7 +77,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    pub struct ResponseFuture<F> {
+    pub struct ErrorPagesFuture<F> {
         #[pin]
         inner: Inner<F>,
         accept_language: Option<HeaderValue>,
@@ -92,7 +92,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, ResB> Future for ResponseFuture<F>
+impl<F, ResB> Future for ErrorPagesFuture<F>
 where
     F: Future<Output = Result<Response<ResB>, UpstreamError>>,
     ResB: WithPages,

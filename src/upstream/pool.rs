@@ -53,7 +53,7 @@ impl Pool {
         self.inner.idle.kept()
     }
 
-    pub fn new(cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: &config::UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         Pool {
             inner: Arc::new(Inner {
                 connector: Connector::new(cfg, metrics),
@@ -321,7 +321,7 @@ mod tests {
 
     fn pool(authority: &str) -> (Pool, Arc<Metrics>) {
         let metrics = Metrics::new();
-        let cfg = config::Upstream {
+        let cfg = config::UpstreamConfig {
             authority: authority.parse().unwrap(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),

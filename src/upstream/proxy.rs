@@ -35,7 +35,7 @@ pub struct UpstreamFactory {
 
 impl UpstreamFactory {
     /// `pool` belongs to the worker that serves with the services made here.
-    pub fn new(pool: Pool, cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
+    pub fn new(pool: Pool, cfg: &config::UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         UpstreamFactory {
             pool,
             default_host: HeaderValue::from_str(cfg.authority.as_str())
