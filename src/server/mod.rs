@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
-use crate::config::{Config, Redis};
+use crate::config::{Config, Listen, Redis, StoreConfig};
 use crate::guard::{Guard, VertGuardLayer};
 use crate::ops::admin::{self, Admin};
 use crate::ops::metrics::Metrics;
@@ -206,20 +206,59 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         )?),
         None => None,
     };
-    let (store, store_runtime): (Arc<dyn Store>, _) = match &config.store.redis {
-        None => (Arc::new(MemoryStore::new(config.store.max_entries)), None),
-        Some(redis) => {
-            let (store, runtime) = StoreRuntime::start(&config.store, redis)?;
-            (store, Some(runtime))
-        }
-    };
+    let (store, store_runtime) = open_store(&config.store)?;
     let live = Live::new(&config, resources, store, &metrics);
     let ocl = match ocl_health {
         Some(health) => ocl::start(&config, live.clients.clone(), health, metrics.clone())?,
         None => None,
     };
+    let (guard, token_guard, router) = rule_layers(&config, &live, &metrics);
+    let shared = Arc::new(Shared {
+        guard,
+        token_guard,
+        router,
+        limits: LimitsLayer::new(&config.listen),
+        record: RecordLayer::new(metrics.clone()),
+        trusted: config.listen.trusted_proxies.clone(),
+        connections: Arc::new(Semaphore::new(config.listen.max_connections)),
+        tls,
+        metrics,
+        live,
+        config,
+    });
+    let (tx, rx) = watch::channel(false);
+    let handles = spawn_workers(&shared, listeners, &rx)?;
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        workers: handles,
+        shared,
+        admin,
+        store_runtime,
+        ocl,
+    })
+}
+
+/// The records: in-process, or in the Redis `[store]` names (on a runtime of its own).
+fn open_store(config: &StoreConfig) -> io::Result<(Arc<dyn Store>, Option<StoreRuntime>)> {
+    Ok(match &config.redis {
+        None => (Arc::new(MemoryStore::new(config.max_entries)), None),
+        Some(redis) => {
+            let (store, runtime) = StoreRuntime::start(config, redis)?;
+            (store, Some(runtime))
+        }
+    })
+}
+
+/// The layers that apply the rules: the guard, the token guard, and the router that decides
+/// which requests they see.
+fn rule_layers(
+    config: &Config,
+    live: &Live,
+    metrics: &Arc<Metrics>,
+) -> (VertGuardLayer, TokenGuardLayer, RouteLayer) {
     let guard = Guard::new(
-        &config,
+        config,
         live.clients.clone(),
         live.keys.clone(),
         live.records.clone(),
@@ -239,24 +278,23 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         config.token_guard.as_ref().map(|t| t.path.as_str()),
         config.oauth.case_insensitive_paths,
     );
-    let shared = Arc::new(Shared {
-        guard: VertGuardLayer::new(guard),
+    (
+        VertGuardLayer::new(guard),
         token_guard,
-        router: RouteLayer::new(routes),
-        limits: LimitsLayer::new(&config.listen),
-        record: RecordLayer::new(metrics.clone()),
-        trusted: config.listen.trusted_proxies.clone(),
-        connections: Arc::new(Semaphore::new(config.listen.max_connections)),
-        tls,
-        metrics,
-        live,
-        config,
-    });
-    let (tx, rx) = watch::channel(false);
-    let mut handles = Vec::with_capacity(workers);
+        RouteLayer::new(routes),
+    )
+}
+
+/// One thread per listening socket, each with its own runtime ([`run_worker`]).
+fn spawn_workers(
+    shared: &Arc<Shared>,
+    listeners: Vec<std::net::TcpListener>,
+    shutdown: &watch::Receiver<bool>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let mut handles = Vec::with_capacity(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
-        let rx = rx.clone();
+        let rx = shutdown.clone();
         let handle = std::thread::Builder::new()
             .name(format!("vert-worker-{i}"))
             .spawn(move || {
@@ -266,15 +304,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
             })?;
         handles.push(handle);
     }
-    Ok(Running {
-        addr,
-        shutdown: tx,
-        workers: handles,
-        shared,
-        admin,
-        store_runtime,
-        ocl,
-    })
+    Ok(handles)
 }
 
 /// One listening socket per worker, all on the same address: the kernel spreads connections.
@@ -315,22 +345,8 @@ fn run_worker(
             &shared.config.upstream,
             shared.metrics.clone(),
         );
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .keep_alive(true)
-            // Messages to and from an AS are small: one buffer and one write() cost fewer
-            // instructions than a vectored write of head and body (callgrind).
-            .writev(false)
-            // Kept by TimedIo per connection: hyper's own costs a timer per request.
-            .header_read_timeout(None)
-            .max_header_size(listen.max_header_bytes);
+        let http = Arc::new(client_http(listen));
         let timeouts = IoTimeouts::client(listen.header_read_timeout, listen.idle_timeout);
-        // hyper keeps up to 100 headers on the stack; any other limit costs a heap allocation
-        // per request, so it is only set when the operator asks for it.
-        if listen.max_headers != 100 {
-            http.max_headers(listen.max_headers);
-        }
-        let http = Arc::new(http);
         let drain = GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -386,6 +402,25 @@ fn run_worker(
         }
         Ok(())
     })
+}
+
+/// hyper's HTTP/1 server side, as every client connection of a worker speaks it.
+fn client_http(listen: &Listen) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .keep_alive(true)
+        // Messages to and from an AS are small: one buffer and one write() cost fewer
+        // instructions than a vectored write of head and body (callgrind).
+        .writev(false)
+        // Kept by TimedIo per connection: hyper's own costs a timer per request.
+        .header_read_timeout(None)
+        .max_header_size(listen.max_header_bytes);
+    // hyper keeps up to 100 headers on the stack; any other limit costs a heap allocation
+    // per request, so it is only set when the operator asks for it.
+    if listen.max_headers != 100 {
+        http.max_headers(listen.max_headers);
+    }
+    http
 }
 
 /// One client connection, until its stream is ready to serve (after the TLS handshake).
