@@ -357,12 +357,11 @@ impl Check {
         {
             self.error("oauth.issuer", e);
         }
-        let oauth = OAuth {
+        OAuth {
             issuer,
             authorize_path,
             case_insensitive_paths: self.boolean(&s, "case_insensitive_paths"),
-        };
-        oauth
+        }
     }
 
     /// `[clients]`: the client list, from a file, inline, or from `clients.ocl_url`.
@@ -493,18 +492,17 @@ impl Check {
         if let Err(e) = check_level(&level) {
             self.error("log.level", format!("not a log filter: {e}"));
         }
-        let log = Log {
+        Log {
             level,
             format,
             access: self.boolean(&s, "access"),
-        };
-        log
+        }
     }
 
     /// `[admin]`: the admin listener.
     fn admin(&mut self, root: &Table) -> AdminConfig {
         let s = self.section(root, "admin");
-        let admin = AdminConfig {
+        AdminConfig {
             addr: self.string(&s, "addr").and_then(|addr| match addr.parse() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
@@ -512,14 +510,13 @@ impl Check {
                     None
                 }
             }),
-        };
-        admin
+        }
     }
 
     /// `[token_guard]`: the token endpoint, when the proxy guards it.
     fn token_guard(&mut self, root: &Table) -> Option<TokenGuardConfig> {
         let s = self.section(root, "token_guard");
-        let token_guard = match s.table {
+        match s.table {
             None => None,
             Some(_) => {
                 let path = match self.string(&s, "path") {
@@ -539,8 +536,7 @@ impl Check {
                     code_ttl: self.duration(&s, "code_ttl"),
                 })
             }
-        };
-        token_guard
+        }
     }
 }
 
