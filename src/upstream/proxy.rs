@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
-use http_body_util::{Either, Full};
+use http_body_util::Either;
 use uuid::Uuid;
 
 use crate::config;
@@ -21,10 +20,10 @@ use crate::ops::metrics::{Metrics, UpstreamFailure};
 use crate::seam::forwarded::{set_forwarded, strip_hop_by_hop};
 use crate::upstream::error::PoolError;
 use crate::upstream::pool::{Pool, PooledBody, Sending};
-use crate::vocab::{Buffered, Peer, random_uuid};
+use crate::vocab::{Buffered, PageBody, Peer, random_uuid};
 
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
-pub type Body = Either<PooledBody, Full<Bytes>>;
+pub type Body = Either<PooledBody, PageBody>;
 
 /// One worker's way to the upstream, from which each client connection gets its [`Upstream`].
 pub struct UpstreamFactory {
