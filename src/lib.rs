@@ -7,9 +7,11 @@
 //! then to [`upstream`] (the client to the AS). Beside the stack: [`config`], [`state`] (the
 //! sealed state and the records), [`pages`], [`ops`] (admin listener, metrics, logs),
 //! [`timed_io`] (the connection timeouts, client and upstream side) and [`runtime`] (the threads
-//! every listener runs on). The
-//! demo AS is not part of the library: it is the binary's (`src/demo/`, `medmij-vert-proxy
-//! demo`), and the tests compile it into their harness.
+//! every listener runs on). Under them all, [`vocab`]: the HTTP words every folder shares (the
+//! bodies, the route, the peer, ids), importing none of them. Which folder may use which is
+//! a table in `tests/it/architecture.rs`. The demo AS is not part of the library: it is the
+//! binary's (`src/demo/`, `medmij-vert-proxy demo`), and the tests compile it into their
+//! harness.
 #![forbid(unsafe_code)]
 
 pub mod config;
