@@ -6,7 +6,7 @@
 #   bench/ablation.sh [seconds] [patch...]
 #
 # A patch is a measurement, not a product: it builds, serves both paths, and is never merged.
-# Run it on every hyper or hyper-util upgrade (src/upstream/conn.rs says why): the figures say
+# Run it on every hyper or hyper-util upgrade (src/timed_io.rs says why): the figures say
 # whether the hand-written pool and timers still buy what docs/architecture.md claims. The patches apply
 # to the current tree; test.sh checks that they do (`git apply --check`), so a change to the
 # files they touch brings them along.

@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medmij_vert_proxy::seam::paths::{Route, Routes, canonical};
+use medmij_vert_proxy::seam::paths::{Routes, canonical};
+use medmij_vert_proxy::vocab::Route;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else {

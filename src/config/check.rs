@@ -7,7 +7,7 @@ use http::HeaderName;
 use toml::{Table, Value};
 
 use super::ConfigError;
-use super::keys::{self, DefaultValue, Kind};
+use super::keys::{self, DefaultValue, KeyKind};
 use crate::vert::Client;
 use crate::vert::clients::is_hostname;
 
@@ -139,7 +139,7 @@ impl Check {
     /// An integer within the table's bounds.
     pub(super) fn integer(&mut self, s: &Section<'_>, key: &str) -> usize {
         let spec = s.spec(key);
-        let (Kind::Integer { min, max }, DefaultValue::Integer(default)) =
+        let (KeyKind::Integer { min, max }, DefaultValue::Integer(default)) =
             (spec.kind, spec.default)
         else {
             panic!("{}: not an integer with a default", s.key(key))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// How a key's value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum KeyKind {
     /// A string (a path, a URL, an address, a header name, a name), checked where it is read.
     Text,
     /// A string like `"500ms"`, `"30s"` or `"30m"`, longer than 0.
@@ -41,7 +41,7 @@ pub enum DefaultValue {
 pub struct Key {
     pub section: &'static str,
     pub name: &'static str,
-    pub kind: Kind,
+    pub kind: KeyKind,
     pub default: DefaultValue,
     /// Said after the default in the reference (`(one per CPU)`), or empty.
     pub note: &'static str,
@@ -68,7 +68,7 @@ impl Key {
         }
     }
 
-    /// The default of a [`Kind::Duration`] key.
+    /// The default of a [`KeyKind::Duration`] key.
     pub fn default_duration(&self) -> Duration {
         match self.default {
             DefaultValue::Duration(text) => {
@@ -100,7 +100,7 @@ pub fn is_section(name: &str) -> bool {
 const fn key_(
     section: &'static str,
     name: &'static str,
-    kind: Kind,
+    kind: KeyKind,
     default: DefaultValue,
     note: &'static str,
     doc: &'static str,
@@ -115,12 +115,12 @@ const fn key_(
     }
 }
 
-const fn int(min: usize, max: usize) -> Kind {
-    Kind::Integer { min, max }
+const fn int(min: usize, max: usize) -> KeyKind {
+    KeyKind::Integer { min, max }
 }
 
 use DefaultValue::{Bool as B, Duration as D, Integer as I, None as N, Required, Text as T};
-use Kind::{Bool, Duration as Dur, List, Table, Text};
+use KeyKind::{Bool, Duration as Dur, List, Table, Text};
 
 /// In the reference's order: the public contract of SPEC §5 and its extensions. One key a line.
 #[rustfmt::skip]
@@ -207,12 +207,16 @@ mod tests {
             assert!(!k.doc.is_empty(), "{}.{} has no doc", k.section, k.name);
             let fits = match (k.kind, k.default) {
                 (_, DefaultValue::None | DefaultValue::Required) => true,
-                (Kind::Text, DefaultValue::Text(_)) | (Kind::Bool, DefaultValue::Bool(_)) => true,
-                (Kind::List, DefaultValue::List(_)) => true,
-                (Kind::Duration, DefaultValue::Duration(text)) => {
+                (KeyKind::Text, DefaultValue::Text(_)) | (KeyKind::Bool, DefaultValue::Bool(_)) => {
+                    true
+                }
+                (KeyKind::List, DefaultValue::List(_)) => true,
+                (KeyKind::Duration, DefaultValue::Duration(text)) => {
                     humantime::parse_duration(text).is_ok_and(|d| !d.is_zero())
                 }
-                (Kind::Integer { min, max }, DefaultValue::Integer(n)) => (min..=max).contains(&n),
+                (KeyKind::Integer { min, max }, DefaultValue::Integer(n)) => {
+                    (min..=max).contains(&n)
+                }
                 _ => false,
             };
             assert!(
@@ -221,7 +225,7 @@ mod tests {
                 k.section, k.name, k.default, k.kind
             );
             // A table's keys are in a section of its name.
-            if k.kind == Kind::Table {
+            if k.kind == KeyKind::Table {
                 let inner = format!("{}.{}", k.section, k.name);
                 assert!(
                     KEYS.iter().any(|o| o.section == inner),

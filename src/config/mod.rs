@@ -21,26 +21,26 @@ use crate::vert::{Client, FreshLogin, Kind};
 
 use check::Check;
 pub use pages::Pages;
-pub use store::{Redis, RedisUrl, SentinelMaster, Store};
+pub use store::{Redis, RedisUrl, SentinelMaster, StoreConfig};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Listen,
-    pub upstream: Upstream,
+    pub upstream: UpstreamConfig,
     pub oauth: OAuth,
     pub clients: Clients,
     pub representation: Representation,
     pub state: State,
     pub log: Log,
-    pub admin: Admin,
-    pub store: Store,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
     pub pages: Pages,
-    pub token_guard: Option<TokenGuard>,
+    pub token_guard: Option<TokenGuardConfig>,
 }
 
 /// `[token_guard]`: only codes the proxy released reach the AS's token endpoint.
 #[derive(Debug, Clone)]
-pub struct TokenGuard {
+pub struct TokenGuardConfig {
     pub path: String,
     /// How long a released code may be redeemed.
     pub code_ttl: Duration,
@@ -49,7 +49,7 @@ pub struct TokenGuard {
 /// The admin listener: `/live`, `/ready`, `/metrics`. Off unless `admin.addr` is set; never on
 /// the public listener.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub struct AdminConfig {
     pub addr: Option<SocketAddr>,
 }
 
@@ -83,7 +83,7 @@ pub struct Listen {
 }
 
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub struct UpstreamConfig {
     /// `host:port` of the legacy AS (plain HTTP on a private network).
     pub authority: Authority,
     pub connect_timeout: Duration,
@@ -213,258 +213,18 @@ impl Config {
                 c.error(key, "unknown section");
             }
         }
-        let s = c.section(&root, "listen");
-        let mut listen = Listen {
-            addr: c
-                .parsed(&s, "addr", "an address like 127.0.0.1:8080")
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            trusted_proxies: c.list(&s, "trusted_proxies", |v| {
-                v.parse::<IpNet>()
-                    .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| "not an IP address or CIDR range".to_string())
-            }),
-            workers: c.integer(&s, "workers"),
-            max_connections: c.integer(&s, "max_connections"),
-            header_read_timeout: c.duration(&s, "header_read_timeout"),
-            idle_timeout: c.duration(&s, "idle_timeout"),
-            max_uri_length: c.integer(&s, "max_uri_length"),
-            max_headers: c.integer(&s, "max_headers"),
-            max_header_bytes: c.integer(&s, "max_header_bytes"),
-            max_body_bytes: c.integer(&s, "max_body_bytes"),
-            body_read_timeout: c.duration(&s, "body_read_timeout"),
-            shutdown_grace: c.duration(&s, "shutdown_grace"),
-            tls: None,
-        };
-        let tls = c.subsection(&s, "listen.tls", "tls");
-        if tls.table.is_some() {
-            let mut file = |key: &str| match c.string(&tls, key) {
-                Some(path) => Some(base_dir.join(path)),
-                None => {
-                    c.error(tls.key(key), "missing (a PEM file)");
-                    None
-                }
-            };
-            let (cert_file, key_file) = (file("cert_file"), file("key_file"));
-            listen.tls = cert_file
-                .zip(key_file)
-                .map(|(cert_file, key_file)| TlsFiles {
-                    cert_file,
-                    key_file,
-                });
-        }
-        if listen.max_uri_length > listen.max_header_bytes {
-            c.error(
-                "listen.max_uri_length",
-                "cannot exceed listen.max_header_bytes (the request line counts against both)",
-            );
-        }
-
-        let s = c.section(&root, "upstream");
-        let authority = match c.string(&s, "url") {
-            None => {
-                c.error(
-                    "upstream.url",
-                    "missing (the legacy AS, e.g. http://127.0.0.1:9000)",
-                );
-                None
-            }
-            Some(url) => match upstream_authority(url) {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    c.error("upstream.url", e);
-                    None
-                }
-            },
-        };
-        let upstream = Upstream {
-            authority: authority.unwrap_or_else(|| Authority::from_static("invalid")),
-            connect_timeout: c.duration(&s, "connect_timeout"),
-            response_timeout: c.duration(&s, "response_timeout"),
-            // Below the keep-alive timeouts of common servers, so that the upstream seldom
-            // closes a connection just as the proxy sends on it.
-            pool_idle_timeout: c.duration(&s, "pool_idle_timeout"),
-            pool_max_idle: c.integer(&s, "pool_max_idle"),
-            health_path: c.string(&s, "health_path").map(str::to_owned),
-        };
-        if let Some(path) = &upstream.health_path
-            && (!path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()))
-        {
-            c.error("upstream.health_path", "must be a path starting with /");
-        }
-
-        let s = c.section(&root, "oauth");
-        let authorize_path = c.text(&s, "authorize_path").to_owned();
-        if let Err(e) = check_path(&authorize_path) {
-            c.error("oauth.authorize_path", e);
-        }
-        let issuer = c.string(&s, "issuer").map(str::to_owned);
-        if let Some(issuer) = &issuer
-            && let Err(e) = check_issuer(issuer)
-        {
-            c.error("oauth.issuer", e);
-        }
-        let oauth = OAuth {
-            issuer,
-            authorize_path,
-            case_insensitive_paths: c.boolean(&s, "case_insensitive_paths"),
-        };
-
-        let s = c.section(&root, "clients");
-        let ocl_url = c
-            .string(&s, "ocl_url")
-            .and_then(|url| match check_ocl_url(url) {
-                Ok(url) => Some(url),
-                Err(e) => {
-                    c.error("clients.ocl_url", e);
-                    None
-                }
-            });
-        let clients = Clients {
-            ocl_file: c.string(&s, "ocl_file").map(|p| base_dir.join(p)),
-            static_clients: c.static_clients(&s),
-            ocl_url: ocl_url.map(|url| OclUrl {
-                url,
-                refresh: c.duration(&s, "ocl_refresh"),
-                max_age: c.duration(&s, "ocl_max_age"),
-                max_shrink: c.integer(&s, "ocl_max_shrink"),
-                ca_file: c.string(&s, "ocl_ca_file").map(|p| base_dir.join(p)),
-                cache_file: c.string(&s, "ocl_cache_file").map(|p| base_dir.join(p)),
-            }),
-        };
-        if s.has("ocl_url") && s.has("ocl_file") {
-            c.error(
-                "clients.ocl_url",
-                "clients.ocl_file and clients.ocl_url are exclusive: give one",
-            );
-        }
-        if !s.has("ocl_url") {
-            for key in [
-                "ocl_refresh",
-                "ocl_max_age",
-                "ocl_max_shrink",
-                "ocl_ca_file",
-                "ocl_cache_file",
-            ] {
-                if s.has(key) {
-                    c.error(s.key(key), "only with clients.ocl_url");
-                }
-            }
-        }
-        if let Some(ocl) = &clients.ocl_url
-            && ocl.max_age < ocl.refresh
-        {
-            c.error(
-                "clients.ocl_max_age",
-                "must be at least clients.ocl_refresh (a list would go stale between two fetches)",
-            );
-        }
-
-        let s = c.section(&root, "representation");
-        let mut scopes = c.list(&s, "scopes", |v| {
-            Kind::from_token(v)
-                .ok_or_else(|| "expected \"onbehalfof\" or \"onbehalfofchild\"".into())
-        });
-        scopes.dedup();
-        let representation = Representation {
-            scopes,
-            strip_scope_token: c.boolean(&s, "strip_scope_token"),
-            age_rules: c.boolean(&s, "age_rules"),
-            fresh_login: FreshLogin {
-                prompt_login: c.boolean(&s, "fresh_login"),
-                max_age_zero: c.boolean(&s, "fresh_login_max_age_zero"),
-            },
-            request_header: c.header(&s, "request_header"),
-            used_header: c.header(&s, "used_header"),
-            birthdate_header: c.header(&s, "birthdate_header"),
-        };
-        if representation.fresh_login.max_age_zero && !representation.fresh_login.prompt_login {
-            c.error(
-                "representation.fresh_login_max_age_zero",
-                "needs representation.fresh_login = true (max_age=0 goes only beside prompt=login)",
-            );
-        }
-        let names = [
-            ("request_header", &representation.request_header),
-            ("used_header", &representation.used_header),
-            ("birthdate_header", &representation.birthdate_header),
-        ];
-        for (i, (key, name)) in names.iter().enumerate() {
-            if names[..i].iter().any(|(_, other)| other == name) {
-                c.error(
-                    format!("representation.{key}"),
-                    "must differ from the other representation headers",
-                );
-            }
-        }
-
-        let s = c.section(&root, "state");
-        let state = State {
-            key_file: c.string(&s, "key_file").map(|p| base_dir.join(p)),
-            flow_ttl: c.duration(&s, "flow_ttl"),
-            clock_skew: c.duration(&s, "clock_skew"),
-        };
-        if state.flow_ttl < Duration::from_secs(60) {
-            c.error(
-                "state.flow_ttl",
-                "must be at least 1m (a DigiD login takes time)",
-            );
-        }
-
-        let s = c.section(&root, "log");
-        let format = match c.text(&s, "format") {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            _ => {
-                c.error("log.format", "expected \"text\" or \"json\"");
-                LogFormat::Text
-            }
-        };
-        let level = c.text(&s, "level").to_owned();
-        if let Err(e) = check_level(&level) {
-            c.error("log.level", format!("not a log filter: {e}"));
-        }
-        let log = Log {
-            level,
-            format,
-            access: c.boolean(&s, "access"),
-        };
-
-        let s = c.section(&root, "admin");
-        let admin = Admin {
-            addr: c.string(&s, "addr").and_then(|addr| match addr.parse() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    c.error("admin.addr", "not an address like 127.0.0.1:9901");
-                    None
-                }
-            }),
-        };
-        // Port 0 on both means two different ports, chosen at bind.
+        let listen = c.listen(&root, base_dir);
+        let upstream = c.upstream(&root);
+        let oauth = c.oauth(&root);
+        let clients = c.clients(&root, base_dir);
+        let representation = c.representation(&root);
+        let state = c.state(&root, base_dir);
+        let log = c.log(&root);
+        let admin = c.admin(&root);
         let store = c.store(&root);
+        let token_guard = c.token_guard(&root);
 
-        let s = c.section(&root, "token_guard");
-        let token_guard = match s.table {
-            None => None,
-            Some(_) => {
-                let path = match c.string(&s, "path") {
-                    Some(path) => path.to_owned(),
-                    None => {
-                        c.error("token_guard.path", "missing (the AS's token endpoint)");
-                        String::new()
-                    }
-                };
-                if !path.is_empty()
-                    && let Err(e) = check_path(&path)
-                {
-                    c.error("token_guard.path", e);
-                }
-                Some(TokenGuard {
-                    path,
-                    code_ttl: c.duration(&s, "code_ttl"),
-                })
-            }
-        };
-
+        // Port 0 on both means two different ports, chosen at bind.
         if admin.addr == Some(listen.addr) && listen.addr.port() != 0 {
             c.error(
                 "admin.addr",
@@ -490,6 +250,292 @@ impl Config {
             })
         } else {
             Err(ConfigErrors(c.errors))
+        }
+    }
+}
+
+/// One method per section, in file order: each reads its keys and checks what only that
+/// section decides; what two sections decide together is checked in [`Config::from_toml`].
+impl Check {
+    /// `[listen]`: the public listener, its limits and timeouts, and its TLS files.
+    fn listen(&mut self, root: &Table, base_dir: &Path) -> Listen {
+        let s = self.section(root, "listen");
+        let mut listen = Listen {
+            addr: self
+                .parsed(&s, "addr", "an address like 127.0.0.1:8080")
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            trusted_proxies: self.list(&s, "trusted_proxies", |v| {
+                v.parse::<IpNet>()
+                    .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| "not an IP address or CIDR range".to_string())
+            }),
+            workers: self.integer(&s, "workers"),
+            max_connections: self.integer(&s, "max_connections"),
+            header_read_timeout: self.duration(&s, "header_read_timeout"),
+            idle_timeout: self.duration(&s, "idle_timeout"),
+            max_uri_length: self.integer(&s, "max_uri_length"),
+            max_headers: self.integer(&s, "max_headers"),
+            max_header_bytes: self.integer(&s, "max_header_bytes"),
+            max_body_bytes: self.integer(&s, "max_body_bytes"),
+            body_read_timeout: self.duration(&s, "body_read_timeout"),
+            shutdown_grace: self.duration(&s, "shutdown_grace"),
+            tls: None,
+        };
+        let tls = self.subsection(&s, "listen.tls", "tls");
+        if tls.table.is_some() {
+            let mut file = |key: &str| match self.string(&tls, key) {
+                Some(path) => Some(base_dir.join(path)),
+                None => {
+                    self.error(tls.key(key), "missing (a PEM file)");
+                    None
+                }
+            };
+            let (cert_file, key_file) = (file("cert_file"), file("key_file"));
+            listen.tls = cert_file
+                .zip(key_file)
+                .map(|(cert_file, key_file)| TlsFiles {
+                    cert_file,
+                    key_file,
+                });
+        }
+        if listen.max_uri_length > listen.max_header_bytes {
+            self.error(
+                "listen.max_uri_length",
+                "cannot exceed listen.max_header_bytes (the request line counts against both)",
+            );
+        }
+        listen
+    }
+
+    /// `[upstream]`: the legacy AS and the pool's timeouts.
+    fn upstream(&mut self, root: &Table) -> UpstreamConfig {
+        let s = self.section(root, "upstream");
+        let authority = match self.string(&s, "url") {
+            None => {
+                self.error(
+                    "upstream.url",
+                    "missing (the legacy AS, e.g. http://127.0.0.1:9000)",
+                );
+                None
+            }
+            Some(url) => match upstream_authority(url) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    self.error("upstream.url", e);
+                    None
+                }
+            },
+        };
+        let upstream = UpstreamConfig {
+            authority: authority.unwrap_or_else(|| Authority::from_static("invalid")),
+            connect_timeout: self.duration(&s, "connect_timeout"),
+            response_timeout: self.duration(&s, "response_timeout"),
+            // Below the keep-alive timeouts of common servers, so that the upstream seldom
+            // closes a connection just as the proxy sends on it.
+            pool_idle_timeout: self.duration(&s, "pool_idle_timeout"),
+            pool_max_idle: self.integer(&s, "pool_max_idle"),
+            health_path: self.string(&s, "health_path").map(str::to_owned),
+        };
+        if let Some(path) = &upstream.health_path
+            && (!path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()))
+        {
+            self.error("upstream.health_path", "must be a path starting with /");
+        }
+        upstream
+    }
+
+    /// `[oauth]`: the authorize path and the issuer.
+    fn oauth(&mut self, root: &Table) -> OAuth {
+        let s = self.section(root, "oauth");
+        let authorize_path = self.text(&s, "authorize_path").to_owned();
+        if let Err(e) = check_path(&authorize_path) {
+            self.error("oauth.authorize_path", e);
+        }
+        let issuer = self.string(&s, "issuer").map(str::to_owned);
+        if let Some(issuer) = &issuer
+            && let Err(e) = check_issuer(issuer)
+        {
+            self.error("oauth.issuer", e);
+        }
+        OAuth {
+            issuer,
+            authorize_path,
+            case_insensitive_paths: self.boolean(&s, "case_insensitive_paths"),
+        }
+    }
+
+    /// `[clients]`: the client list, from a file, inline, or from `clients.ocl_url`.
+    fn clients(&mut self, root: &Table, base_dir: &Path) -> Clients {
+        let s = self.section(root, "clients");
+        let ocl_url = self
+            .string(&s, "ocl_url")
+            .and_then(|url| match check_ocl_url(url) {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    self.error("clients.ocl_url", e);
+                    None
+                }
+            });
+        let clients = Clients {
+            ocl_file: self.string(&s, "ocl_file").map(|p| base_dir.join(p)),
+            static_clients: self.static_clients(&s),
+            ocl_url: ocl_url.map(|url| OclUrl {
+                url,
+                refresh: self.duration(&s, "ocl_refresh"),
+                max_age: self.duration(&s, "ocl_max_age"),
+                max_shrink: self.integer(&s, "ocl_max_shrink"),
+                ca_file: self.string(&s, "ocl_ca_file").map(|p| base_dir.join(p)),
+                cache_file: self.string(&s, "ocl_cache_file").map(|p| base_dir.join(p)),
+            }),
+        };
+        if s.has("ocl_url") && s.has("ocl_file") {
+            self.error(
+                "clients.ocl_url",
+                "clients.ocl_file and clients.ocl_url are exclusive: give one",
+            );
+        }
+        if !s.has("ocl_url") {
+            for key in [
+                "ocl_refresh",
+                "ocl_max_age",
+                "ocl_max_shrink",
+                "ocl_ca_file",
+                "ocl_cache_file",
+            ] {
+                if s.has(key) {
+                    self.error(s.key(key), "only with clients.ocl_url");
+                }
+            }
+        }
+        if let Some(ocl) = &clients.ocl_url
+            && ocl.max_age < ocl.refresh
+        {
+            self.error(
+                "clients.ocl_max_age",
+                "must be at least clients.ocl_refresh (a list would go stale between two fetches)",
+            );
+        }
+        clients
+    }
+
+    /// `[representation]`: the scopes, the fresh login and the headers to the AS.
+    fn representation(&mut self, root: &Table) -> Representation {
+        let s = self.section(root, "representation");
+        let mut scopes = self.list(&s, "scopes", |v| {
+            Kind::from_token(v)
+                .ok_or_else(|| "expected \"onbehalfof\" or \"onbehalfofchild\"".into())
+        });
+        scopes.dedup();
+        let representation = Representation {
+            scopes,
+            strip_scope_token: self.boolean(&s, "strip_scope_token"),
+            age_rules: self.boolean(&s, "age_rules"),
+            fresh_login: FreshLogin {
+                prompt_login: self.boolean(&s, "fresh_login"),
+                max_age_zero: self.boolean(&s, "fresh_login_max_age_zero"),
+            },
+            request_header: self.header(&s, "request_header"),
+            used_header: self.header(&s, "used_header"),
+            birthdate_header: self.header(&s, "birthdate_header"),
+        };
+        if representation.fresh_login.max_age_zero && !representation.fresh_login.prompt_login {
+            self.error(
+                "representation.fresh_login_max_age_zero",
+                "needs representation.fresh_login = true (max_age=0 goes only beside prompt=login)",
+            );
+        }
+        let names = [
+            ("request_header", &representation.request_header),
+            ("used_header", &representation.used_header),
+            ("birthdate_header", &representation.birthdate_header),
+        ];
+        for (i, (key, name)) in names.iter().enumerate() {
+            if names[..i].iter().any(|(_, other)| other == name) {
+                self.error(
+                    format!("representation.{key}"),
+                    "must differ from the other representation headers",
+                );
+            }
+        }
+        representation
+    }
+
+    /// `[state]`: the key file and the flow's lifetime.
+    fn state(&mut self, root: &Table, base_dir: &Path) -> State {
+        let s = self.section(root, "state");
+        let state = State {
+            key_file: self.string(&s, "key_file").map(|p| base_dir.join(p)),
+            flow_ttl: self.duration(&s, "flow_ttl"),
+            clock_skew: self.duration(&s, "clock_skew"),
+        };
+        if state.flow_ttl < Duration::from_secs(60) {
+            self.error(
+                "state.flow_ttl",
+                "must be at least 1m (a DigiD login takes time)",
+            );
+        }
+        state
+    }
+
+    /// `[log]`: level and format.
+    fn log(&mut self, root: &Table) -> Log {
+        let s = self.section(root, "log");
+        let format = match self.text(&s, "format") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                self.error("log.format", "expected \"text\" or \"json\"");
+                LogFormat::Text
+            }
+        };
+        let level = self.text(&s, "level").to_owned();
+        if let Err(e) = check_level(&level) {
+            self.error("log.level", format!("not a log filter: {e}"));
+        }
+        Log {
+            level,
+            format,
+            access: self.boolean(&s, "access"),
+        }
+    }
+
+    /// `[admin]`: the admin listener.
+    fn admin(&mut self, root: &Table) -> AdminConfig {
+        let s = self.section(root, "admin");
+        AdminConfig {
+            addr: self.string(&s, "addr").and_then(|addr| match addr.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.error("admin.addr", "not an address like 127.0.0.1:9901");
+                    None
+                }
+            }),
+        }
+    }
+
+    /// `[token_guard]`: the token endpoint, when the proxy guards it.
+    fn token_guard(&mut self, root: &Table) -> Option<TokenGuardConfig> {
+        let s = self.section(root, "token_guard");
+        match s.table {
+            None => None,
+            Some(_) => {
+                let path = match self.string(&s, "path") {
+                    Some(path) => path.to_owned(),
+                    None => {
+                        self.error("token_guard.path", "missing (the AS's token endpoint)");
+                        String::new()
+                    }
+                };
+                if !path.is_empty()
+                    && let Err(e) = check_path(&path)
+                {
+                    self.error("token_guard.path", e);
+                }
+                Some(TokenGuardConfig {
+                    path,
+                    code_ttl: self.duration(&s, "code_ttl"),
+                })
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use super::check::{Check, Section};
 
 /// Where the records of released flows and codes live.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct StoreConfig {
     /// Shared by instances; none: in-process (one instance).
     pub redis: Option<Redis>,
     /// A write counts only once `WAIT` reports this many replicas (0: once the master has it).
@@ -114,9 +114,9 @@ impl fmt::Debug for RedisUrl {
 
 impl Check {
     /// `[store]`.
-    pub(super) fn store(&mut self, root: &toml::Table) -> Store {
+    pub(super) fn store(&mut self, root: &toml::Table) -> StoreConfig {
         let s = self.section(root, "store");
-        let store = Store {
+        let store = StoreConfig {
             redis: self.redis(&s),
             min_replicas: self.integer(&s, "min_replicas") as u32,
             max_entries: self.integer(&s, "max_entries"),

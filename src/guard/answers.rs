@@ -5,9 +5,10 @@ use uuid::Uuid;
 
 use super::Guard;
 use super::decision::{Outcome, Point, Subject};
-use crate::pages::{self, Details, Lang, PageBody, Topic};
+use crate::pages::{self, Details, Lang, Topic};
 use crate::vert::exceptions::{Answer, error_redirect};
 use crate::vert::{Exception, Flow};
+use crate::vocab::PageBody;
 
 /// What follows an exception besides the page: the error redirect of 1b / Vert 3, or the flow
 /// whose `redirect_uri` a page may link back to.

@@ -15,14 +15,13 @@ use super::answers::Then;
 use super::decision::{Outcome, Point, Subject};
 use super::target;
 use crate::pages::{Lang, Topic, WithPages, error_page};
-use crate::seam::answer::{Answer, Refusal, refuse};
-use crate::seam::paths::Route;
-use crate::state::seal::random_uuid;
+use crate::seam::answer::{InnerOrOwn, SeamRefusal, refuse};
 use crate::vert::authorize::{self, Accepted, Decision};
 use crate::vert::events::RequestAnswer;
 use crate::vert::fresh_login;
 use crate::vert::resume::{self, Resumed};
 use crate::vert::{Exception, Flow, Kind, Rule};
+use crate::vocab::{PageBody, Route, random_uuid};
 
 /// The flow an authorization request (or a return into it) belongs to, handed from the
 /// authorize point to the release point in the request's extensions: a redirect that answers
@@ -65,7 +64,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = Answer<S::Future>;
+    type Future = InnerOrOwn<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -79,17 +78,17 @@ where
         let req = match route {
             Some(Route::Authorize) => match self.authorize(req) {
                 Ok(req) => req,
-                Err(answer) => return Answer::own(*answer),
+                Err(answer) => return InnerOrOwn::own(*answer),
             },
             Some(Route::Below) if names_oauth_parameters(&req) => {
-                return Answer::own(refuse(req.headers(), Refusal::BelowAGuardedPath));
+                return InnerOrOwn::own(refuse(req.headers(), SeamRefusal::BelowAGuardedPath));
             }
             Some(Route::Token | Route::Other | Route::Below) => req,
             Some(Route::Unreadable) | None => {
-                return Answer::own(refuse(req.headers(), Refusal::NoRoute));
+                return InnerOrOwn::own(refuse(req.headers(), SeamRefusal::NoRoute));
             }
         };
-        Answer::Inner {
+        InnerOrOwn::Inner {
             future: self.inner.call(req),
         }
     }
@@ -97,7 +96,7 @@ where
 
 /// An answer the authorize point gives itself: a page or an error redirect (boxed: the rare
 /// path, and a `Result` stays small).
-type Own = Box<Response<crate::pages::PageBody>>;
+type Own = Box<Response<PageBody>>;
 
 impl<S> Authorize<S> {
     /// An authorization request: the request to forward (in its flow, on the configured path),
@@ -318,7 +317,7 @@ fn not_a_get(
     request_id: Option<Uuid>,
     correlation_id: Uuid,
     lang: Lang,
-) -> Response<crate::pages::PageBody> {
+) -> Response<PageBody> {
     let subject = Subject {
         request_id,
         correlation_id,

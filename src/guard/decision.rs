@@ -111,7 +111,7 @@ impl<'a> Subject<'a> {
     /// About no flow: a fresh id, which the page or the answer shows, finds the line.
     pub(super) fn anonymous() -> Self {
         Subject {
-            correlation_id: crate::state::seal::random_uuid(),
+            correlation_id: crate::vocab::random_uuid(),
             ..Subject::default()
         }
     }

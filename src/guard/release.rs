@@ -16,11 +16,11 @@ use super::Guard;
 use super::authorize::{Answering, remove_if_present};
 use super::decision::{Outcome, Point, Subject};
 use crate::pages::{Lang, WithPages};
-use crate::seam::forwarded::Peer;
 use crate::state::store::{Refused, Source, StoreError};
 use crate::vert::flow::FlowId;
 use crate::vert::flow_return::{self, Location, Signal, Verdict};
 use crate::vert::{Exception, Flow, Rule};
+use crate::vocab::Peer;
 
 #[derive(Clone)]
 pub struct ReleaseLayer {

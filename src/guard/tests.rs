@@ -111,11 +111,7 @@ fn routed(mut req: Request<()>) -> Request<()> {
         std::sync::LazyLock::new(|| {
             crate::seam::paths::Routes::new("/oauth2/authorize", None, true)
         });
-    if req
-        .extensions()
-        .get::<crate::seam::paths::Route>()
-        .is_none()
-    {
+    if req.extensions().get::<crate::vocab::Route>().is_none() {
         let route = ROUTES.route(req.uri().path());
         req.extensions_mut().insert(route);
     }

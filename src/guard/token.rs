@@ -30,14 +30,12 @@ use super::authorize::{MEDMIJ_REQUEST_ID, X_CORRELATION_ID, header_uuid, set_ids
 use super::decision::{self, DecisionLine, Outcome, Point, Subject};
 use super::target;
 use crate::ops::metrics::Metrics;
-use crate::pages::{PageBody, WithPages};
-use crate::seam::answer::{Answer, Deferred};
-use crate::seam::limits::Buffered;
-use crate::seam::paths::Route;
-use crate::state::seal::random_uuid;
+use crate::pages::WithPages;
+use crate::seam::answer::{Deferred, InnerOrOwn};
 use crate::state::store::{Presented, Records};
 use crate::vert::token::{self, TokenRequest};
 use crate::vert::{ClientList, Rule};
+use crate::vocab::{Buffered, PageBody, Route, random_uuid};
 
 #[derive(Clone)]
 pub struct TokenGuardLayer {
@@ -122,7 +120,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = Answer<Deferred<S::Future, Boxed<Response<ResB>, S::Error>>>;
+    type Future = InnerOrOwn<Deferred<S::Future, Boxed<Response<ResB>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -132,7 +130,7 @@ where
         // The router decided the route; a request it did not mark is not guessed at.
         let route = req.extensions().get::<Route>().copied();
         if !self.layer.on || route.is_some_and(|r| r != Route::Token) {
-            return Answer::Inner {
+            return InnerOrOwn::Inner {
                 future: Deferred::Now {
                     future: self.inner.call(req),
                 },
@@ -147,7 +145,7 @@ where
         };
         let (req, code) = match judged {
             Ok(judged) => judged,
-            Err(refusal) => return Answer::own(refusal.answer(&self.layer.metrics, &ids)),
+            Err(refusal) => return InnerOrOwn::own(refusal.answer(&self.layer.metrics, &ids)),
         };
         // The service that was polled ready goes with the request; a clone stays.
         let clone = self.inner.clone();
@@ -174,7 +172,7 @@ where
                 ))),
             }
         });
-        Answer::Inner {
+        InnerOrOwn::Inner {
             future: Deferred::Later { future },
         }
     }

@@ -92,7 +92,7 @@ struct State {
     metrics: Arc<Metrics>,
     /// With `clients.ocl_url`: the list in use, as the refresher left it.
     ocl: Option<Arc<OclHealth>>,
-    upstream: config::Upstream,
+    upstream: config::UpstreamConfig,
     /// When the upstream was last probed, and what that said.
     probe: Mutex<Option<(Instant, Result<(), NotReady>)>>,
 }
@@ -101,7 +101,7 @@ struct State {
 pub fn start(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    upstream: &config::Upstream,
+    upstream: &config::UpstreamConfig,
     ocl: Option<Arc<OclHealth>>,
 ) -> io::Result<Admin> {
     let listener = std::net::TcpListener::bind(addr)?;
@@ -223,7 +223,7 @@ fn refresh_readiness(state: &Arc<State>) {
 
 /// A TCP connect within `upstream.connect_timeout`; with `upstream.health_path`, also an
 /// HTTP answer of any status on that path within `upstream.response_timeout`.
-async fn probe_upstream(upstream: &config::Upstream) -> Result<(), NotReady> {
+async fn probe_upstream(upstream: &config::UpstreamConfig) -> Result<(), NotReady> {
     let authority = upstream.authority.as_str();
     let mut stream = tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(authority))
         .await

@@ -15,7 +15,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
+
+use crate::vocab::Route;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -141,14 +143,6 @@ struct OclMetrics {
     last_fetch: Family<OclFetchLabels, Gauge>,
 }
 
-/// Which class of route a request took, for the request counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteClass {
-    Authorize,
-    Token,
-    Other,
-}
-
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
@@ -183,22 +177,110 @@ pub struct Metrics {
     ocl: Option<OclMetrics>,
 }
 
+/// Every metric: its name (under `medmij_vert_`) and its help text, in the order `/metrics`
+/// shows them; [`registered`] takes the help from here.
+const HELP: &[(&str, &str)] = &[
+    (
+        "decisions",
+        "Decisions, one per decision log line, by outcome, rule id and MedMij exception",
+    ),
+    (
+        "requests",
+        "Requests answered, by route class and status class",
+    ),
+    (
+        "upstream_response_seconds",
+        "Time from the request going upstream to the upstream's response head",
+    ),
+    ("open_connections", "Client connections open"),
+    (
+        "upstream_connect_failures",
+        "Connections to the upstream that could not be made",
+    ),
+    (
+        "reloads",
+        "Reloads of the files the config names (SIGHUP), by file and result",
+    ),
+    (
+        "store_errors",
+        "Store (in-process or Redis) operations that failed; the proxy failed closed",
+    ),
+    (
+        "store_records",
+        "Live records this instance made (released flows and, with the token guard, codes), counted against store.max_entries",
+    ),
+    (
+        "store_withheld_records",
+        "Records of withheld codes that may have reached Redis and are still being removed (retried until Redis takes the removal)",
+    ),
+    (
+        "store_capacity",
+        "store.max_entries: the records the store holds before it fails closed (in-process), and the base of each source's share",
+    ),
+    (
+        "store_share_refusals",
+        "Releases withheld because their source held its share of the records (store.source_share)",
+    ),
+    (
+        "upstream_errors",
+        "Requests the upstream gave no response to, by kind: timeout (504 page), failed (502 page)",
+    ),
+    (
+        "last_reload_successful",
+        "1 when the last reload of the file worked, 0 when it was refused and the one before still serves",
+    ),
+    (
+        "clients_loaded_timestamp_seconds",
+        "Unix time at which the client list in use was read (at start, or the last reload that worked)",
+    ),
+    (
+        "clients_age_seconds",
+        "Seconds since the client list in use was read",
+    ),
+    (
+        "tls_certificate_not_after_timestamp_seconds",
+        "notAfter of the public listener's certificate in use, Unix time (only with [listen.tls])",
+    ),
+    (
+        "ready",
+        "1 when the last readiness probe reached the upstream (what /ready answers), 0 otherwise",
+    ),
+    (
+        "ocl_age_seconds",
+        "Seconds since the stelselnode last confirmed the OCL in use (clients.ocl_url)",
+    ),
+    (
+        "ocl_entries",
+        "OAuth clients on the OCL in use (clients.ocl_url)",
+    ),
+    (
+        "ocl_fetches",
+        "Fetches of clients.ocl_url, by result (updated, not_modified, or why the list in use stayed)",
+    ),
+    (
+        "ocl_last_fetch",
+        "1 for the result of the last fetch of clients.ocl_url, 0 for the others",
+    ),
+];
+
+/// `metric`, registered under `name` with its help text from [`HELP`].
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &'static str, metric: M) -> M {
+    let (_, help) = HELP
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("every metric has its row in HELP");
+    registry.register(name, *help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("medmij_vert");
-        let decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register(
-            "decisions",
-            "Decisions, one per decision log line, by outcome, rule id and MedMij exception",
-            decisions.clone(),
-        );
-        let family = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by route class and status class",
-            family.clone(),
-        );
-        let requests = ["authorize", "token", "other"].map(|route| {
+        let r = &mut registry;
+        let decisions = registered(r, "decisions", Family::default());
+        let family = registered(r, "requests", Family::<RequestLabels, Counter>::default());
+        let requests = Route::COUNTED.map(|route| {
+            let route = route.label();
             ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|status| {
                 family
                     .get_or_create(&RequestLabels { route, status })
@@ -206,65 +288,21 @@ impl Default for Metrics {
             })
         });
         // 1 ms to about 33 s.
-        let upstream_response = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register(
-            "upstream_response_seconds",
-            "Time from the request going upstream to the upstream's response head",
-            upstream_response.clone(),
-        );
-        let open_connections = Gauge::default();
-        registry.register(
-            "open_connections",
-            "Client connections open",
-            open_connections.clone(),
-        );
-        let upstream_connect_failures = Counter::default();
-        registry.register(
-            "upstream_connect_failures",
-            "Connections to the upstream that could not be made",
-            upstream_connect_failures.clone(),
-        );
-        let reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register(
-            "reloads",
-            "Reloads of the files the config names (SIGHUP), by file and result",
-            reloads.clone(),
-        );
-        let store_errors = Counter::default();
-        registry.register(
-            "store_errors",
-            "Store (in-process or Redis) operations that failed; the proxy failed closed",
-            store_errors.clone(),
-        );
-        let store_records = Gauge::default();
-        registry.register(
-            "store_records",
-            "Live records this instance made (released flows and, with the token guard, codes), counted against store.max_entries",
-            store_records.clone(),
-        );
-        let withheld_records = Gauge::default();
-        registry.register(
-            "store_withheld_records",
-            "Records of withheld codes that may have reached Redis and are still being removed (retried until Redis takes the removal)",
-            withheld_records.clone(),
-        );
-        let store_capacity = Gauge::default();
-        registry.register(
-            "store_capacity",
-            "store.max_entries: the records the store holds before it fails closed (in-process), and the base of each source's share",
-            store_capacity.clone(),
-        );
-        let share_refusals = Counter::default();
-        registry.register(
-            "store_share_refusals",
-            "Releases withheld because their source held its share of the records (store.source_share)",
-            share_refusals.clone(),
-        );
-        let family = Family::<KindLabels, Counter>::default();
-        registry.register(
+        let buckets = exponential_buckets(0.001, 2.0, 16);
+        let upstream_response = registered(r, "upstream_response_seconds", Histogram::new(buckets));
+        let open_connections = registered(r, "open_connections", Gauge::default());
+        let upstream_connect_failures =
+            registered(r, "upstream_connect_failures", Counter::default());
+        let reloads = registered(r, "reloads", Family::default());
+        let store_errors = registered(r, "store_errors", Counter::default());
+        let store_records = registered(r, "store_records", Gauge::default());
+        let withheld_records = registered(r, "store_withheld_records", Gauge::default());
+        let store_capacity = registered(r, "store_capacity", Gauge::default());
+        let share_refusals = registered(r, "store_share_refusals", Counter::default());
+        let family = registered(
+            r,
             "upstream_errors",
-            "Requests the upstream gave no response to, by kind: timeout (504 page), failed (502 page)",
-            family.clone(),
+            Family::<KindLabels, Counter>::default(),
         );
         let upstream_errors = UpstreamFailure::ALL.map(|kind| {
             family
@@ -273,43 +311,17 @@ impl Default for Metrics {
                 })
                 .clone()
         });
-        let last_reload_successful = Family::<FileLabels, Gauge>::default();
-        registry.register(
-            "last_reload_successful",
-            "1 when the last reload of the file worked, 0 when it was refused and the one before still serves",
-            last_reload_successful.clone(),
-        );
-        let clients_loaded = Gauge::default();
-        registry.register(
-            "clients_loaded_timestamp_seconds",
-            "Unix time at which the client list in use was read (at start, or the last reload that worked)",
-            clients_loaded.clone(),
-        );
-        let clients_age = Gauge::default();
-        registry.register(
-            "clients_age_seconds",
-            "Seconds since the client list in use was read",
-            clients_age.clone(),
-        );
-        let tls_not_after = Family::<Unlabelled, Gauge>::default();
-        registry.register(
-            "tls_certificate_not_after_timestamp_seconds",
-            "notAfter of the public listener's certificate in use, Unix time (only with [listen.tls])",
-            tls_not_after.clone(),
-        );
-        let ready = Gauge::default();
-        registry.register(
-            "ready",
-            "1 when the last readiness probe reached the upstream (what /ready answers), 0 otherwise",
-            ready.clone(),
-        );
         Metrics {
             upstream_errors,
-            last_reload_successful,
-            clients_loaded,
-            clients_age,
-            tls_not_after,
-            ready,
+            last_reload_successful: registered(r, "last_reload_successful", Family::default()),
+            clients_loaded: registered(r, "clients_loaded_timestamp_seconds", Gauge::default()),
+            clients_age: registered(r, "clients_age_seconds", Gauge::default()),
+            tls_not_after: registered(
+                r,
+                "tls_certificate_not_after_timestamp_seconds",
+                Family::default(),
+            ),
+            ready: registered(r, "ready", Gauge::default()),
             ocl: None,
             store_errors,
             store_records,
@@ -336,24 +348,10 @@ impl Metrics {
     /// With the OCL's metrics (`clients.ocl_url`).
     pub fn with_ocl() -> Arc<Self> {
         let mut metrics = Metrics::default();
-        let age = Gauge::default();
-        metrics.registry.register(
-            "ocl_age_seconds",
-            "Seconds since the stelselnode last confirmed the OCL in use (clients.ocl_url)",
-            age.clone(),
-        );
-        let entries = Gauge::default();
-        metrics.registry.register(
-            "ocl_entries",
-            "OAuth clients on the OCL in use (clients.ocl_url)",
-            entries.clone(),
-        );
-        let fetches = Family::<OclFetchLabels, Counter>::default();
-        metrics.registry.register(
-            "ocl_fetches",
-            "Fetches of clients.ocl_url, by result (updated, not_modified, or why the list in use stayed)",
-            fetches.clone(),
-        );
+        let r = &mut metrics.registry;
+        let age = registered(r, "ocl_age_seconds", Gauge::default());
+        let entries = registered(r, "ocl_entries", Gauge::default());
+        let fetches = registered(r, "ocl_fetches", Family::default());
         let last_fetch = Family::<OclFetchLabels, Gauge>::default();
         for result in OclFetch::ALL {
             last_fetch
@@ -362,11 +360,7 @@ impl Metrics {
                 })
                 .set(0);
         }
-        metrics.registry.register(
-            "ocl_last_fetch",
-            "1 for the result of the last fetch of clients.ocl_url, 0 for the others",
-            last_fetch.clone(),
-        );
+        let last_fetch = registered(r, "ocl_last_fetch", last_fetch);
         metrics.ocl = Some(OclMetrics {
             age,
             entries,
@@ -435,11 +429,13 @@ impl Metrics {
         let _made = self.decisions.get_or_create(&labels);
     }
 
-    pub fn request(&self, route: RouteClass, status: http::StatusCode) {
+    /// One answered request, under its route as counted ([`Route::counted`]): the series of
+    /// [`Route::COUNTED`], in its order.
+    pub fn request(&self, route: Route, status: http::StatusCode) {
         let route = match route {
-            RouteClass::Authorize => 0,
-            RouteClass::Token => 1,
-            RouteClass::Other => 2,
+            Route::Authorize => 0,
+            Route::Token => 1,
+            Route::Below | Route::Other | Route::Unreadable => 2,
         };
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.requests[route][class].inc();
@@ -543,6 +539,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_row_of_help_is_one_metric_registered_with_it() {
+        let m = Metrics::with_ocl();
+        // A family shows once it has a series.
+        m.declare_decision(DecisionLabels {
+            outcome: "forwarded",
+            rule: "ext.vert.authint.200",
+            exception: "",
+        });
+        m.reload("clients", true);
+        m.tls_not_after(1);
+        m.ocl_fetch(OclFetch::Updated);
+        let text = m.encode();
+        for (i, (name, help)) in HELP.iter().enumerate() {
+            assert!(
+                !HELP[..i].iter().any(|(other, _)| other == name),
+                "{name}: two rows"
+            );
+            assert!(
+                text.contains(&format!("# HELP medmij_vert_{name} {help}.")),
+                "{name} is not registered with its help:\n{text}"
+            );
+        }
+    }
+
+    #[test]
     fn counts_appear_with_their_labels() {
         let m = Metrics::default();
         m.decision(DecisionLabels {
@@ -550,7 +571,7 @@ mod tests {
             rule: "ext.vert.authint.202",
             exception: "Authorization interface Vertegenwoordiging 1",
         });
-        m.request(RouteClass::Authorize, http::StatusCode::FOUND);
+        m.request(Route::Authorize, http::StatusCode::FOUND);
         m.reload("clients", false);
         m.connection_opened();
         m.upstream_response(Duration::from_millis(3));

@@ -1,7 +1,8 @@
 //! [`RecordLayer`]: counts every answered request in `medmij_vert_requests_total` by route
 //! class and status class. Outermost but for the access log, so refusals at the seam count
-//! too. The route class comes from the guard, which marks the responses of the authorize
-//! endpoint ([`RouteClass`] in the response's extensions); everything else is `other`.
+//! too. The route comes from the router ([`crate::seam::router`]), which marks the responses of
+//! the authorize and token endpoints ([`Route`] in the response's extensions); everything else
+//! is `other`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,8 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 
-use crate::ops::metrics::{Metrics, RouteClass};
+use crate::ops::metrics::Metrics;
+use crate::vocab::Route;
 
 #[derive(Clone)]
 pub struct RecordLayer {
@@ -46,14 +48,14 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = RecordFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ResponseFuture {
+        RecordFuture {
             inner: self.inner.call(req),
             metrics: self.metrics.clone(),
         }
@@ -61,14 +63,14 @@ where
 }
 
 pin_project_lite::pin_project! {
-    pub struct ResponseFuture<F> {
+    pub struct RecordFuture<F> {
         #[pin]
         inner: F,
         metrics: Arc<Metrics>,
     }
 }
 
-impl<F, ResB, E> Future for ResponseFuture<F>
+impl<F, ResB, E> Future for RecordFuture<F>
 where
     F: Future<Output = Result<Response<ResB>, E>>,
 {
@@ -80,9 +82,9 @@ where
         if let Ok(response) = &result {
             let route = response
                 .extensions()
-                .get::<RouteClass>()
+                .get::<Route>()
                 .copied()
-                .unwrap_or(RouteClass::Other);
+                .unwrap_or(Route::Other);
             this.metrics.request(route, response.status());
         }
         Poll::Ready(result)
@@ -102,7 +104,7 @@ mod tests {
         let inner = tower::service_fn(|req: Request<()>| async move {
             let mut response = Response::builder().status(302).body(()).unwrap();
             if req.uri().path() == "/authorize" {
-                response.extensions_mut().insert(RouteClass::Authorize);
+                response.extensions_mut().insert(Route::Authorize);
             }
             Ok::<_, Infallible>(response)
         });

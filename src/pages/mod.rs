@@ -18,10 +18,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::vert::Exception;
+use crate::vocab::PageBody;
 use words::words;
-
-/// The body of every answer the proxy writes itself.
-pub type PageBody = Full<Bytes>;
 
 /// A response body type that can also carry the proxy's own answers: what every layer that
 /// answers by itself asks of the body type of the service it wraps.

@@ -8,27 +8,27 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 
-use crate::pages::{Lang, PageBody, Topic, WithPages, error_page};
-use crate::state::seal::random_uuid;
+use crate::pages::{Lang, Topic, WithPages, error_page};
+use crate::vocab::{PageBody, random_uuid};
 
 pin_project_lite::pin_project! {
     /// The inner service's response future, or an answer the layer made itself.
-    #[project = AnswerProj]
-    pub enum Answer<F> {
+    #[project = InnerOrOwnProj]
+    pub enum InnerOrOwn<F> {
         Inner { #[pin] future: F },
         Own { response: Option<Response<PageBody>> },
     }
 }
 
-impl<F> Answer<F> {
+impl<F> InnerOrOwn<F> {
     pub fn own(response: Response<PageBody>) -> Self {
-        Answer::Own {
+        InnerOrOwn::Own {
             response: Some(response),
         }
     }
 }
 
-impl<F, ResB, E> Future for Answer<F>
+impl<F, ResB, E> Future for InnerOrOwn<F>
 where
     F: Future<Output = Result<Response<ResB>, E>>,
     ResB: WithPages,
@@ -37,8 +37,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            AnswerProj::Inner { future } => future.poll(cx),
-            AnswerProj::Own { response } => Poll::Ready(Ok(ResB::response(
+            InnerOrOwnProj::Inner { future } => future.poll(cx),
+            InnerOrOwnProj::Own { response } => Poll::Ready(Ok(ResB::response(
                 response.take().expect("polled after completion"),
             ))),
         }
@@ -73,7 +73,7 @@ where
 /// Why a request is refused at the seam, before any MedMij rule applies: each with its status
 /// and page topic, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum SeamRefusal {
     BodyWithoutMethod,
     RepeatedHost,
     HostNotAHost,
@@ -92,10 +92,10 @@ pub enum Refusal {
     BelowAGuardedPath,
 }
 
-impl Refusal {
+impl SeamRefusal {
     /// Status, page topic and the log line's reason.
     pub fn answer(self) -> (StatusCode, Topic, &'static str) {
-        use Refusal::*;
+        use SeamRefusal::*;
         let bad = |reason| (StatusCode::BAD_REQUEST, Topic::BadRequest, reason);
         match self {
             BodyWithoutMethod => bad("a body on a method that has none"),
@@ -141,7 +141,7 @@ impl Refusal {
 /// page's trace id and the reason (never the request target: it may hold a state or a code).
 /// The connection closes after it: what the client sent next on it, or the rest of a body, is
 /// not read as a request.
-pub fn refuse(request_headers: &HeaderMap, refusal: Refusal) -> Response<PageBody> {
+pub fn refuse(request_headers: &HeaderMap, refusal: SeamRefusal) -> Response<PageBody> {
     let (status, topic, reason) = refusal.answer();
     let lang = Lang::from_accept_language(request_headers.get(header::ACCEPT_LANGUAGE));
     let trace_id = random_uuid();

@@ -17,11 +17,9 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
 use crate::config::Listen;
 use crate::pages::WithPages;
-use crate::seam::answer::{Answer, Deferred, Refusal, refuse};
+use crate::seam::answer::{Deferred, InnerOrOwn, SeamRefusal, refuse};
 use crate::seam::form::BufferedBody;
-
-/// A request body, read whole.
-pub type Buffered = Full<Bytes>;
+use crate::vocab::{Buffered, PageBody};
 
 #[derive(Clone, Copy, Debug)]
 pub struct LimitsLayer {
@@ -70,7 +68,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = Answer<Deferred<S::Future, BoxedResult<Response<ResB>, S::Error>>>;
+    type Future = InnerOrOwn<Deferred<S::Future, BoxedResult<Response<ResB>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -79,12 +77,12 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let target_length = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
         if target_length > self.limits.max_uri_length {
-            return Answer::own(refuse(req.headers(), Refusal::TargetTooLong));
+            return InnerOrOwn::own(refuse(req.headers(), SeamRefusal::TargetTooLong));
         }
         let (parts, body) = req.into_parts();
         if body.is_end_stream() {
             let req = Request::from_parts(parts, Buffered::default());
-            return Answer::Inner {
+            return InnerOrOwn::Inner {
                 future: Deferred::Now {
                     future: self.inner.call(req),
                 },
@@ -92,7 +90,7 @@ where
         }
         let max = self.limits.max_body_bytes;
         if body.size_hint().lower() > max as u64 {
-            return Answer::own(too_large(&parts.headers));
+            return InnerOrOwn::own(too_large(&parts.headers));
         }
         // The service that was polled ready goes with the request; a clone stays.
         let clone = self.inner.clone();
@@ -110,20 +108,20 @@ where
                     let req = Request::from_parts(parts, Full::new(bytes));
                     return inner.call(req).await;
                 }
-                Err(_) => refuse(&parts.headers, Refusal::BodyTimedOut),
+                Err(_) => refuse(&parts.headers, SeamRefusal::BodyTimedOut),
                 Ok(Err(e)) if e.is::<LengthLimitError>() => too_large(&parts.headers),
-                Ok(Err(_)) => refuse(&parts.headers, Refusal::BodyUnreadable),
+                Ok(Err(_)) => refuse(&parts.headers, SeamRefusal::BodyUnreadable),
             };
             Ok(ResB::response(refusal))
         });
-        Answer::Inner {
+        InnerOrOwn::Inner {
             future: Deferred::Later { future },
         }
     }
 }
 
-fn too_large(headers: &http::HeaderMap) -> Response<crate::pages::PageBody> {
-    refuse(headers, Refusal::BodyTooLarge)
+fn too_large(headers: &http::HeaderMap) -> Response<PageBody> {
+    refuse(headers, SeamRefusal::BodyTooLarge)
 }
 
 #[cfg(test)]

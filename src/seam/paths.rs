@@ -22,22 +22,7 @@
 //!
 //! A path that cannot be decoded, or decodes to control characters, is refused.
 
-/// Where a request goes: decided once, by [`crate::seam::router`], for every layer after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// The authorize endpoint, under any spelling: the guard decides.
-    Authorize,
-    /// The token endpoint (`token_guard.path`, when set), under any spelling.
-    Token,
-    /// Below the authorize or token path (`/oauth2/authorize/x`): Rack's `URLMap` and other
-    /// mounting routers hand it to that endpoint's handler, while oidc-provider resumes its
-    /// flows at `/auth/<uid>`. Forwarded as is when it names no OAuth parameter, else refused.
-    Below,
-    /// Anything else: forwarded as is.
-    Other,
-    /// A path that does not read one way: refused with 400.
-    Unreadable,
-}
+use crate::vocab::Route;
 
 /// The guarded paths in canonical form.
 #[derive(Debug, Clone)]

@@ -18,10 +18,10 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 
-use crate::ops::metrics::RouteClass;
 use crate::pages::WithPages;
-use crate::seam::answer::{Answer, Refusal, refuse};
-use crate::seam::paths::{Route, Routes};
+use crate::seam::answer::{InnerOrOwn, SeamRefusal, refuse};
+use crate::seam::paths::Routes;
+use crate::vocab::Route;
 
 #[derive(Clone, Debug)]
 pub struct RouteLayer {
@@ -60,7 +60,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = ResponseFuture<Answer<S::Future>>;
+    type Future = RouteFuture<InnerOrOwn<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -74,35 +74,34 @@ where
             Route::Unreadable
         };
         let inner = match route {
-            Route::Unreadable => Answer::own(refuse(req.headers(), Refusal::UnreadableTarget)),
+            Route::Unreadable => {
+                InnerOrOwn::own(refuse(req.headers(), SeamRefusal::UnreadableTarget))
+            }
             route => {
                 req.extensions_mut().insert(route);
-                Answer::Inner {
+                InnerOrOwn::Inner {
                     future: self.inner.call(req),
                 }
             }
         };
-        ResponseFuture {
+        RouteFuture {
             inner,
-            class: match route {
-                Route::Authorize => RouteClass::Authorize,
-                Route::Token => RouteClass::Token,
-                Route::Below | Route::Other | Route::Unreadable => RouteClass::Other,
-            },
+            counted: route.counted(),
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// Marks the response with its route class, for the request counter ([`crate::ops::record`]).
-    pub struct ResponseFuture<F> {
+    /// Marks the response with its route as counted ([`Route::counted`]), for the request
+    /// counter ([`crate::ops::record`]).
+    pub struct RouteFuture<F> {
         #[pin]
         inner: F,
-        class: RouteClass,
+        counted: Route,
     }
 }
 
-impl<F, ResB, E> Future for ResponseFuture<F>
+impl<F, ResB, E> Future for RouteFuture<F>
 where
     F: Future<Output = Result<Response<ResB>, E>>,
 {
@@ -114,9 +113,9 @@ where
         // `other` is the counter's default: most responses carry no mark, and allocate no
         // extensions map for one.
         if let Ok(response) = &mut result
-            && *this.class != RouteClass::Other
+            && *this.counted != Route::Other
         {
-            response.extensions_mut().insert(*this.class);
+            response.extensions_mut().insert(*this.counted);
         }
         Poll::Ready(result)
     }
@@ -134,7 +133,7 @@ mod tests {
 
     type Body = Either<Full<Bytes>, Full<Bytes>>;
 
-    async fn route_of(target: http::Uri) -> (StatusCode, Option<Route>, Option<RouteClass>) {
+    async fn route_of(target: http::Uri) -> (StatusCode, Option<Route>, Option<Route>) {
         let inner = tower::service_fn(|req: Request<()>| async move {
             let route = req.extensions().get::<Route>().copied();
             let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
@@ -153,31 +152,24 @@ mod tests {
             .get::<Option<Route>>()
             .copied()
             .flatten();
-        let class = response.extensions().get::<RouteClass>().copied();
-        (response.status(), route, class)
+        let counted = response.extensions().get::<Route>().copied();
+        (response.status(), route, counted)
     }
 
     #[tokio::test]
     async fn the_route_is_decided_once_and_handed_on() {
-        for (target, route, class) in [
-            (
-                "/oauth2/authorize?x=1",
-                Route::Authorize,
-                RouteClass::Authorize,
-            ),
-            (
-                "/OAuth2/%61uthorize",
-                Route::Authorize,
-                RouteClass::Authorize,
-            ),
-            ("/oauth2/token", Route::Token, RouteClass::Token),
-            ("/oauth2/to%E2%84%AAen", Route::Token, RouteClass::Token),
-            ("/static/app.css", Route::Other, RouteClass::Other),
+        for (target, route, counted) in [
+            ("/oauth2/authorize?x=1", Route::Authorize, Route::Authorize),
+            ("/OAuth2/%61uthorize", Route::Authorize, Route::Authorize),
+            ("/oauth2/token", Route::Token, Route::Token),
+            ("/oauth2/to%E2%84%AAen", Route::Token, Route::Token),
+            ("/static/app.css", Route::Other, Route::Other),
+            ("/oauth2/authorize/x", Route::Below, Route::Other),
         ] {
             let got = route_of(target.parse().unwrap()).await;
             // `other` is the counter's default, left unmarked.
-            let class = (class != RouteClass::Other).then_some(class);
-            assert_eq!(got, (StatusCode::OK, Some(route), class), "{target}");
+            let counted = (counted != Route::Other).then_some(counted);
+            assert_eq!(got, (StatusCode::OK, Some(route), counted), "{target}");
         }
     }
 

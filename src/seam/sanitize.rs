@@ -22,7 +22,7 @@ use http::{Method, Request, Response, Uri, Version};
 use http_body::Body;
 
 use crate::pages::WithPages;
-use crate::seam::answer::{Answer, Refusal, refuse};
+use crate::seam::answer::{InnerOrOwn, SeamRefusal, refuse};
 use crate::seam::forwarded::strip_hop_by_hop;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,7 +49,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = S::Error;
-    type Future = Answer<S::Future>;
+    type Future = InnerOrOwn<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -57,21 +57,21 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         match clean(&mut req).and_then(|()| take_expectation(req.headers_mut())) {
-            Ok(()) => Answer::Inner {
+            Ok(()) => InnerOrOwn::Inner {
                 future: self.inner.call(req),
             },
-            Err(refusal) => Answer::own(refuse(req.headers(), refusal)),
+            Err(refusal) => InnerOrOwn::own(refuse(req.headers(), refusal)),
         }
     }
 }
 
 /// Cleans a request in place, or says why it is refused.
-pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), Refusal> {
+pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), SeamRefusal> {
     // Before hop-by-hop stripping: `Transfer-Encoding` is one of those headers.
     if !carries_body(req.method())
         && (!req.body().is_end_stream() || req.headers().contains_key(header::TRANSFER_ENCODING))
     {
-        return Err(Refusal::BodyWithoutMethod);
+        return Err(SeamRefusal::BodyWithoutMethod);
     }
     one_host(req)?;
     let headers = req.headers_mut();
@@ -89,12 +89,12 @@ pub fn clean<B: Body>(req: &mut Request<B>) -> Result<(), Refusal> {
 /// with the body would let an AS that answers expectations early, without draining, read the
 /// body as a second request. `100-continue` is taken off; any other expectation is 417
 /// (RFC 9110 §10.1.1).
-fn take_expectation(headers: &mut http::HeaderMap) -> Result<(), Refusal> {
+fn take_expectation(headers: &mut http::HeaderMap) -> Result<(), SeamRefusal> {
     let mut values = headers.get_all(header::EXPECT).iter();
     match (values.next(), values.next()) {
         (None, _) => return Ok(()),
         (Some(value), None) if value.as_bytes().eq_ignore_ascii_case(b"100-continue") => {}
-        _ => return Err(Refusal::Expectation),
+        _ => return Err(SeamRefusal::Expectation),
     }
     headers.remove(header::EXPECT);
     Ok(())
@@ -126,25 +126,25 @@ fn is_dropped(name: &HeaderName) -> bool {
 
 /// Exactly one `Host` that names a host, agreeing with an absolute-form target, which becomes
 /// origin-form. HTTP/1.0 may come without one (the upstream service supplies it).
-fn one_host<B>(req: &mut Request<B>) -> Result<(), Refusal> {
+fn one_host<B>(req: &mut Request<B>) -> Result<(), SeamRefusal> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next().cloned();
     if hosts.next().is_some() {
-        return Err(Refusal::RepeatedHost);
+        return Err(SeamRefusal::RepeatedHost);
     }
     if let Some(host) = &host
         && !is_host(host.as_bytes())
     {
-        return Err(Refusal::HostNotAHost);
+        return Err(SeamRefusal::HostNotAHost);
     }
     let Some(authority) = req.uri().authority() else {
         if host.is_none() && req.version() == Version::HTTP_11 {
-            return Err(Refusal::NoHost);
+            return Err(SeamRefusal::NoHost);
         }
         return Ok(());
     };
     if !is_host(authority.as_str().as_bytes()) {
-        return Err(Refusal::TargetAuthorityNotAHost);
+        return Err(SeamRefusal::TargetAuthorityNotAHost);
     }
     match &host {
         Some(host)
@@ -152,12 +152,12 @@ fn one_host<B>(req: &mut Request<B>) -> Result<(), Refusal> {
                 .as_bytes()
                 .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
         {
-            return Err(Refusal::HostDisagrees);
+            return Err(SeamRefusal::HostDisagrees);
         }
         Some(_) => {}
         None => {
             let value = HeaderValue::from_str(authority.as_str())
-                .map_err(|_| Refusal::TargetAuthorityNotAHost)?;
+                .map_err(|_| SeamRefusal::TargetAuthorityNotAHost)?;
             req.headers_mut().insert(header::HOST, value);
         }
     }
@@ -216,7 +216,11 @@ mod tests {
                 &[("host", "as")],
                 b"GET /oauth2/authorize HTTP/1.1\r\n\r\n",
             );
-            assert_eq!(clean(&mut req), Err(Refusal::BodyWithoutMethod), "{method}");
+            assert_eq!(
+                clean(&mut req),
+                Err(SeamRefusal::BodyWithoutMethod),
+                "{method}"
+            );
             let mut req = request(
                 method,
                 "/x",
@@ -274,15 +278,15 @@ mod tests {
             &[("host", "as"), ("host", "evil.example")],
             b"",
         );
-        assert_eq!(clean(&mut req), Err(Refusal::RepeatedHost));
+        assert_eq!(clean(&mut req), Err(SeamRefusal::RepeatedHost));
     }
 
     #[test]
     fn userinfo_in_the_target_or_host_is_refused() {
         let mut req = request("GET", "http://u:p@evil.example/oauth2/authorize", &[], b"");
-        assert_eq!(clean(&mut req), Err(Refusal::TargetAuthorityNotAHost));
+        assert_eq!(clean(&mut req), Err(SeamRefusal::TargetAuthorityNotAHost));
         let mut req = request("GET", "/x", &[("host", "u:p@as")], b"");
-        assert_eq!(clean(&mut req), Err(Refusal::HostNotAHost));
+        assert_eq!(clean(&mut req), Err(SeamRefusal::HostNotAHost));
     }
 
     #[test]
@@ -293,7 +297,7 @@ mod tests {
             &[("host", "evil.example")],
             b"",
         );
-        assert_eq!(clean(&mut req), Err(Refusal::HostDisagrees));
+        assert_eq!(clean(&mut req), Err(SeamRefusal::HostDisagrees));
     }
 
     #[test]
@@ -318,7 +322,7 @@ mod tests {
             .uri("/x")
             .body(Empty::<Bytes>::new())
             .unwrap();
-        assert_eq!(clean(&mut req), Err(Refusal::NoHost));
+        assert_eq!(clean(&mut req), Err(SeamRefusal::NoHost));
         let mut req = Request::builder()
             .uri("/x")
             .version(Version::HTTP_10)

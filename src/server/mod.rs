@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceBuilder;
 
-use crate::config::{Config, Redis};
+use crate::config::{Config, Listen, Redis, StoreConfig};
 use crate::guard::{AuthorizeLayer, Guard, ReleaseLayer, TokenGuardLayer};
 use crate::ops::admin::{self, Admin};
 use crate::ops::metrics::Metrics;
@@ -30,7 +30,6 @@ use crate::ops::ocl::OclHealth;
 use crate::ops::record::RecordLayer;
 use crate::ops::telemetry;
 use crate::pages::BRANDING;
-use crate::seam::forwarded::Peer;
 use crate::seam::limits::LimitsLayer;
 use crate::seam::paths::Routes;
 use crate::seam::router::RouteLayer;
@@ -39,10 +38,11 @@ use crate::server::live::Live;
 use crate::server::resources::Resources;
 use crate::server::tls::Tls;
 use crate::state::store::{MemoryStore, RedisStore, Store};
-use crate::upstream::conn::{Activity, Limits, TimedIo, Tracked};
+use crate::timed_io::{Activity, IoTimeouts, TimedIo, Tracked};
 use crate::upstream::error_pages::ErrorPagesLayer;
 use crate::upstream::pool::Pool;
 use crate::upstream::proxy::{Upstream, UpstreamFactory};
+use crate::vocab::Peer;
 
 /// A running proxy.
 pub struct Running {
@@ -122,7 +122,10 @@ struct StoreRuntime {
 }
 
 impl StoreRuntime {
-    fn start(config: &crate::config::Store, redis: &Redis) -> io::Result<(Arc<dyn Store>, Self)> {
+    fn start(
+        config: &crate::config::StoreConfig,
+        redis: &Redis,
+    ) -> io::Result<(Arc<dyn Store>, Self)> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (made, store) = std::sync::mpsc::channel();
         let (redis, timeout, min_replicas) = (redis.clone(), config.timeout, config.min_replicas);
@@ -203,20 +206,60 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         )?),
         None => None,
     };
-    let (store, store_runtime): (Arc<dyn Store>, _) = match &config.store.redis {
-        None => (Arc::new(MemoryStore::new(config.store.max_entries)), None),
-        Some(redis) => {
-            let (store, runtime) = StoreRuntime::start(&config.store, redis)?;
-            (store, Some(runtime))
-        }
-    };
+    let (store, store_runtime) = open_store(&config.store)?;
     let live = Live::new(&config, resources, store, &metrics);
     let ocl = match ocl_health {
         Some(health) => ocl::start(&config, live.clients.clone(), health, metrics.clone())?,
         None => None,
     };
+    let (authorize, release, token_guard, router) = rule_layers(&config, &live, &metrics);
+    let shared = Arc::new(Shared {
+        authorize,
+        release,
+        token_guard,
+        router,
+        limits: LimitsLayer::new(&config.listen),
+        record: RecordLayer::new(metrics.clone()),
+        trusted: config.listen.trusted_proxies.clone(),
+        connections: Arc::new(Semaphore::new(config.listen.max_connections)),
+        tls,
+        metrics,
+        live,
+        config,
+    });
+    let (tx, rx) = watch::channel(false);
+    let handles = spawn_workers(&shared, listeners, &rx)?;
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        workers: handles,
+        shared,
+        admin,
+        store_runtime,
+        ocl,
+    })
+}
+
+/// The records: in-process, or in the Redis `[store]` names (on a runtime of its own).
+fn open_store(config: &StoreConfig) -> io::Result<(Arc<dyn Store>, Option<StoreRuntime>)> {
+    Ok(match &config.redis {
+        None => (Arc::new(MemoryStore::new(config.max_entries)), None),
+        Some(redis) => {
+            let (store, runtime) = StoreRuntime::start(config, redis)?;
+            (store, Some(runtime))
+        }
+    })
+}
+
+/// The layers that apply the rules (the three policy points: authorize, release, token), and
+/// the router that decides which requests they see.
+fn rule_layers(
+    config: &Config,
+    live: &Live,
+    metrics: &Arc<Metrics>,
+) -> (AuthorizeLayer, ReleaseLayer, TokenGuardLayer, RouteLayer) {
     let guard = Arc::new(Guard::new(
-        &config,
+        config,
         live.clients.clone(),
         live.keys.clone(),
         live.records.clone(),
@@ -236,25 +279,24 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
         config.token_guard.as_ref().map(|t| t.path.as_str()),
         config.oauth.case_insensitive_paths,
     );
-    let shared = Arc::new(Shared {
-        authorize: AuthorizeLayer::new(guard.clone()),
-        release: ReleaseLayer::new(guard),
+    (
+        AuthorizeLayer::new(guard.clone()),
+        ReleaseLayer::new(guard),
         token_guard,
-        router: RouteLayer::new(routes),
-        limits: LimitsLayer::new(&config.listen),
-        record: RecordLayer::new(metrics.clone()),
-        trusted: config.listen.trusted_proxies.clone(),
-        connections: Arc::new(Semaphore::new(config.listen.max_connections)),
-        tls,
-        metrics,
-        live,
-        config,
-    });
-    let (tx, rx) = watch::channel(false);
-    let mut handles = Vec::with_capacity(workers);
+        RouteLayer::new(routes),
+    )
+}
+
+/// One thread per listening socket, each with its own runtime ([`run_worker`]).
+fn spawn_workers(
+    shared: &Arc<Shared>,
+    listeners: Vec<std::net::TcpListener>,
+    shutdown: &watch::Receiver<bool>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let mut handles = Vec::with_capacity(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
         let shared = shared.clone();
-        let rx = rx.clone();
+        let rx = shutdown.clone();
         let handle = std::thread::Builder::new()
             .name(format!("vert-worker-{i}"))
             .spawn(move || {
@@ -264,15 +306,7 @@ pub fn start(config: Config, resources: Resources) -> io::Result<Running> {
             })?;
         handles.push(handle);
     }
-    Ok(Running {
-        addr,
-        shutdown: tx,
-        workers: handles,
-        shared,
-        admin,
-        store_runtime,
-        ocl,
-    })
+    Ok(handles)
 }
 
 /// One listening socket per worker, all on the same address: the kernel spreads connections.
@@ -313,22 +347,8 @@ fn run_worker(
             &shared.config.upstream,
             shared.metrics.clone(),
         );
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .keep_alive(true)
-            // Messages to and from an AS are small: one buffer and one write() cost fewer
-            // instructions than a vectored write of head and body (callgrind).
-            .writev(false)
-            // Kept by TimedIo per connection: hyper's own costs a timer per request.
-            .header_read_timeout(None)
-            .max_header_size(listen.max_header_bytes);
-        let limits = Limits::client(listen.header_read_timeout, listen.idle_timeout);
-        // hyper keeps up to 100 headers on the stack; any other limit costs a heap allocation
-        // per request, so it is only set when the operator asks for it.
-        if listen.max_headers != 100 {
-            http.max_headers(listen.max_headers);
-        }
-        let http = Arc::new(http);
+        let http = Arc::new(client_http(listen));
+        let timeouts = IoTimeouts::client(listen.header_read_timeout, listen.idle_timeout);
         let drain = GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -359,7 +379,7 @@ fn run_worker(
                 drain: drain.watcher(),
             };
             // Timeouts count raw bytes, so the TLS handshake is under the head's timeout.
-            let io = TimedIo::new(stream, connection.activity.clone(), limits);
+            let io = TimedIo::new(stream, connection.activity.clone(), timeouts);
             let open = Open::new(&shared.metrics);
             let branding = shared.live.branding.clone();
             tokio::spawn(BRANDING.scope(branding, async move {
@@ -384,6 +404,25 @@ fn run_worker(
         }
         Ok(())
     })
+}
+
+/// hyper's HTTP/1 server side, as every client connection of a worker speaks it.
+fn client_http(listen: &Listen) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .keep_alive(true)
+        // Messages to and from an AS are small: one buffer and one write() cost fewer
+        // instructions than a vectored write of head and body (callgrind).
+        .writev(false)
+        // Kept by TimedIo per connection: hyper's own costs a timer per request.
+        .header_read_timeout(None)
+        .max_header_size(listen.max_header_bytes);
+    // hyper keeps up to 100 headers on the stack; any other limit costs a heap allocation
+    // per request, so it is only set when the operator asks for it.
+    if listen.max_headers != 100 {
+        http.max_headers(listen.max_headers);
+    }
+    http
 }
 
 /// One client connection, until its stream is ready to serve (after the TLS handshake).

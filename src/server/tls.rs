@@ -170,8 +170,7 @@ mod tests {
     }
 
     fn temp_dir() -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("vert-tls-{}", crate::state::seal::random_uuid()));
+        let dir = std::env::temp_dir().join(format!("vert-tls-{}", crate::vocab::random_uuid()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }

@@ -282,14 +282,6 @@ pub fn generate_key_line() -> String {
     URL_SAFE_NO_PAD.encode(random_key())
 }
 
-/// A random (version 4) UUID: the correlation id of a flow whose client sent none, or the trace
-/// id of an error page.
-pub fn random_uuid() -> Uuid {
-    let mut bytes = [0u8; 16];
-    fill_random(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
 fn random_key() -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
     fill_random(&mut key);

@@ -10,10 +10,10 @@ use tokio::net::TcpStream;
 
 use crate::config;
 use crate::ops::metrics::Metrics;
-use crate::seam::limits::Buffered;
-use crate::upstream::conn::{Activity, Limits, TimedIo};
+use crate::timed_io::{Activity, IoTimeouts, TimedIo};
+use crate::upstream::error::PoolError;
 use crate::upstream::idle::Reusable;
-use crate::upstream::pool::PoolError;
+use crate::vocab::Buffered;
 
 /// A connection: the handle to send on, and what its timer learns from.
 pub struct Conn {
@@ -30,16 +30,16 @@ impl Reusable for Conn {
 pub struct Connector {
     authority: String,
     connect_timeout: Duration,
-    limits: Limits,
+    timeouts: IoTimeouts,
     metrics: Arc<Metrics>,
 }
 
 impl Connector {
-    pub fn new(cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: &config::UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         Connector {
             authority: cfg.authority.to_string(),
             connect_timeout: cfg.connect_timeout,
-            limits: Limits::upstream(cfg.response_timeout, cfg.pool_idle_timeout),
+            timeouts: IoTimeouts::upstream(cfg.response_timeout, cfg.pool_idle_timeout),
             metrics,
         }
     }
@@ -53,7 +53,7 @@ impl Connector {
             .inspect_err(|_| self.metrics.upstream_connect_failed())?;
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::default());
-        let io = TimedIo::new(stream, activity.clone(), self.limits);
+        let io = TimedIo::new(stream, activity.clone(), self.timeouts);
         let (sender, connection) = http1::Builder::new()
             // As on the client side (server.rs): small messages, one write.
             .writev(false)

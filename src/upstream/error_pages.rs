@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode};
 
 use crate::pages::{Lang, Topic, WithPages, error_page};
 use crate::upstream::proxy::UpstreamError;
+use crate::vocab::PageBody;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ErrorPagesLayer;
@@ -42,7 +43,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = Infallible;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ErrorPagesFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Infallible outward: an inner service that cannot take the request is answered for
@@ -68,7 +69,7 @@ where
                 future: self.inner.call(req),
             },
         };
-        ResponseFuture {
+        ErrorPagesFuture {
             inner,
             accept_language,
         }
@@ -76,7 +77,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    pub struct ResponseFuture<F> {
+    pub struct ErrorPagesFuture<F> {
         #[pin]
         inner: Inner<F>,
         accept_language: Option<HeaderValue>,
@@ -91,7 +92,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, ResB> Future for ResponseFuture<F>
+impl<F, ResB> Future for ErrorPagesFuture<F>
 where
     F: Future<Output = Result<Response<ResB>, UpstreamError>>,
     ResB: WithPages,
@@ -115,7 +116,7 @@ where
 }
 
 /// 504 for a timeout, else 502; the page shows the trace id of the log line.
-fn page(error: &UpstreamError, lang: Lang) -> Response<crate::pages::PageBody> {
+fn page(error: &UpstreamError, lang: Lang) -> Response<PageBody> {
     let (topic, status) = if error.timed_out() {
         (Topic::TimedOut, StatusCode::GATEWAY_TIMEOUT)
     } else {
@@ -135,7 +136,7 @@ mod tests {
     type Body = Either<Full<Bytes>, Full<Bytes>>;
 
     fn failing(timed_out: bool) -> UpstreamError {
-        use crate::upstream::pool::PoolError;
+        use crate::upstream::error::PoolError;
         let cause = match timed_out {
             true => PoolError::ResponseTimeout,
             false => PoolError::ConnectTimeout,

@@ -1,7 +1,8 @@
-//! The way to the AS: the proxy service, its connection pool, and the timed connections.
+//! The way to the AS: the proxy service, its connection pool, and its connections (timed by
+//! [`crate::timed_io`], as the client connections are).
 
-pub mod conn;
 pub mod connector;
+pub mod error;
 pub mod error_pages;
 pub mod idle;
 pub mod pool;

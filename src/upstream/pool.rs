@@ -16,7 +16,6 @@
 //! [`TimedIo`]: one timer per connection, none per request, and no clock read by the pool.
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -30,53 +29,11 @@ use hyper::client::conn::TrySendError;
 
 use crate::config;
 use crate::ops::metrics::Metrics;
-use crate::seam::limits::Buffered;
-use crate::upstream::conn::{Activity, InFlight};
+use crate::timed_io::InFlight;
 use crate::upstream::connector::{Conn, Connector};
+use crate::upstream::error::PoolError;
 use crate::upstream::idle::IdleList;
-
-/// Why the upstream gave no response.
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    #[error("connect: {0}")]
-    Connect(#[source] io::Error),
-    #[error("connect: upstream.connect_timeout elapsed")]
-    ConnectTimeout,
-    /// No response head within `upstream.response_timeout`.
-    #[error("upstream.response_timeout elapsed")]
-    ResponseTimeout,
-    /// The HTTP exchange failed (the upstream closed the connection, sent garbage, …). The
-    /// message names the whole chain: hyper's own says only "connection error".
-    #[error("{}", chain(.0))]
-    Http(#[source] hyper::Error),
-}
-
-/// An error and its sources, `: `-separated, for one log field.
-fn chain(error: &hyper::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-impl PoolError {
-    pub fn is_connect(&self) -> bool {
-        matches!(self, PoolError::Connect(_) | PoolError::ConnectTimeout)
-    }
-
-    /// A failed exchange on a connection, told apart from one its timer ended.
-    pub(crate) fn exchange(error: hyper::Error, activity: &Activity) -> Self {
-        if activity.timed_out() {
-            PoolError::ResponseTimeout
-        } else {
-            PoolError::Http(error)
-        }
-    }
-}
+use crate::vocab::Buffered;
 
 struct Inner {
     connector: Connector,
@@ -96,7 +53,7 @@ impl Pool {
         self.inner.idle.kept()
     }
 
-    pub fn new(cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: &config::UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         Pool {
             inner: Arc::new(Inner {
                 connector: Connector::new(cfg, metrics),
@@ -364,7 +321,7 @@ mod tests {
 
     fn pool(authority: &str) -> (Pool, Arc<Metrics>) {
         let metrics = Metrics::new();
-        let cfg = config::Upstream {
+        let cfg = config::UpstreamConfig {
             authority: authority.parse().unwrap(),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),

@@ -10,21 +10,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
-use http_body_util::{Either, Full};
+use http_body_util::Either;
 use uuid::Uuid;
 
 use crate::config;
 use crate::ops::metrics::{Metrics, UpstreamFailure};
-use crate::seam::forwarded::{Peer, strip_hop_by_hop};
-use crate::seam::limits::Buffered;
-use crate::state::seal::random_uuid;
-use crate::upstream::pool::{Pool, PoolError, PooledBody, Sending};
+use crate::seam::forwarded::{set_forwarded, strip_hop_by_hop};
+use crate::upstream::error::PoolError;
+use crate::upstream::pool::{Pool, PooledBody, Sending};
+use crate::vocab::{Buffered, PageBody, Peer, random_uuid};
 
 /// Every response body: the upstream's, streamed, or one the proxy wrote.
-pub type Body = Either<PooledBody, Full<Bytes>>;
+pub type Body = Either<PooledBody, PageBody>;
 
 /// One worker's way to the upstream, from which each client connection gets its [`Upstream`].
 pub struct UpstreamFactory {
@@ -35,7 +34,7 @@ pub struct UpstreamFactory {
 
 impl UpstreamFactory {
     /// `pool` belongs to the worker that serves with the services made here.
-    pub fn new(pool: Pool, cfg: &config::Upstream, metrics: Arc<Metrics>) -> Self {
+    pub fn new(pool: Pool, cfg: &config::UpstreamConfig, metrics: Arc<Metrics>) -> Self {
         UpstreamFactory {
             pool,
             default_host: HeaderValue::from_str(cfg.authority.as_str())
@@ -86,7 +85,7 @@ impl tower::Service<Request<Buffered>> for Upstream {
                 self.default_host.clone()
             }
         };
-        self.peer.set_forwarded(headers, host);
+        set_forwarded(&self.peer, headers, host);
         UpstreamFuture {
             sending: self.pool.send(req),
             started: Instant::now(),

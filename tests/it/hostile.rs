@@ -291,7 +291,7 @@ fn duplicated_and_garbled_parameters_get_deliberate_answers() {
 
 /// Reads until the peer closes the connection, within a limit far beyond any timeout under
 /// test: these tests check what closes a connection, by which timeouts are in play, not how
-/// fast (the timers themselves are tested on tokio's paused clock in `conn::tests`).
+/// fast (the timers themselves are tested on tokio's paused clock in `timed_io::tests`).
 fn wait_closed(mut stream: TcpStream) {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

@@ -208,7 +208,7 @@ async fn unreachable_upstream_is_502_and_the_proxy_keeps_serving() {
 #[tokio::test]
 async fn slow_upstream_is_504_and_the_proxy_keeps_serving() {
     // An upstream that never answers: only upstream.response_timeout ends the wait (when it
-    // starts counting is tested on tokio's paused clock in `conn::tests`).
+    // starts counting is tested on tokio's paused clock in `timed_io::tests`).
     let upstream = Upstream::faults();
     let h = Harness::start_with_upstream(
         &upstream.url(),

@@ -1,6 +1,8 @@
-//! Connection timeouts, kept per connection rather than per request, on both sides.
+//! Connection timeouts, kept per connection rather than per request, on both sides: the server
+//! ([`crate::server`]) times its client connections with it, the pool ([`crate::upstream`]) its
+//! upstream connections, so it is a module of its own, beside both.
 //!
-//! Client connections ([`Limits::client`]):
+//! Client connections ([`IoTimeouts::client`]):
 //! - `listen.header_read_timeout`: a request head must be complete this long after its first
 //!   byte (or after the connection opened): a client that trickles its head (slowloris) is cut
 //!   off;
@@ -8,7 +10,7 @@
 //!   way for this long is closed: idle keep-alive connections, and clients that stop reading a
 //!   response. A request waiting for the upstream is not idle.
 //!
-//! Upstream connections ([`Limits::upstream`]):
+//! Upstream connections ([`IoTimeouts::upstream`]):
 //! - `upstream.response_timeout`: the response head must arrive this long after the request
 //!   started to go out;
 //! - `upstream.pool_idle_timeout`: a pooled connection with nothing in flight and no byte
@@ -101,30 +103,30 @@ impl Drop for InFlight {
 
 /// One timeout: how long, and the config key named when it fires.
 #[derive(Debug, Clone, Copy)]
-pub struct Limit {
+pub struct IoTimeout {
     pub after: Duration,
     pub key: &'static str,
 }
 
 /// The timeouts of one kind of connection, per phase; `None`: the phase may last.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct IoTimeouts {
     /// The peer started a message head (or owes one from the start): complete it in time.
-    head: Option<Limit>,
+    head: Option<IoTimeout>,
     /// Nothing in flight and no byte moving.
-    idle: Option<Limit>,
+    idle: Option<IoTimeout>,
     /// A request in flight, from its first byte out.
-    busy: Option<Limit>,
+    busy: Option<IoTimeout>,
 }
 
-impl Limits {
+impl IoTimeouts {
     pub fn client(header_read: Duration, idle: Duration) -> Self {
-        Limits {
-            head: Some(Limit {
+        IoTimeouts {
+            head: Some(IoTimeout {
                 after: header_read,
                 key: "listen.header_read_timeout",
             }),
-            idle: Some(Limit {
+            idle: Some(IoTimeout {
                 after: idle,
                 key: "listen.idle_timeout",
             }),
@@ -133,21 +135,21 @@ impl Limits {
     }
 
     pub fn upstream(response: Duration, pool_idle: Duration) -> Self {
-        Limits {
+        IoTimeouts {
             // Bytes with nothing in flight are the rest of a body, or the upstream closing.
             head: None,
-            idle: Some(Limit {
+            idle: Some(IoTimeout {
                 after: pool_idle,
                 key: "upstream.pool_idle_timeout",
             }),
-            busy: Some(Limit {
+            busy: Some(IoTimeout {
                 after: response,
                 key: "upstream.response_timeout",
             }),
         }
     }
 
-    fn of(&self, phase: Phase) -> Option<Limit> {
+    fn of(&self, phase: Phase) -> Option<IoTimeout> {
         match phase {
             Phase::Idle => self.idle,
             Phase::Head => self.head,
@@ -184,7 +186,7 @@ enum Phase {
 pub struct TimedIo<T> {
     io: T,
     activity: Arc<Activity>,
-    limits: Limits,
+    timeouts: IoTimeouts,
     phase: Phase,
     /// When the phase's limit is over; `None` when it has none.
     deadline: Option<Instant>,
@@ -193,19 +195,19 @@ pub struct TimedIo<T> {
 }
 
 impl<T> TimedIo<T> {
-    pub fn new(io: T, activity: Arc<Activity>, limits: Limits) -> Self {
+    pub fn new(io: T, activity: Arc<Activity>, timeouts: IoTimeouts) -> Self {
         let now = Instant::now();
         // A new client connection owes us a request head: that timeout runs from the start.
-        let phase = if limits.head.is_some() {
+        let phase = if timeouts.head.is_some() {
             Phase::Head
         } else {
             Phase::Idle
         };
-        let deadline = limits.of(phase).map(|limit| now + limit.after);
+        let deadline = timeouts.of(phase).map(|limit| now + limit.after);
         TimedIo {
             io,
             activity,
-            limits,
+            timeouts,
             phase,
             deadline,
             seen: 0,
@@ -218,7 +220,7 @@ impl<T> TimedIo<T> {
     fn enter(&mut self, phase: Phase, now: &mut Option<Instant>) {
         self.phase = phase;
         self.deadline = self
-            .limits
+            .timeouts
             .of(phase)
             .map(|limit| *now.get_or_insert_with(Instant::now) + limit.after);
     }
@@ -245,7 +247,7 @@ impl<T> TimedIo<T> {
         let mut now = None;
         self.sync(&mut now);
         if self.phase == Phase::Idle {
-            let next = if read && self.limits.head.is_some() {
+            let next = if read && self.timeouts.head.is_some() {
                 Phase::Head
             } else {
                 Phase::Idle
@@ -270,7 +272,7 @@ impl<T> TimedIo<T> {
             return Ok(());
         }
         if *now.get_or_insert_with(Instant::now) >= deadline {
-            let key = self.limits.of(self.phase).map_or("timeout", |l| l.key);
+            let key = self.timeouts.of(self.phase).map_or("timeout", |l| l.key);
             self.activity.timed_out.store(true, Ordering::Release);
             return Err(io::Error::new(io::ErrorKind::TimedOut, Elapsed { key }));
         }
@@ -465,19 +467,19 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     /// A timed end of a pipe, the other end, and the activity it learns from.
-    fn timed(limits: Limits) -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
+    fn timed(timeouts: IoTimeouts) -> (TimedIo<DuplexStream>, DuplexStream, Arc<Activity>) {
         let (io, peer) = tokio::io::duplex(256);
         let activity = Arc::new(Activity::default());
-        (TimedIo::new(io, activity.clone(), limits), peer, activity)
+        (TimedIo::new(io, activity.clone(), timeouts), peer, activity)
     }
 
-    fn limits() -> Limits {
-        Limits::client(Duration::from_millis(200), Duration::from_millis(400))
+    fn timeouts() -> IoTimeouts {
+        IoTimeouts::client(Duration::from_millis(200), Duration::from_millis(400))
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_new_connection_gets_the_header_timeout() {
-        let (mut io, _client, _) = timed(limits());
+        let (mut io, _client, _) = timed(timeouts());
         let started = Instant::now();
         let err = io.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -487,7 +489,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_trickled_head_is_cut_at_the_header_timeout() {
-        let (mut io, mut client, _) = timed(limits());
+        let (mut io, mut client, _) = timed(timeouts());
         let started = Instant::now();
         let trickle = tokio::spawn(async move {
             for _ in 0..10 {
@@ -511,7 +513,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_after_a_response_gets_the_idle_timeout_not_during_a_request() {
-        let (mut io, mut client, activity) = timed(limits());
+        let (mut io, mut client, activity) = timed(timeouts());
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(io.read(&mut [0u8; 64]).await.unwrap() > 0);
         // The request is in the service for longer than both limits: no timeout.
@@ -527,8 +529,8 @@ mod tests {
         assert_eq!(idle_from.elapsed(), Duration::from_millis(400));
     }
 
-    fn upstream() -> Limits {
-        Limits::upstream(Duration::from_millis(300), Duration::from_millis(1000))
+    fn upstream() -> IoTimeouts {
+        IoTimeouts::upstream(Duration::from_millis(300), Duration::from_millis(1000))
     }
 
     #[tokio::test(start_paused = true)]
@@ -599,7 +601,7 @@ mod tests {
     async fn the_idle_timer_is_armed_by_the_write_itself() {
         // hyper may write a response and then wait without reading: the write must arm the
         // idle deadline, or only the connection's earlier, later deadline would wake it.
-        let (mut io, mut client, activity) = timed(Limits::client(
+        let (mut io, mut client, activity) = timed(IoTimeouts::client(
             Duration::from_secs(30),
             Duration::from_millis(400),
         ));
