@@ -311,3 +311,76 @@ fn a_release_that_reaches_too_few_replicas_is_withheld_and_its_decision_line_say
     );
     assert!(!text.contains("NOT-DURABLE"));
 }
+
+/// Issue 28: the token path is logged as the authorize path is: one decision line per answer,
+/// carrying the token request's `X-Correlation-ID`, which comes back on the answer; a withheld
+/// code presented says `withheld`; no line and no label names a code or a birth date.
+#[tokio::test]
+async fn token_decisions_carry_the_correlation_id_they_answer_with_and_no_secret() {
+    let logs = captured();
+    let h = Harness::start(
+        "[admin]\naddr = \"127.0.0.1:0\"\n[token_guard]\npath = \"/oauth2/token\"\n",
+    );
+    let on_behalf = "&scope=48%20onbehalfof&MedMij_geboortedatum=19700901";
+    let released = h.flow(on_behalf, &[("as", "piet")]).await;
+    assert_eq!(released.status, 302, "{released:?}");
+    let code = h.demo().last_code().unwrap();
+    // Vert 1: representation asked, the Persoon logged in as themself; the code is withheld.
+    assert_eq!(h.flow(on_behalf, &[("as", "self")]).await.status, 403);
+    let withheld = h.demo().last_code().unwrap();
+    let present = |code: String, id: &'static str| {
+        let body = format!("grant_type=authorization_code&code={code}");
+        let req = http::Request::post(format!("{}/oauth2/token", h.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-correlation-id", id)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        send(req)
+    };
+    const REDEEMED: &str = "10000000-0000-4000-8000-000000000001";
+    const AGAIN: &str = "10000000-0000-4000-8000-000000000002";
+    const WITHHELD: &str = "10000000-0000-4000-8000-000000000003";
+    for (code, id, status) in [
+        (code.clone(), REDEEMED, 200),
+        (code.clone(), AGAIN, 400),
+        (withheld.clone(), WITHHELD, 400),
+    ] {
+        let answer = present(code, id).await;
+        assert_eq!(answer.status.as_u16(), status, "{answer:?}");
+        assert_eq!(answer.header("x-correlation-id"), Some(id), "{answer:?}");
+    }
+    let (_, metrics) = h.admin_get("/metrics");
+    drop(h);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for secret in [code.as_str(), withheld.as_str(), "19700901"] {
+        assert!(!text.contains(secret), "{secret:?} in the logs:\n{text}");
+        assert!(!metrics.contains(secret), "{secret:?} in the metrics");
+    }
+    let line = |id: &str| {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("\"point\":\"token\"") && l.contains(id))
+            .collect();
+        assert_eq!(lines.len(), 1, "one decision line for {id}:\n{text}");
+        lines[0].to_owned()
+    };
+    let says = |id: &str, outcome: &str, rule: &str| {
+        let line = line(id);
+        assert!(
+            line.contains(&format!("\"outcome\":\"{outcome}\""))
+                && line.contains(&format!("\"rule\":\"{rule}\""))
+                && line.contains("\"target\":\"medmij_vert_proxy::decision\""),
+            "{line}"
+        );
+    };
+    says(REDEEMED, "redeemed", "proxy.token.released_only");
+    says(AGAIN, "refused", "proxy.token.once");
+    says(WITHHELD, "withheld", "proxy.token.released_only");
+    assert!(
+        metrics.contains(
+            "medmij_vert_decisions_total{outcome=\"withheld\",rule=\"proxy.token.released_only\",exception=\"\"} 1"
+        ),
+        "{metrics}"
+    );
+}
