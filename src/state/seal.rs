@@ -467,6 +467,21 @@ mod tests {
     }
 
     #[test]
+    fn a_state_sealed_by_rustcrypto_aes_gcm_siv_opens() {
+        // Sealed by the build before aws-lc (RustCrypto's aes-gcm-siv 0.12): key 0x42 x 32
+        // (id 7), nonce 0x09 x 12. The format did not change, so a rolling upgrade loses no
+        // flow in flight.
+        let ring = KeyRing::from_key_file(&URL_SAFE_NO_PAD.encode([0x42u8; 32])).unwrap();
+        let sealed = "AgcJCQkJCQkJCQkJCQnsEuRUvyS1kJT4BrenSo2IkK9_V_Aw7KmLjBPFtEiwJx115ZF-JzMZP2wfNSR1JTsB27Kgx4sMNUnME7ip7g0SsXLd";
+        let Opened::Flow(opened, id) = ring.open(sealed) else {
+            panic!("a state sealed before opens")
+        };
+        assert_eq!(opened, flow("abc", None));
+        assert_eq!(id[..NONCE_LEN], [9u8; NONCE_LEN]);
+        assert_eq!(id[31], VERSION);
+    }
+
+    #[test]
     fn a_version_1_state_is_foreign() {
         // Version 1 (XChaCha20-Poly1305, 192-bit nonce) was never released (issue 28): its
         // shape, authentic or not, is not one of ours.
