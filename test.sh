@@ -39,6 +39,10 @@ cargo test --locked
 cargo check --locked --quiet --manifest-path fuzz/Cargo.toml
 # The benchmark's ablations (bench/ablation.sh) must apply to this tree.
 for patch in bench/ablations/*.patch; do git apply --check "$patch"; done
+# The instruction budget (issue 31): user-space instructions per request on both paths, under
+# callgrind, held to bench/budget.toml (a release build: about 4 minutes from cold on 2 cores,
+# seconds when target/release is warm; then about 25 s of counting).
+bench/budget.sh 3
 
 # The reference integrations (issue 18), with the real packages: a stock Django OAuth Toolkit
 # (PyPI; driven by authlib) and a stock oidc-provider (npm; driven by openid-client), each

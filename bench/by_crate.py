@@ -27,6 +27,9 @@ for line in out.splitlines():
         key = "libc memcpy/memset (moves)"
     elif fn.startswith("mi_") or fn.startswith("_mi_"):
         key = "mimalloc"
+    elif fn.startswith(("aws_lc", "aead_aes_gcm_siv", "GFMUL")):
+        # aws-lc's C and assembly (the sealed state's AES-256-GCM-SIV): unmangled symbols.
+        key = "aws_lc (C and assembly)"
     else:
         # The first path segment that is not a generic wrapper: `<a::b as c>::f` → a.
         path = fn.lstrip("<&*( ")

@@ -48,8 +48,11 @@ for port in $UPSTREAM_PORT $VERT_PORT $NGINX_PORT; do
   fi
 done
 
-cargo build --release --locked -q
-BIN=$PWD/target/release/medmij-vert-proxy
+# BIN=path/to/another/build measures that build instead (as bench/instructions.sh).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked -q
+  BIN=$PWD/target/release/medmij-vert-proxy
+fi
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -6,8 +6,7 @@
 //! passes back unchanged, SPEC §3.4):
 //!
 //! ```text
-//! version 2 (sealed):  2 | key id (1) | nonce (12) | AES-256-GCM-SIV(plaintext) | tag (16)
-//! version 1 (opened):  1 | key id (1) | nonce (24) | XChaCha20-Poly1305(plaintext) | tag (16)
+//! version 2:  2 | key id (1) | nonce (12) | AES-256-GCM-SIV(plaintext) | tag (16)
 //! plaintext: issued_at u32 | correlation id (16) | kind u8 (low nibble: 0 none,
 //!            1 onbehalfof, 2 onbehalfofchild; high nibble: fresh login, 1 prompt=login,
 //!            3 prompt=login and max_age=0, only beside a kind ≠ 0) | birth date u32 JJJJMMDD
@@ -24,17 +23,14 @@
 //! a repeat becomes likely only after about 2^48 seals under one key (the birthday bound), and
 //! GCM-SIV is nonce-misuse resistant, so even a repeat reveals only whether two sealed flows
 //! were identical, never the authentication key or other plaintexts
-//! (as a repeated AES-GCM nonce would). Version 1 states are still opened, so that flows in
-//! flight across an upgrade are not lost; nothing seals them any more, so after one
-//! `state.flow_ttl` none is left, and version 1 can go in the release after next.
+//! (as a repeated AES-GCM nonce would). Version 1 (XChaCha20-Poly1305, 192-bit nonce) is no
+//! longer opened: no release sealed it (issue 28), so no flow in flight can carry one; such a
+//! state is [`Opened::Foreign`], as any other unknown version.
 
-use aes_gcm_siv::aead::{AeadInOut, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD_INDIFFERENT, URL_SAFE_NO_PAD};
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -42,22 +38,22 @@ use crate::vert::flow::FlowId;
 use crate::vert::flow_return::Opened;
 use crate::vert::{Birthdate, Flow, FreshLogin, Kind, Requested};
 
+/// The state's base64url (no padding), both ways: SIMD where the CPU has it (AVX2, SSE4.1,
+/// NEON), about a third of the `base64` crate's instructions for a sealed state (issue 31).
+const STATE_BASE64: base64_simd::Base64 = base64_simd::URL_SAFE_NO_PAD;
+
 /// What seals.
 const VERSION: u8 = 2;
 const NONCE_LEN: usize = 12;
 const HEADER_LEN: usize = 2 + NONCE_LEN;
-/// What sealed before, still opened.
-const VERSION_1: u8 = 1;
-const NONCE_1_LEN: usize = 24;
-const HEADER_1_LEN: usize = 2 + NONCE_1_LEN;
 const KEY_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 
 struct Key {
     id: u8,
-    cipher: Aes256GcmSiv,
-    /// Opens version 1 states.
-    cipher_1: XChaCha20Poly1305,
+    /// AES-256-GCM-SIV from aws-lc (its x86-64 assembly with AES-NI and CLMUL: three quarters of
+    /// RustCrypto's `aes-gcm-siv` instructions for a state, with its per-message key derivation).
+    cipher: LessSafeKey,
     /// For the keyed hashes of released codes ([`KeyRing::code_digests`]): derived, so that
     /// the sealing key itself keys nothing else.
     record_key: [u8; 32],
@@ -67,8 +63,9 @@ impl Key {
     fn new(bytes: &[u8; KEY_LEN]) -> Self {
         Key {
             id: key_id(bytes),
-            cipher: Aes256GcmSiv::new(bytes.into()),
-            cipher_1: chacha20poly1305::KeyInit::new(bytes.into()),
+            cipher: LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM_SIV, bytes).expect("an AES-256 key is 32 bytes"),
+            ),
             record_key: Sha256::new()
                 .chain_update(b"medmij-vert-proxy code record key\0")
                 .chain_update(bytes)
@@ -158,52 +155,44 @@ impl KeyRing {
         encode_flow(flow, &mut token);
         // Sealed in place: no second buffer for the ciphertext.
         let (header, plaintext) = token.split_at_mut(HEADER_LEN);
-        let nonce = Nonce::try_from(&header[2..]).expect("split at the nonce length");
+        let nonce = header[2..].try_into().expect("split at the nonce length");
         let tag = key
             .cipher
-            .encrypt_inout_detached(&nonce, &header[..2], plaintext.into())
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from([header[0], header[1]]),
+                plaintext,
+            )
             .expect("AES-GCM-SIV encrypts any message shorter than 64 GiB");
-        token.extend_from_slice(&tag);
-        URL_SAFE_NO_PAD.encode(token)
+        token.extend_from_slice(tag.as_ref());
+        STATE_BASE64.encode_to_string(token)
     }
 
     /// Opens a state. Anything not in this format is [`Opened::Foreign`]; this format that does
     /// not authenticate under any key, or decrypts to nonsense, is [`Opened::Invalid`].
-    /// A flow opens with its id: the seal's random 192-bit nonce (zero-padded to a store key),
-    /// the same for every copy of one sealed state and different for every seal (one code per
-    /// flow).
+    /// A flow opens with its id: the seal's random 96-bit nonce (zero-padded to a store key, its
+    /// last byte the version), the same for every copy of one sealed state and different for
+    /// every seal (one code per flow).
     pub fn open(&self, state: &str) -> Opened {
         // Shorter than the smallest token: a client's own state, not worth decoding (every
         // authorization request asks whether its state is one of ours, SPEC §3.6).
-        if state.len() < (HEADER_LEN.min(HEADER_1_LEN) + TAG_LEN) * 4 / 3 {
+        if state.len() < (HEADER_LEN + TAG_LEN) * 4 / 3 {
             return Opened::Foreign;
         }
-        let Ok(mut token) = URL_SAFE_NO_PAD.decode(state) else {
+        let Ok(mut token) = STATE_BASE64.decode_to_vec(state) else {
             return Opened::Foreign;
         };
-        let header_len = match token.first() {
-            Some(&VERSION) => HEADER_LEN,
-            Some(&VERSION_1) => HEADER_1_LEN,
-            _ => return Opened::Foreign,
-        };
-        if token.len() < header_len + TAG_LEN {
+        if token.first() != Some(&VERSION) || token.len() < HEADER_LEN + TAG_LEN {
             return Opened::Foreign;
         }
         // The nonce itself: random, authenticated with the flow, and public (it is in the
         // state), so it needs no hashing (a SHA-256 here cost 3,400 instructions a request).
-        // A version 1 id stays what it was before version 2 (the nonce, zero-padded), so that
-        // a flow released just before an upgrade is still known after it; a version 2 id ends
-        // in its version byte, where a version 1 id has a zero, so the two never meet.
+        // The id ends in the version byte (as it did beside version 1, whose ids ended in a
+        // zero), so that the records of a later version's flows never meet this one's.
         let mut id = [0u8; 32];
-        id[..header_len - 2].copy_from_slice(&token[2..header_len]);
-        if token[0] == VERSION {
-            id[31] = VERSION;
-        }
-        if token[0] == VERSION {
-            self.open_token(&mut token, id)
-        } else {
-            self.open_token_1(&token, id)
-        }
+        id[..NONCE_LEN].copy_from_slice(&token[2..HEADER_LEN]);
+        id[31] = VERSION;
+        self.open_token(&mut token, id)
     }
 
     /// The keyed hashes of a released code, one per key, the sealing key's first: a code is
@@ -221,50 +210,37 @@ impl KeyRing {
 
     /// Opens a version 2 token in place.
     fn open_token(&self, token: &mut [u8], id: FlowId) -> Opened {
-        let (header, rest) = token.split_at_mut(HEADER_LEN);
-        let nonce = Nonce::try_from(&header[2..]).expect("split at the nonce length");
-        let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-        let tag = Tag::try_from(&*tag).expect("split at the tag length");
-        let mut candidates = self.keys.iter().filter(|k| k.id == header[1]).peekable();
-        if candidates.peek().is_none() {
+        let (header, sealed) = token.split_at_mut(HEADER_LEN);
+        let nonce: [u8; NONCE_LEN] = header[2..].try_into().expect("split at the nonce length");
+        let aad = [header[0], header[1]];
+        let mut candidates = self.keys.iter().filter(|k| k.id == aad[1]);
+        let Some(first) = candidates.next() else {
             return Opened::Invalid("state sealed with an unknown key");
-        }
-        // A failed attempt leaves the buffer as it was: the next key sees the ciphertext.
-        let opened = candidates.any(|key| {
+        };
+        let mut others = candidates.peekable();
+        // A failed attempt leaves the buffer undefined: when another key shares the id (one
+        // pair of keys in 256), it opens a copy of the sealed bytes.
+        let copy = others.peek().map(|_| sealed.to_vec());
+        let opens = |key: &Key, buf: &mut [u8]| {
             key.cipher
-                .decrypt_inout_detached(&nonce, &header[..2], (&mut *sealed).into(), &tag)
+                .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
                 .is_ok()
-        });
+        };
+        let plaintext_len = sealed.len() - TAG_LEN;
+        let mut opened = opens(first, sealed);
+        if let Some(copy) = copy {
+            for key in others {
+                if opened {
+                    break;
+                }
+                sealed.copy_from_slice(&copy);
+                opened = opens(key, sealed);
+            }
+        }
         if opened {
-            read_flow(sealed, id)
+            read_flow(&sealed[..plaintext_len], id)
         } else {
             Opened::Invalid("state does not authenticate")
-        }
-    }
-
-    /// Opens a version 1 token.
-    fn open_token_1(&self, token: &[u8], id: FlowId) -> Opened {
-        let (header, rest) = token.split_at(2);
-        let (nonce, ciphertext) = rest.split_at(NONCE_1_LEN);
-        let nonce = XNonce::try_from(nonce).expect("split at the nonce length");
-        let mut candidates = self.keys.iter().filter(|k| k.id == header[1]).peekable();
-        if candidates.peek().is_none() {
-            return Opened::Invalid("state sealed with an unknown key");
-        }
-        let plaintext = candidates.find_map(|key| {
-            key.cipher_1
-                .decrypt(
-                    &nonce,
-                    Payload {
-                        msg: ciphertext,
-                        aad: header,
-                    },
-                )
-                .ok()
-        });
-        match plaintext {
-            None => Opened::Invalid("state does not authenticate"),
-            Some(plaintext) => read_flow(&plaintext, id),
         }
     }
 }
@@ -482,50 +458,32 @@ mod tests {
         assert_eq!(ring.seal(&f).len(), sealed_len(25, 32, true));
     }
 
-    /// A state as version 1 sealed it (XChaCha20-Poly1305, 192-bit nonce).
-    fn seal_1(ring: &KeyRing, flow: &Flow) -> String {
-        let key = &ring.keys[0];
-        let mut nonce = [0u8; NONCE_1_LEN];
-        fill_random(&mut nonce);
-        let header = [VERSION_1, key.id];
-        let mut plaintext = Vec::new();
-        encode_flow(flow, &mut plaintext);
-        let ciphertext = key
-            .cipher_1
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &header,
-                },
-            )
-            .unwrap();
-        URL_SAFE_NO_PAD.encode([&header[..], &nonce, &ciphertext].concat())
+    #[test]
+    fn a_state_sealed_by_rustcrypto_aes_gcm_siv_opens() {
+        // Sealed by the build before aws-lc (RustCrypto's aes-gcm-siv 0.12): key 0x42 x 32
+        // (id 7), nonce 0x09 x 12. The format did not change, so a rolling upgrade loses no
+        // flow in flight.
+        let ring = KeyRing::from_key_file(&URL_SAFE_NO_PAD.encode([0x42u8; 32])).unwrap();
+        let sealed = "AgcJCQkJCQkJCQkJCQnsEuRUvyS1kJT4BrenSo2IkK9_V_Aw7KmLjBPFtEiwJx115ZF-JzMZP2wfNSR1JTsB27Kgx4sMNUnME7ip7g0SsXLd";
+        let Opened::Flow(opened, id) = ring.open(sealed) else {
+            panic!("a state sealed before opens")
+        };
+        assert_eq!(opened, flow("abc", None));
+        assert_eq!(id[..NONCE_LEN], [9u8; NONCE_LEN]);
+        assert_eq!(id[31], VERSION);
     }
 
     #[test]
-    fn a_version_1_state_still_opens_with_its_own_flow_id() {
+    fn a_version_1_state_is_foreign() {
+        // Version 1 (XChaCha20-Poly1305, 192-bit nonce) was never released (issue 28): its
+        // shape, authentic or not, is not one of ours.
         let ring = KeyRing::random();
-        let f = flow("abc", on_behalf());
-        let old = seal_1(&ring, &f);
-        let Opened::Flow(opened, id) = ring.open(&old) else {
-            panic!("a version 1 state opens")
-        };
-        assert_eq!(opened, f);
-        // The id version 1 recorded before the upgrade: its nonce, zero-padded.
-        let nonce = &URL_SAFE_NO_PAD.decode(&old).unwrap()[2..HEADER_1_LEN];
-        assert_eq!(&id[..NONCE_1_LEN], nonce);
-        assert_eq!(id[NONCE_1_LEN..], [0u8; 32 - NONCE_1_LEN]);
-        assert_eq!(id_of(&ring, &old), Some(id));
-        assert_eq!(id_of(&ring, &ring.seal(&f)).unwrap()[31], VERSION);
-        // Tampered or under another key: invalid, as for the current version.
-        let mut bytes = URL_SAFE_NO_PAD.decode(&old).unwrap();
-        bytes[40] ^= 1;
-        let tampered = URL_SAFE_NO_PAD.encode(&bytes);
-        assert!(matches!(ring.open(&tampered), Opened::Invalid(_)));
-        assert!(matches!(KeyRing::random().open(&old), Opened::Invalid(_)));
-        // Nothing seals version 1 any more.
-        assert_eq!(URL_SAFE_NO_PAD.decode(ring.seal(&f)).unwrap()[0], VERSION);
+        let mut bytes = URL_SAFE_NO_PAD
+            .decode(ring.seal(&flow("abc", on_behalf())))
+            .unwrap();
+        bytes[0] = 1;
+        bytes.extend_from_slice(&[0u8; 12]);
+        assert_eq!(ring.open(&URL_SAFE_NO_PAD.encode(&bytes)), Opened::Foreign);
     }
 
     #[test]
@@ -540,8 +498,7 @@ mod tests {
         let sealer = KeyRing::from_key_file(&second).unwrap();
         let ring = KeyRing::from_key_file(&format!("{first}\n{second}")).unwrap();
         let f = flow("abc", on_behalf());
-        assert_eq!(ring.open(&sealer.seal(&f)).into_flow(), Some(f.clone()));
-        assert_eq!(ring.open(&seal_1(&sealer, &f)).into_flow(), Some(f));
+        assert_eq!(ring.open(&sealer.seal(&f)).into_flow(), Some(f));
     }
 
     fn flow(state: &str, requested: Option<Requested>) -> Flow {
@@ -738,6 +695,24 @@ mod tests {
             };
             let f = Flow { state, redirect_uri: uri, requested, issued_at, correlation_id: Uuid::from_u128(7), fresh_login: crate::vert::FreshLogin::OFF };
             prop_assert_eq!(ring.open(&ring.seal(&f)).into_flow(), Some(f));
+        }
+
+        /// The state's SIMD base64 reads and writes exactly what the `base64` crate's strict
+        /// URL-safe, unpadded engine did: the same states open, the same are foreign (padding,
+        /// `+` or `/`, a length of 4n+1, trailing bits set).
+        #[test]
+        fn state_base64_is_the_strict_url_safe_engine(s in "[A-Za-z0-9_+/=-]{0,200}",
+                                                       bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(STATE_BASE64.decode_to_vec(&s).ok(), URL_SAFE_NO_PAD.decode(&s).ok());
+            let encoded = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert_eq!(STATE_BASE64.encode_to_string(&bytes), encoded.clone());
+            for i in 0..encoded.len() {
+                // Each last character with its trailing bits set, and any other change.
+                let mut changed = encoded.clone().into_bytes();
+                changed[i] = if changed[i] == b'A' { b'B' } else { b'A' };
+                let changed = String::from_utf8(changed).unwrap();
+                prop_assert_eq!(STATE_BASE64.decode_to_vec(&changed).ok(), URL_SAFE_NO_PAD.decode(&changed).ok());
+            }
         }
 
         #[test]
