@@ -340,6 +340,8 @@ async fn token_decisions_carry_the_correlation_id_they_answer_with_and_no_secret
     const REDEEMED: &str = "10000000-0000-4000-8000-000000000001";
     const AGAIN: &str = "10000000-0000-4000-8000-000000000002";
     const WITHHELD: &str = "10000000-0000-4000-8000-000000000003";
+    const OTHER_GRANT: &str = "10000000-0000-4000-8000-000000000004";
+    const NOT_A_POST: &str = "10000000-0000-4000-8000-000000000005";
     for (code, id, status) in [
         (code.clone(), REDEEMED, 200),
         (code.clone(), AGAIN, 400),
@@ -347,6 +349,26 @@ async fn token_decisions_carry_the_correlation_id_they_answer_with_and_no_secret
     ] {
         let answer = present(code, id).await;
         assert_eq!(answer.status.as_u16(), status, "{answer:?}");
+        assert_eq!(answer.header("x-correlation-id"), Some(id), "{answer:?}");
+    }
+    let other = |req: http::request::Builder, body: &'static str| {
+        req.header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                body.as_bytes(),
+            )))
+            .unwrap()
+    };
+    let token = format!("{}/oauth2/token", h.base);
+    let refresh = other(
+        http::Request::post(&token).header("x-correlation-id", OTHER_GRANT),
+        "grant_type=refresh_token&refresh_token=r",
+    );
+    let get = other(
+        http::Request::get(&token).header("x-correlation-id", NOT_A_POST),
+        "",
+    );
+    for (req, id) in [(refresh, OTHER_GRANT), (get, NOT_A_POST)] {
+        let answer = send(req).await;
         assert_eq!(answer.header("x-correlation-id"), Some(id), "{answer:?}");
     }
     let (_, metrics) = h.admin_get("/metrics");
@@ -377,6 +399,8 @@ async fn token_decisions_carry_the_correlation_id_they_answer_with_and_no_secret
     says(REDEEMED, "redeemed", "proxy.token.released_only");
     says(AGAIN, "refused", "proxy.token.once");
     says(WITHHELD, "withheld", "proxy.token.released_only");
+    says(OTHER_GRANT, "passed", "proxy.token.released_only");
+    says(NOT_A_POST, "refused", "proxy.token.one_reading");
     assert!(
         metrics.contains(
             "medmij_vert_decisions_total{outcome=\"withheld\",rule=\"proxy.token.released_only\",exception=\"\"} 1"

@@ -26,7 +26,7 @@ use http_body::Body as _;
 use http_body_util::Full;
 use uuid::Uuid;
 
-use super::authorize::{MEDMIJ_REQUEST_ID, X_CORRELATION_ID, header_uuid, set_ids, uuid_value};
+use super::authorize::{X_CORRELATION_ID, header_ids, set_ids, uuid_value};
 use super::decision::{self, DecisionLine, Outcome, Point, Subject};
 use super::target;
 use crate::ops::metrics::Metrics;
@@ -188,9 +188,10 @@ struct Ids {
 
 impl Ids {
     fn of(headers: &http::HeaderMap) -> Self {
+        let sent = header_ids(headers);
         Ids {
-            correlation_id: header_uuid(headers, &X_CORRELATION_ID).unwrap_or_else(random_uuid),
-            request_id: header_uuid(headers, &MEDMIJ_REQUEST_ID),
+            correlation_id: sent.correlation_id.unwrap_or_else(random_uuid),
+            request_id: sent.request_id,
         }
     }
 
@@ -819,10 +820,11 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
-    /// Issue 28: every answer on the token path is one decision line and one count in
-    /// `medmij_vert_decisions_total`, by outcome and rule; a withheld code presented says
-    /// `withheld`; each answer carries the `X-Correlation-ID` its line carries (the client's,
-    /// or one made up); no line names a code.
+    /// Issue 28: every answer on the token path is one decision, counted in
+    /// `medmij_vert_decisions_total` by outcome and rule (the line and the count are written
+    /// together, by `DecisionLine::record`; `tests/logs.rs` reads the lines end to end); a
+    /// withheld code presented says `withheld`; each answer carries an `X-Correlation-ID`
+    /// (the client's, or one made up); no label names a code.
     #[tokio::test]
     async fn token_decisions_each_outcome_is_one_line_and_one_count_and_names_no_code() {
         let metrics = Metrics::new();
@@ -851,13 +853,6 @@ mod tests {
             }
             Ok::<_, Infallible>(answer)
         });
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(move || writer.clone())
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
         let form = |code: &str| format!("grant_type=authorization_code&code={code}");
         let cases: Vec<(String, u16, &str, &str)> = vec![
             (
@@ -908,7 +903,6 @@ mod tests {
         ];
         let layer =
             TokenGuardLayer::new(records.clone(), clients(), "/oauth2/token", metrics.clone());
-        let mut answers = Vec::new();
         for (i, (body, status, ..)) in cases.iter().enumerate() {
             let mut req = match body.is_empty() {
                 true => Request::get("/oauth2/token").body(Full::default()).unwrap(),
@@ -926,10 +920,10 @@ mod tests {
                 .to_str()
                 .unwrap()
                 .to_owned();
-            if let Some(sent) = sent {
-                assert_eq!(id, sent, "the client's id comes back");
+            match sent {
+                Some(sent) => assert_eq!(id, sent, "the client's id comes back"),
+                None => assert!(uuid::Uuid::try_parse(&id).is_ok(), "one made up: {id}"),
             }
-            answers.push(id);
         }
         // The store down: nothing known, nothing released.
         let down = TokenGuardLayer::new(
@@ -944,40 +938,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
-        drop(_default);
 
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let token_lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|l| l["fields"]["point"] == "token")
-            .collect();
-        assert_eq!(
-            token_lines.len(),
-            cases.len() + 1,
-            "one line per answer:\n{text}"
-        );
-        for ((_, _, outcome, rule), (line, id)) in
-            cases.iter().zip(token_lines.iter().zip(&answers))
-        {
-            let fields = &line["fields"];
-            assert_eq!(line["target"], "medmij_vert_proxy::decision");
-            assert_eq!(
-                (fields["outcome"].as_str(), fields["rule"].as_str()),
-                (Some(*outcome), Some(*rule)),
-                "{line}"
-            );
-            assert_eq!(
-                fields["correlation_id"].as_str(),
-                Some(id.as_str()),
-                "{line}"
-            );
-        }
-        assert_eq!(
-            token_lines[cases.len()]["fields"]["outcome"],
-            "store_unavailable"
-        );
-        assert!(!text.contains("c0de"), "no line names a code:\n{text}");
         let encoded = metrics.encode();
         assert!(!encoded.contains("c0de"));
         let count = |outcome: &str, rule: &str| {
@@ -1002,20 +963,6 @@ mod tests {
             ("store_unavailable", "proxy.token.released_only", 1),
         ] {
             assert_eq!(count(outcome, rule), want, "{outcome} {rule}\n{encoded}");
-        }
-    }
-
-    /// A writer the tests read log lines back from.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
         }
     }
 
