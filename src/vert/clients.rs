@@ -247,35 +247,6 @@ pub fn parse_ocl_strict(xml: &str) -> Result<Ocl, OclError> {
             "the root is not OAuthclientlist in the release 2 namespace",
         ));
     }
-    type Node<'a, 'i> = roxmltree::Node<'a, 'i>;
-    // Elements only (comments and white space aside), each in the OCL's namespace.
-    fn elements<'a, 'i>(node: Node<'a, 'i>) -> Result<Vec<Node<'a, 'i>>, OclError> {
-        let not_ocl = |why: &str| OclError::NotAnOcl(why.to_owned());
-        let mut out = Vec::new();
-        for child in node.children() {
-            if child.is_element() {
-                if child.tag_name().namespace() != Some(OCL_NAMESPACE) {
-                    return Err(not_ocl("an element outside the OCL namespace"));
-                }
-                out.push(child);
-            } else if child.is_text() && !child.text().unwrap_or("").trim().is_empty() {
-                return Err(not_ocl("text where elements belong"));
-            }
-        }
-        Ok(out)
-    }
-    // A leaf: text only.
-    fn text(node: Node<'_, '_>) -> Option<String> {
-        node.children()
-            .all(|c| c.is_text())
-            .then(|| node.text().unwrap_or("").trim().to_owned())
-    }
-    fn names(nodes: &[Node<'_, '_>]) -> Vec<String> {
-        nodes
-            .iter()
-            .map(|n| n.tag_name().name().to_owned())
-            .collect()
-    }
     let top = elements(root)?;
     if names(&top) != ["Tijdstempel", "Volgnummer", "OAuthclients"] {
         return Err(not_ocl(
@@ -294,34 +265,79 @@ pub fn parse_ocl_strict(xml: &str) -> Result<Ocl, OclError> {
     if entries.is_empty() {
         return Err(not_ocl("no OAuthclient: an empty list is never taken"));
     }
-    let mut clients: Vec<Client> = Vec::with_capacity(entries.len());
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
-        let bad = |why: String| OclError::BadEntry(i + 1, why);
-        let fields = elements(entry)?;
-        if entry.tag_name().name() != "OAuthclient"
-            || names(&fields) != ["Hostname", "OAuthclientOrganisatienaam"]
-        {
-            return Err(bad(
-                "expected an OAuthclient of Hostname and OAuthclientOrganisatienaam".into(),
-            ));
-        }
-        let hostname = text(fields[0]).unwrap_or_default();
-        if !is_hostname(&hostname) {
-            return Err(bad(format!(
-                "Hostname {hostname:?} is not a lower-case hostname"
-            )));
-        }
-        let name = text(fields[1]).unwrap_or_default();
-        if name.is_empty() {
-            return Err(bad("OAuthclientOrganisatienaam is empty".into()));
-        }
-        if !seen.insert(hostname.clone()) {
-            return Err(bad(format!("Hostname {hostname} is listed twice")));
-        }
-        clients.push(Client { hostname, name });
-    }
+    let clients = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| strict_client(i + 1, entry, &mut seen))
+        .collect::<Result<Vec<Client>, OclError>>()?;
     Ok(Ocl { sequence, clients })
+}
+
+type Node<'a, 'i> = roxmltree::Node<'a, 'i>;
+
+/// An OCL node's children: elements only (comments and white space aside), each in the OCL's
+/// namespace.
+fn elements<'a, 'i>(node: Node<'a, 'i>) -> Result<Vec<Node<'a, 'i>>, OclError> {
+    let not_ocl = |why: &str| OclError::NotAnOcl(why.to_owned());
+    let mut out = Vec::new();
+    for child in node.children() {
+        if child.is_element() {
+            if child.tag_name().namespace() != Some(OCL_NAMESPACE) {
+                return Err(not_ocl("an element outside the OCL namespace"));
+            }
+            out.push(child);
+        } else if child.is_text() && !child.text().unwrap_or("").trim().is_empty() {
+            return Err(not_ocl("text where elements belong"));
+        }
+    }
+    Ok(out)
+}
+
+/// A leaf: text only.
+fn text(node: Node<'_, '_>) -> Option<String> {
+    node.children()
+        .all(|c| c.is_text())
+        .then(|| node.text().unwrap_or("").trim().to_owned())
+}
+
+fn names(nodes: &[Node<'_, '_>]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|n| n.tag_name().name().to_owned())
+        .collect()
+}
+
+/// The `n`th `OAuthclient` of a strict OCL: a lower-case hostname not `seen` before, and a
+/// name.
+fn strict_client(
+    n: usize,
+    entry: Node<'_, '_>,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<Client, OclError> {
+    let bad = |why: String| OclError::BadEntry(n, why);
+    let fields = elements(entry)?;
+    if entry.tag_name().name() != "OAuthclient"
+        || names(&fields) != ["Hostname", "OAuthclientOrganisatienaam"]
+    {
+        return Err(bad(
+            "expected an OAuthclient of Hostname and OAuthclientOrganisatienaam".into(),
+        ));
+    }
+    let hostname = text(fields[0]).unwrap_or_default();
+    if !is_hostname(&hostname) {
+        return Err(bad(format!(
+            "Hostname {hostname:?} is not a lower-case hostname"
+        )));
+    }
+    let name = text(fields[1]).unwrap_or_default();
+    if name.is_empty() {
+        return Err(bad("OAuthclientOrganisatienaam is empty".into()));
+    }
+    if !seen.insert(hostname.clone()) {
+        return Err(bad(format!("Hostname {hostname} is listed twice")));
+    }
+    Ok(Client { hostname, name })
 }
 
 /// `xs:dateTime`: `YYYY-MM-DDThh:mm:ss`, fractions and a zone optional.
