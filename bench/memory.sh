@@ -33,19 +33,8 @@ ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + FLOWS * 2 + 100)) ]; then
   echo "open files limited to $(ulimit -n): too few for $IDLE_CONNS connections" >&2; exit 2
 fi
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --locked -q
-  BIN=$PWD/target/release/medmij-vert-proxy
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# The build (BIN=, or a release build), WORK and PIDS, cleaned up on exit.
+source bench/common.sh
 
 RULE_PATH="/oauth2/authorize?response_type=code&client_id=pgo.example.nl&redirect_uri=https%3A%2F%2Fpgo.example.nl%2Fcallback&state=abc123&scope=48"
 

@@ -48,20 +48,8 @@ for port in $UPSTREAM_PORT $VERT_PORT $NGINX_PORT; do
   fi
 done
 
-# BIN=path/to/another/build measures that build instead (as bench/instructions.sh).
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --locked -q
-  BIN=$PWD/target/release/medmij-vert-proxy
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# The build (BIN=, or a release build), WORK and PIDS, cleaned up on exit.
+source bench/common.sh
 
 nginx_conf() { # name port body
   mkdir -p "$WORK/$1/logs"
