@@ -78,7 +78,12 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let answering = req.extensions_mut().remove::<Answering>().map(|a| a.0);
-        let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+        // Found by a scan of the names, as the other headers every request is asked for.
+        let accept_language = req
+            .headers()
+            .iter()
+            .find(|(name, _)| *name == header::ACCEPT_LANGUAGE)
+            .map(|(_, value)| value.clone());
         // Any response may be a flow return; its release counts against this source's share.
         // A client a trusted balancer names unreadably shares the unknown source's bucket.
         let source = self
