@@ -138,30 +138,16 @@ mod tests {
             correlation_id: Uuid::nil(),
             fresh_login: crate::vert::FreshLogin::OFF,
         };
-        assert!(!flow.is_expired(Clock {
-            now: 1000,
+        // A flow issued at 1000, with a ttl of 60 and a skew of 5.
+        let at = |now| Clock {
+            now,
             ttl: 60,
-            skew: 5
-        }));
-        assert!(!flow.is_expired(Clock {
-            now: 1060,
-            ttl: 60,
-            skew: 5
-        }));
-        assert!(flow.is_expired(Clock {
-            now: 1061,
-            ttl: 60,
-            skew: 5
-        }));
-        assert!(!flow.is_expired(Clock {
-            now: 995,
-            ttl: 60,
-            skew: 5
-        }));
-        assert!(flow.is_expired(Clock {
-            now: 994,
-            ttl: 60,
-            skew: 5
-        }));
+            skew: 5,
+        };
+        assert!(!flow.is_expired(at(1000)));
+        assert!(!flow.is_expired(at(1060)));
+        assert!(flow.is_expired(at(1061)));
+        assert!(!flow.is_expired(at(995)));
+        assert!(flow.is_expired(at(994)));
     }
 }
