@@ -458,12 +458,19 @@ impl Records {
             self.metrics.store_records(shares.live);
             admitted
         };
-        if admitted.is_none() {
+        let Some(expiry) = admitted else {
             return;
-        }
+        };
         let digest = self.keys.load().code_digests(code).next();
         let digest = digest.expect("a key ring has a key");
-        let _ = self.counted(self.store.claim(fate(&digest), WITHHELD, code_ttl).await);
+        let marked = self.store.claim(fate(&digest), WITHHELD, code_ttl).await;
+        // A mark already there (the same code withheld twice) made no record: its charge is
+        // given back, as a refused release's is. A store error keeps it (it may have landed).
+        if let Ok(false) = self.counted(marked) {
+            let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+            shares.refund(source, 1, expiry);
+            self.metrics.store_records(shares.live);
+        }
     }
 
     /// What became of a code without a release record: withheld, redeemed, or (no mark)
@@ -970,6 +977,30 @@ mod tests {
             tight.present("SECOND", |_| true).await,
             Ok(Presented::NotReleased)
         );
+    }
+
+    /// A code withheld twice is marked once, and its second charge given back.
+    #[tokio::test]
+    async fn a_code_withheld_twice_takes_one_share() {
+        let records = Records::new(
+            Arc::new(MemoryStore::new(100)),
+            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
+            MINUTE,
+            Some(MINUTE),
+            2,
+            Metrics::new(),
+        );
+        let source = Source::new("203.0.113.9".parse().unwrap());
+        for code in ["FIRST", "FIRST", "SECOND", "THIRD"] {
+            records.withhold(code, source).await;
+        }
+        for (code, fate) in [
+            ("FIRST", Presented::Withheld),
+            ("SECOND", Presented::Withheld),
+            ("THIRD", Presented::NotReleased),
+        ] {
+            assert_eq!(records.present(code, |_| true).await, Ok(fate), "{code}");
+        }
     }
 
     /// Without the token guard, nothing is marked (and nothing is counted).
