@@ -249,12 +249,14 @@ impl At<'_> {
                 detail,
                 flow,
             } => {
-                // The upstream response, code and all, is dropped here; the code is marked
-                // withheld for the token guard's line, should it be presented.
-                let code = response
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
+                // The upstream response, code and all, is dropped here; with the token guard
+                // on, the code is marked withheld for its line, should it be presented (the
+                // Location read again: a rare path, and the verdict stays free of the code).
+                let code = guard
+                    .records
+                    .marks_withheld()
+                    .then(|| response.headers().get(header::LOCATION)?.to_str().ok())
+                    .flatten()
                     .and_then(flow_return::withheld_code);
                 self.withhold(exception, detail, flow, code)
             }
@@ -331,14 +333,14 @@ impl At<'_> {
             .guard
             .withhold(Point::Release, exception, detail, flow.as_ref(), self.lang);
         match code {
-            Some(code) if self.guard.records.marks_withheld() => {
+            Some(code) => {
                 let (guard, source) = (self.guard.clone(), self.source);
                 Inspected::Storing(Box::pin(async move {
                     guard.records.withhold(&code, source).await;
                     ResB::response(page)
                 }))
             }
-            _ => Inspected::Done(ResB::response(page)),
+            None => Inspected::Done(ResB::response(page)),
         }
     }
 }
