@@ -157,10 +157,8 @@ impl<'a> Target<'a> {
             _ if scheme_len == 0 => rest.strip_prefix("//")?,
             _ => return None,
         };
-        let authority = after_scheme
-            .split(['/', '\\'])
-            .next()
-            .unwrap_or(after_scheme);
+        let end = after_scheme.bytes().position(|b| matches!(b, b'/' | b'\\'));
+        let authority = &after_scheme[..end.unwrap_or(after_scheme.len())];
         let host = super::syntax::Authority::split(authority)
             .host
             .trim_end_matches('.');
@@ -192,7 +190,7 @@ impl<'a> Params<'a> {
         let mut params = Params::default();
         for pair in query::pairs(query) {
             let as_sent = pair.as_sent(query);
-            if as_sent.contains(';') {
+            if memchr::memchr(b';', as_sent.as_bytes()).is_some() {
                 // Read as a `;`-splitting parser would: each piece is a pair of its own, and
                 // a judged name among them counts as the client might read it.
                 for (i, piece) in as_sent.split(';').enumerate() {
@@ -214,7 +212,7 @@ impl<'a> Params<'a> {
             }
             let name = match pair.name {
                 "state" | "code" | "error" => Cow::Borrowed(pair.name),
-                raw if raw.contains(['%', '+']) => query::decode(raw).ok()?,
+                raw if raw.bytes().any(|b| matches!(b, b'%' | b'+')) => query::decode(raw).ok()?,
                 raw => Cow::Borrowed(raw),
             };
             match name.as_ref() {

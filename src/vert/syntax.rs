@@ -84,12 +84,16 @@ pub struct Authority<'a> {
 
 impl<'a> Authority<'a> {
     pub fn split(authority: &'a str) -> Self {
-        let (userinfo, host_port) = match authority.rfind('@') {
+        // Byte searches: `str::rfind(char)` goes through the generic reverse searcher, about
+        // four times the instructions for an authority's few bytes (issue 31; this runs
+        // twice on every flow).
+        let last = |s: &str, b: u8| s.bytes().rposition(|c| c == b);
+        let (userinfo, host_port) = match last(authority, b'@') {
             Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
             None => (None, authority),
         };
-        let (host, port) = match host_port.rfind(':') {
-            Some(i) if !host_port[i..].contains(']') => {
+        let (host, port) = match last(host_port, b':') {
+            Some(i) if !host_port.as_bytes()[i..].contains(&b']') => {
                 (&host_port[..i], Some(&host_port[i + 1..]))
             }
             _ => (host_port, None),
