@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         issuer: None,
         fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
     };
-    match authorize::decide(authorize::Parsed::new(text), &settings) {
+    match authorize::decide(&authorize::Parsed::new(text), &settings) {
         Decision::Redirect(r) => {
             let host = r.location["https://".len()..]
                 .split(['/', '?'])

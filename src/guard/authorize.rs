@@ -130,7 +130,7 @@ impl<S> Authorize<S> {
             correlation_id,
             ..Subject::default()
         };
-        let accepted = match authorize::decide(parsed, &settings) {
+        let accepted = match authorize::decide(&parsed, &settings) {
             Decision::Forward(accepted) => accepted,
             Decision::Refuse(refusal) => {
                 subject.client_id = refusal.client.as_ref().map(|c| c.hostname.as_str());

@@ -91,10 +91,10 @@ impl Param {
         Param::read(name).map(|(param, _)| param)
     }
 
-    /// [`Param::from_name`], and whether `name` is the parameter's own.
-    fn read(name: &str) -> Option<(Param, bool)> {
-        // The usual spellings first, without folding (a length switch and one comparison).
-        let exact = match name {
+    /// The usual spellings, without folding (a length switch and one comparison). Each is
+    /// its own encoding (no `%`, no `+`), so a raw name that is one needs no decoding.
+    fn exact(name: &str) -> Option<Param> {
+        match name {
             "response_type" => Some(Param::ResponseType),
             "client_id" => Some(Param::ClientId),
             "redirect_uri" => Some(Param::RedirectUri),
@@ -102,8 +102,12 @@ impl Param {
             "state" => Some(Param::State),
             "MedMij_geboortedatum" => Some(Param::Birthdate),
             _ => None,
-        };
-        if let Some(param) = exact {
+        }
+    }
+
+    /// [`Param::from_name`], and whether `name` is the parameter's own.
+    fn read(name: &str) -> Option<(Param, bool)> {
+        if let Some(param) = Param::exact(name) {
             return Some((param, true));
         }
         const JUDGED: [&str; 11] = [
@@ -186,7 +190,8 @@ impl<'q> Parsed<'q> {
     pub fn new(query: &'q str) -> Self {
         let mut parsed = Parsed {
             query,
-            pairs: Vec::new(),
+            // An authorization request's usual pairs in one allocation.
+            pairs: Vec::with_capacity(8),
             slots: Default::default(),
             malformed: None,
             respelled: false,
@@ -194,15 +199,18 @@ impl<'q> Parsed<'q> {
         // Most queries have no `;` at all: one search, and none of its readings is needed.
         let semicolons = memchr::memchr(b';', query.as_bytes()).is_some();
         for pair in query::pairs(query) {
-            let (param, own) = match query::decode(pair.name) {
-                Ok(name) => match Param::read(&name) {
-                    Some((param, own)) => (Some(param), own),
-                    None => (None, true),
+            let (param, own) = match Param::exact(pair.name) {
+                Some(param) => (Some(param), true),
+                None => match query::decode(pair.name) {
+                    Ok(name) => match Param::read(&name) {
+                        Some((param, own)) => (Some(param), own),
+                        None => (None, true),
+                    },
+                    Err(e) => {
+                        parsed.malformed.get_or_insert((None, e));
+                        (None, true)
+                    }
                 },
-                Err(e) => {
-                    parsed.malformed.get_or_insert((None, e));
-                    (None, true)
-                }
             };
             // The ids name no security decision; a PGO's own spelling of them stays its own.
             parsed.respelled |=
@@ -390,14 +398,15 @@ pub struct ErrorRedirect {
     pub location: String,
 }
 
-/// An accepted request: what to forward, and what the flow expects.
+/// An accepted request: what to forward, and what the flow expects. It borrows the parsed
+/// query and the client list's entry: nothing is copied to decide (issue 31).
 #[derive(Debug, Clone)]
-pub struct Accepted<'q> {
-    parsed: Parsed<'q>,
-    pub client: Client,
-    pub redirect_uri: String,
+pub struct Accepted<'a> {
+    parsed: &'a Parsed<'a>,
+    pub client: &'a Client,
+    pub redirect_uri: &'a str,
     /// The client's `state` exactly as sent.
-    pub state: &'q str,
+    pub state: &'a str,
     pub requested: Option<Requested>,
     /// With `representation.fresh_login` and a representation: the client's `prompt` (and
     /// `max_age`) out, the proxy's in.
@@ -407,9 +416,8 @@ pub struct Accepted<'q> {
 }
 
 #[derive(Debug, Clone)]
-pub enum Decision<'q> {
-    /// Boxed: the parsed query is large, and refusals are the common case under attack.
-    Forward(Box<Accepted<'q>>),
+pub enum Decision<'a> {
+    Forward(Accepted<'a>),
     Refuse(Refusal),
     Redirect(ErrorRedirect),
 }
@@ -418,7 +426,7 @@ pub enum Decision<'q> {
 ///
 /// Order follows RFC 6749 §4.1.2.1: until `client_id` and `redirect_uri` are proven, nothing is
 /// redirected anywhere (1a); after that, errors go back to the client (1b).
-pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
+pub fn decide<'a>(parsed: &'a Parsed<'a>, settings: &Settings<'a>) -> Decision<'a> {
     let refuse = |reason, client: Option<&Client>| {
         Decision::Refuse(Refusal {
             reason,
@@ -485,7 +493,7 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
 
     if let Some((param, error)) = parsed.malformed {
         // Vert 3 covers a malformed birth date; any other undecodable parameter is 1b.
-        if param == Some(Param::Birthdate) && has_representation_token(&parsed) {
+        if param == Some(Param::Birthdate) && has_representation_token(parsed) {
             return redirect(
                 Exception::Vert3,
                 "invalid_request",
@@ -583,9 +591,7 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
         None => FreshLogin::OFF,
     };
 
-    let client = client.clone();
-    let redirect_uri = redirect_uri.to_owned();
-    Decision::Forward(Box::new(Accepted {
+    Decision::Forward(Accepted {
         parsed,
         client,
         redirect_uri,
@@ -593,7 +599,7 @@ pub fn decide<'q>(parsed: Parsed<'q>, settings: &Settings<'_>) -> Decision<'q> {
         requested,
         fresh,
         fresh_login,
-    }))
+    })
 }
 
 const PROMPT_NONE: &str =
@@ -644,12 +650,12 @@ fn repeated(p: Param) -> &'static str {
     }
 }
 
-impl<'q> Accepted<'q> {
+impl Accepted<'_> {
     /// The flow to seal into the forwarded `state`.
     pub fn flow(&self, issued_at: u64, correlation_id: Uuid) -> Flow {
         Flow {
             state: self.state.to_owned(),
-            redirect_uri: self.redirect_uri.clone(),
+            redirect_uri: self.redirect_uri.to_owned(),
             requested: self.requested,
             issued_at,
             correlation_id,
@@ -711,7 +717,7 @@ mod tests {
         let enabled = Box::leak(enabled.to_vec().into_boxed_slice());
         let query = Box::leak(query.to_owned().into_boxed_str());
         decide(
-            Parsed::new(query),
+            Box::leak(Box::new(Parsed::new(query))),
             &Settings {
                 clients,
                 enabled,
@@ -733,7 +739,7 @@ mod tests {
 
     fn accepted(d: Decision<'static>) -> Accepted<'static> {
         match d {
-            Decision::Forward(a) => *a,
+            Decision::Forward(a) => a,
             other => panic!("expected Forward, got {other:?}"),
         }
     }
@@ -875,7 +881,7 @@ mod tests {
         let clients = Box::leak(Box::new(clients()));
         let query = Box::leak(query.to_owned().into_boxed_str());
         decide(
-            Parsed::new(query),
+            Box::leak(Box::new(Parsed::new(query))),
             &Settings {
                 clients,
                 enabled: &Kind::ALL,
@@ -1413,7 +1419,7 @@ mod tests {
         let clients = Box::leak(Box::new(clients()));
         let query = Box::leak(query.to_owned().into_boxed_str());
         decide(
-            Parsed::new(query),
+            Box::leak(Box::new(Parsed::new(query))),
             &Settings {
                 clients,
                 enabled: &Kind::ALL,

@@ -120,7 +120,7 @@ proptest! {
             issuer: None,
             fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
         };
-        match authorize::decide(authorize::Parsed::new(&q), &settings) {
+        match authorize::decide(&authorize::Parsed::new(&q), &settings) {
             Decision::Redirect(r) => {
                 let host = authority(&r.location).unwrap_or("");
                 prop_assert!(LISTED.contains(&host), "redirect to {:?} from {q:?}", r.location);
