@@ -130,8 +130,8 @@ proptest! {
             }
             Decision::Forward(a) => {
                 prop_assert!(LISTED.contains(&a.client.hostname.as_str()));
-                prop_assert_eq!(authority(&a.redirect_uri), Some(a.client.hostname.as_str()));
-                prop_assert!(ClientList::check_redirect_uri(&a.client.hostname, &a.redirect_uri).is_ok());
+                prop_assert_eq!(authority(a.redirect_uri), Some(a.client.hostname.as_str()));
+                prop_assert!(ClientList::check_redirect_uri(&a.client.hostname, a.redirect_uri).is_ok());
                 prop_assert!(!a.state.is_empty());
             }
             Decision::Refuse(_) => {}
