@@ -159,9 +159,9 @@ impl<'a> Target<'a> {
         };
         let end = after_scheme.bytes().position(|b| matches!(b, b'/' | b'\\'));
         let authority = &after_scheme[..end.unwrap_or(after_scheme.len())];
-        let host = super::syntax::Authority::split(authority)
-            .host
-            .trim_end_matches('.');
+        let host = super::syntax::Authority::split(authority).host;
+        let dots = host.bytes().rev().take_while(|&b| b == b'.').count();
+        let host = &host[..host.len() - dots];
         Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
             Cow::Owned(host.to_ascii_lowercase())
         } else {
