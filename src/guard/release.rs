@@ -230,11 +230,11 @@ impl At<'_> {
                 Inspected::Done(response)
             }
             Verdict::Restore { location, flow } => {
-                self.restore(response, &location, flow, "state restored")
+                self.restore(response, location, flow, "state restored")
             }
             Verdict::AddState { location, flow } => self.restore(
                 response,
-                &location,
+                location,
                 flow,
                 "client state added to an error redirect without one",
             ),
@@ -243,7 +243,7 @@ impl At<'_> {
                 flow,
                 id,
                 code,
-            } => self.release(response, &location, flow, id, code),
+            } => self.release(response, location, flow, id, code),
             Verdict::Withhold {
                 exception,
                 detail,
@@ -267,7 +267,7 @@ impl At<'_> {
     fn restore<ResB: WithPages + Send + 'static>(
         &self,
         response: Response<ResB>,
-        location: &str,
+        location: String,
         flow: Flow,
         detail: &'static str,
     ) -> Inspected<ResB> {
@@ -288,7 +288,7 @@ impl At<'_> {
     fn release<ResB: WithPages + Send + 'static>(
         &self,
         response: Response<ResB>,
-        location: &str,
+        location: String,
         flow: Flow,
         id: FlowId,
         code: String,
@@ -346,9 +346,10 @@ impl At<'_> {
 }
 
 /// Built from a readable Location and a state that passed strict decoding, so it is a valid
-/// header value; were it not, nothing is released.
-fn usable(location: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(location).ok()
+/// header value; were it not, nothing is released. Validated in the verdict's own buffer,
+/// not copied into another.
+fn usable(location: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(location)).ok()
 }
 
 /// Why a release the verdict allowed was refused by the records.
