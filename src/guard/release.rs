@@ -1,6 +1,6 @@
 //! [`ReleaseLayer`], [`Release`] and [`ResponseFuture`]: the one place that looks at upstream
 //! responses. The AS's signal headers are removed from every response; a redirect is judged by
-//! [`flow_return::inspect`] (ext.vert.authint.202): a code released waits for the store (one
+//! [`flow_return::inspect`]'s two halves (ext.vert.authint.202): a code released waits for the store (one
 //! code per flow, the token guard's record), a code withheld becomes the exception's page.
 
 use std::future::Future;
@@ -18,7 +18,7 @@ use super::decision::{Outcome, Point, Subject};
 use crate::pages::{Lang, WithPages};
 use crate::state::store::{Refused, Source, StoreError};
 use crate::vert::flow::FlowId;
-use crate::vert::flow_return::{self, Location, Signal, Verdict};
+use crate::vert::flow_return::{self, Location, Scan, Signal, Verdict};
 use crate::vert::{Exception, Flow, Rule};
 use crate::vocab::Peer;
 
@@ -201,6 +201,12 @@ impl At<'_> {
         let Some(location) = location_of(&response) else {
             return Inspected::Done(response);
         };
+        // Most redirects are decided by their text: the list, the clock and the keys are
+        // loaded for the rest.
+        let scanned = match flow_return::scan(location) {
+            Scan::Done(verdict) => return self.apply(response, verdict),
+            Scan::Judge(scanned) => scanned,
+        };
         let clients = guard.clients.load();
         let settings = flow_return::Settings {
             clients: &clients,
@@ -214,7 +220,18 @@ impl At<'_> {
         };
         let keys = guard.keys.load();
         let open = |s: &str| keys.open(s);
-        match flow_return::inspect(location, &settings, open, signal, answering) {
+        let verdict = scanned.judge(&settings, open, signal, answering);
+        self.apply(response, verdict)
+    }
+
+    /// What the verdict on a redirect does to it.
+    fn apply<ResB: WithPages + Send + 'static>(
+        &self,
+        response: Response<ResB>,
+        verdict: Verdict,
+    ) -> Inspected<ResB> {
+        let guard = &**self.guard;
+        match verdict {
             Verdict::PassThrough => Inspected::Done(response),
             Verdict::StatelessError => {
                 // No code to protect and no state to restore; said, so that the AS's habit

@@ -270,43 +270,99 @@ pub fn inspect(
     signal: Signal<'_>,
     answering: Option<&Flow>,
 ) -> Verdict {
+    match scan(location) {
+        Scan::Done(verdict) => verdict,
+        Scan::Judge(scanned) => scanned.judge(settings, open, signal, answering),
+    }
+}
+
+/// A `Location` read ([`scan`]) before anything is loaded to judge it.
+pub enum Scan<'a> {
+    /// Decided by its text alone: the common redirect (the AS's own pages, DigiD), with
+    /// nothing to protect or restore, passes; an unreadable `Location` fails closed.
+    Done(Verdict),
+    /// It names a state, a code, an error or a fragment, or its query is unreadable:
+    /// [`Scanned::judge`] with the client list, the clock and the keys.
+    Judge(Scanned<'a>),
+}
+
+/// A `Location` split and its query scanned, once.
+pub struct Scanned<'a> {
+    location: &'a str,
+    target: Target<'a>,
+    /// `None`: the query does not read one way.
+    params: Option<Params<'a>>,
+}
+
+/// The first half of [`inspect`]: what a `Location`'s text alone decides. On every upstream
+/// redirect, so the caller loads the client list, the clock and the keys only for
+/// [`Scan::Judge`] (issue 31).
+pub fn scan(location: Location<'_>) -> Scan<'_> {
     let Location::Text(location) = location else {
-        return fail_closed("unreadable Location");
+        return Scan::Done(fail_closed("unreadable Location"));
     };
     let target = Target::split(location);
-    let Some(params) = Params::scan(target.query) else {
-        return if target.is_client(settings.clients) {
-            fail_closed("unreadable query in a redirect to a client")
-        } else {
-            Verdict::PassThrough
+    let params = Params::scan(target.query);
+    if let Some(params) = &params
+        && params.state.is_none()
+        && !params.any_code()
+        && target.fragment.is_none()
+        && !params.error
+    {
+        return Scan::Done(Verdict::PassThrough);
+    }
+    Scan::Judge(Scanned {
+        location,
+        target,
+        params,
+    })
+}
+
+impl Scanned<'_> {
+    /// The second half of [`inspect`].
+    pub fn judge(
+        self,
+        settings: &Settings<'_>,
+        open: impl FnOnce(&str) -> Opened,
+        signal: Signal<'_>,
+        answering: Option<&Flow>,
+    ) -> Verdict {
+        let Scanned {
+            location,
+            target,
+            params,
+        } = self;
+        let Some(params) = params else {
+            return if target.is_client(settings.clients) {
+                fail_closed("unreadable query in a redirect to a client")
+            } else {
+                Verdict::PassThrough
+            };
         };
-    };
-    if params.state.is_none() && !params.any_code() && target.fragment.is_none() {
-        if params.error {
+        if params.state.is_none() && !params.any_code() && target.fragment.is_none() {
+            // An error redirect ([`scan`] passed the rest).
             return stateless_error(location, &target, &params, settings, answering);
         }
-        // The common redirect (the AS's own pages, DigiD): nothing to protect or restore.
-        return Verdict::PassThrough;
-    }
-    let to_client = target.is_client(settings.clients);
-    let opened = match &params.state {
-        Some((_, state)) => open(state),
-        None => Opened::Foreign,
-    };
-    match opened {
-        Opened::Flow(flow, id) if params.any_code() || to_client => {
-            flow_return(location, &target, &params, (flow, id), settings, signal)
+        let to_client = target.is_client(settings.clients);
+        let opened = match &params.state {
+            Some((_, state)) => open(state),
+            None => Opened::Foreign,
+        };
+        match opened {
+            Opened::Flow(flow, id) if params.any_code() || to_client => {
+                flow_return(location, &target, &params, (flow, id), settings, signal)
+            }
+            // The AS carrying the sealed state through its own pages: it stays sealed.
+            Opened::Flow(..) => Verdict::PassThrough,
+            Opened::Invalid(why) if params.any_code() => fail_closed(why),
+            _ if to_client && target.fragment.is_some() => {
+                fail_closed("fragment in a redirect to a client")
+            }
+            _ if to_client && params.any_code() => {
+                fail_closed("code for a client without a sealed state")
+            }
+            _ => Verdict::PassThrough,
         }
-        // The AS carrying the sealed state through its own pages: it stays sealed.
-        Opened::Flow(..) => Verdict::PassThrough,
-        Opened::Invalid(why) if params.any_code() => fail_closed(why),
-        _ if to_client && target.fragment.is_some() => {
-            fail_closed("fragment in a redirect to a client")
-        }
-        _ if to_client && params.any_code() => {
-            fail_closed("code for a client without a sealed state")
-        }
-        _ => Verdict::PassThrough,
     }
 }
 
