@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let settings = authorize::Settings {
         clients: &CLIENTS,
         enabled: &Kind::ALL,
-        today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+        today: || NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
         age_today: Some(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()),
         issuer: None,
         fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,

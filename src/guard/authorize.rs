@@ -120,7 +120,7 @@ impl<S> Authorize<S> {
         let settings = authorize::Settings {
             clients: &clients,
             enabled: &guard.enabled,
-            today: crate::vert::birthdate::latest_today(chrono::Utc::now()),
+            today: || crate::vert::birthdate::latest_today(chrono::Utc::now()),
             age_today: guard.age_today(),
             issuer: guard.issuer.as_deref(),
             fresh_login: guard.fresh_login,

@@ -115,7 +115,7 @@ proptest! {
         let settings = authorize::Settings {
             clients: &clients,
             enabled: &Kind::ALL,
-            today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            today: || NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
             age_today: None,
             issuer: None,
             fresh_login: medmij_vert_proxy::vert::FreshLogin::OFF,
