@@ -18,6 +18,7 @@ use crate::pages::{Lang, Topic, WithPages, error_page};
 use crate::seam::answer::{InnerOrOwn, SeamRefusal, refuse};
 use crate::vert::authorize::{self, Accepted, Decision};
 use crate::vert::events::RequestAnswer;
+use crate::vert::flow::FlowId;
 use crate::vert::fresh_login;
 use crate::vert::resume::{self, Resumed};
 use crate::vert::{Exception, Flow, Kind, Rule};
@@ -25,9 +26,21 @@ use crate::vocab::{PageBody, Route, random_uuid};
 
 /// The flow an authorization request (or a return into it) belongs to, handed from the
 /// authorize point to the release point in the request's extensions: a redirect that answers
-/// it may get the client's state added. Boxed: most requests have none.
+/// it may get the client's state added. Boxed: most requests have none, and the release
+/// point's future keeps it as it came.
 #[derive(Clone)]
-pub(super) struct Answering(pub Box<Flow>);
+pub(super) struct Answering(pub Box<Answered>);
+
+#[derive(Clone)]
+pub(super) struct Answered {
+    pub flow: Flow,
+    /// On an authorization request the proxy sealed: the state it forwarded, and the flow's
+    /// id. A response that carries exactly this state back (an AS that answers at once, with
+    /// a login it already had) is this flow's return: this proxy wrote that state for this
+    /// request, so opening it again could only say so (issue 31: the open cost ~2,000
+    /// instructions). Any other state is opened.
+    pub sealed: Option<(String, FlowId)>,
+}
 
 #[derive(Clone)]
 pub struct AuthorizeLayer {
@@ -150,9 +163,9 @@ impl<S> Authorize<S> {
                     .into());
             }
         };
-        let (uri, flow) = self.seal(&accepted, subject, lang)?;
+        let (uri, answering) = self.seal(&accepted, subject, lang)?;
         *req.uri_mut() = uri;
-        Ok(self.in_flow(req, flow, request_id))
+        Ok(self.in_flow(req, answering, request_id))
     }
 
     /// An accepted authorization request: its flow sealed into the state, and the target the
@@ -162,11 +175,11 @@ impl<S> Authorize<S> {
         accepted: &Accepted<'_>,
         subject: Subject<'_>,
         lang: Lang,
-    ) -> Result<(http::Uri, Box<Flow>), Own> {
+    ) -> Result<(http::Uri, Answering), Own> {
         let guard = &*self.guard;
         let correlation_id = subject.correlation_id;
         let flow = accepted.flow(super::shared::unix_now(), correlation_id);
-        let sealed = guard.keys.load().seal(&flow);
+        let (sealed, id) = guard.keys.load().seal_with_id(&flow);
         // Whatever spelling of the path reached here, the AS gets the canonical one.
         let built =
             accepted.forward_target(&guard.authorize_path, &sealed, guard.strip_scope_token);
@@ -192,7 +205,11 @@ impl<S> Authorize<S> {
             "state sealed, forwarded upstream",
             subject,
         );
-        Ok((uri, Box::new(flow)))
+        let answering = Answering(Box::new(Answered {
+            flow,
+            sealed: Some((sealed, id)),
+        }));
+        Ok((uri, answering))
     }
 
     /// Whether the request returns into a flow ([`resume`]): a `GET` whose sealed state is the
@@ -284,7 +301,11 @@ impl<S> Authorize<S> {
             ));
         };
         *req.uri_mut() = uri;
-        Ok(self.in_flow(req, flow, request_id))
+        let answering = Answering(Box::new(Answered {
+            flow: *flow,
+            sealed: None,
+        }));
+        Ok(self.in_flow(req, answering, request_id))
     }
 
     /// An authorization request going to the AS in its flow: with the representation asked
@@ -294,18 +315,18 @@ impl<S> Authorize<S> {
     fn in_flow<B>(
         &self,
         mut req: Request<B>,
-        flow: Box<Flow>,
+        answering: Answering,
         request_id: Option<Uuid>,
     ) -> Request<B> {
         let headers = req.headers_mut();
-        if let Some(requested) = flow.requested {
+        if let Some(requested) = answering.0.flow.requested {
             headers.insert(
                 self.guard.request_header.clone(),
                 HeaderValue::from_static(requested.kind.token()),
             );
         }
-        set_ids(headers, flow.correlation_id, request_id);
-        req.extensions_mut().insert(Answering(flow));
+        set_ids(headers, answering.0.flow.correlation_id, request_id);
+        req.extensions_mut().insert(answering);
         req
     }
 }

@@ -13,12 +13,12 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response};
 
 use super::Guard;
-use super::authorize::{Answering, remove_if_present};
+use super::authorize::{Answered, Answering, remove_if_present};
 use super::decision::{Outcome, Point, Subject};
 use crate::pages::{Lang, WithPages};
 use crate::state::store::{Refused, Source, StoreError};
 use crate::vert::flow::FlowId;
-use crate::vert::flow_return::{self, Location, Scan, Signal, Verdict};
+use crate::vert::flow_return::{self, Location, Opened, Scan, Signal, Verdict};
 use crate::vert::{Exception, Flow, Rule};
 use crate::vocab::Peer;
 
@@ -121,7 +121,7 @@ pin_project_lite::pin_project! {
             future: F,
             guard: Arc<Guard>,
             accept_language: Option<HeaderValue>,
-            answering: Option<Box<Flow>>,
+            answering: Option<Box<Answered>>,
             source: Source,
         },
         /// Waiting for the store: a release, or a withheld code being marked.
@@ -190,7 +190,7 @@ impl At<'_> {
     fn inspect<ResB: WithPages + Send + 'static>(
         &self,
         mut response: Response<ResB>,
-        answering: Option<&Flow>,
+        answering: Option<&Answered>,
     ) -> Inspected<ResB> {
         let guard = &**self.guard;
         // The signal is for the proxy only: it never reaches the browser.
@@ -218,9 +218,16 @@ impl At<'_> {
             birthdate: birthdate.as_ref().and_then(|v| v.to_str().ok()),
             repeated,
         };
-        let keys = guard.keys.load();
-        let open = |s: &str| keys.open(s);
-        let verdict = scanned.judge(&settings, open, signal, answering);
+        let open = |state: &str| match answering {
+            // The state this request was sealed into, carried back by the response to it.
+            Some(Answered {
+                flow,
+                sealed: Some((sealed, id)),
+            }) if sealed == state => Opened::Flow(flow.clone(), *id),
+            _ => guard.keys.load().open(state),
+        };
+        let flow = answering.map(|a| &a.flow);
+        let verdict = scanned.judge(&settings, open, signal, flow);
         self.apply(response, verdict)
     }
 

@@ -31,6 +31,11 @@ fn layer() -> Points {
 }
 
 fn make_layer() -> Points {
+    make_layer_with_keys().0
+}
+
+/// A guard of its own, and its key ring.
+fn make_layer_with_keys() -> (Points, Arc<ArcSwap<crate::state::seal::KeyRing>>) {
     let config = Config::from_toml(
         r#"
         [upstream]
@@ -52,11 +57,15 @@ fn make_layer() -> Points {
     let guard = Arc::new(Guard::new(
         &config,
         clients,
-        keys,
+        keys.clone(),
         Arc::new(records),
         metrics,
     ));
-    tower::layer::util::Stack::new(ReleaseLayer::new(guard.clone()), AuthorizeLayer::new(guard))
+    let points = tower::layer::util::Stack::new(
+        ReleaseLayer::new(guard.clone()),
+        AuthorizeLayer::new(guard),
+    );
+    (points, keys)
 }
 
 /// What the inner service saw: method, target and headers of each request.
@@ -461,4 +470,89 @@ async fn poll_ready_errors_propagate_and_nothing_is_called() {
         .await
         .unwrap_err();
     assert_eq!(error, "not ready");
+}
+
+/// An AS that answers an authorization request at once (a login it already had): a code
+/// redirect to the client carrying the state it was sent, passed through `state`.
+async fn answered_at_once(
+    query: &str,
+    state: fn(&str) -> String,
+    signal: &'static [(&'static str, &'static str)],
+) -> Response<Body> {
+    let service = tower::service_fn(move |req: Request<()>| {
+        let sent = query_param(req.uri(), "state").expect("a sealed state");
+        let location = format!("https://{PGO}/cb?code=C0DE&state={}", state(&sent));
+        async move { Ok::<_, Infallible>(redirect(location, signal)) }
+    });
+    call(service, get(&format!("/oauth2/authorize?{query}"))).await
+}
+
+#[tokio::test]
+async fn ext_vert_authint_202_a_code_answering_its_own_request_is_judged_in_its_flow() {
+    // The state sealed on this very request comes back: the flow in hand is its flow
+    // (nothing is opened again), and every rule of the return applies to it.
+    let response = answered_at_once(SELF, str::to_owned, &[("x-vert-representation", "none")]);
+    let response = response.await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(
+        response.headers()["location"],
+        "https://pgo.example.nl/cb?code=C0DE&state=s%2B1"
+    );
+    let response = answered_at_once(
+        ONBEHALFOF,
+        str::to_owned,
+        &[("x-vert-representation", "none")],
+    );
+    let page = assert_withheld(response.await, StatusCode::FORBIDDEN).await;
+    assert!(!page.contains("s+1"));
+}
+
+#[tokio::test]
+async fn fail_closed_a_state_altered_on_the_answer_to_its_own_request_is_opened_and_withheld() {
+    // Any other state than the one sealed on the request is opened, as every state is: one
+    // character changed no longer authenticates.
+    let altered = |sent: &str| {
+        let mut bytes = sent.as_bytes().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    };
+    let response = answered_at_once(SELF, altered, &[("x-vert-representation", "none")]);
+    assert_withheld(response.await, StatusCode::BAD_GATEWAY).await;
+}
+
+#[tokio::test]
+async fn the_state_sealed_on_a_request_is_known_on_its_answer_without_opening_it() {
+    // The key that sealed the state is gone from the ring before the AS answers: opening
+    // would fail, so a release shows that the flow in hand was taken, not the state opened.
+    // (A key is removed only after flow_ttl in a rotation; this is the one answer that it
+    // cannot strand.)
+    let (points, keys) = make_layer_with_keys();
+    let sent = Arc::new(Mutex::new(String::new()));
+    let (rotate, keep) = (keys.clone(), sent.clone());
+    let service = tower::service_fn(move |req: Request<()>| {
+        let state = query_param(req.uri(), "state").expect("a sealed state");
+        rotate.store(Arc::new(crate::state::seal::KeyRing::random()));
+        *keep.lock().unwrap() = state.clone();
+        let location = format!("https://{PGO}/cb?code=C0DE&state={state}");
+        let signal = &[("x-vert-representation", "none")];
+        async move { Ok::<_, Infallible>(redirect(location, signal)) }
+    });
+    let req = get(&format!("/oauth2/authorize?{SELF}"));
+    let response = points.clone().layer(service).oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(
+        response.headers()["location"],
+        "https://pgo.example.nl/cb?code=C0DE&state=s%2B1"
+    );
+    // The same state on the answer to another request is opened, as any state is, and no
+    // longer authenticates.
+    let state = sent.lock().unwrap().clone();
+    let location = format!("https://{PGO}/cb?code=C0DE&state={state}");
+    let seen = Seen::default();
+    let later = inner(&seen, move || {
+        redirect(location.clone(), &[("x-vert-representation", "none")])
+    });
+    let response = points.layer(later).oneshot(get("/oauth2/consent")).await;
+    assert_withheld(response.unwrap(), StatusCode::BAD_GATEWAY).await;
 }

@@ -147,6 +147,11 @@ impl KeyRing {
 
     /// Seals a flow into a state.
     pub fn seal(&self, flow: &Flow) -> String {
+        self.seal_with_id(flow).0
+    }
+
+    /// Seals a flow into a state, with the id the state opens with ([`KeyRing::open`]).
+    pub fn seal_with_id(&self, flow: &Flow) -> (String, FlowId) {
         let key = &self.keys[0];
         let mut token = Vec::with_capacity(HEADER_LEN + plaintext_len(flow) + TAG_LEN);
         token.extend_from_slice(&[VERSION, key.id]);
@@ -165,7 +170,8 @@ impl KeyRing {
             )
             .expect("AES-GCM-SIV encrypts any message shorter than 64 GiB");
         token.extend_from_slice(tag.as_ref());
-        STATE_BASE64.encode_to_string(token)
+        let id = flow_id(nonce);
+        (STATE_BASE64.encode_to_string(token), id)
     }
 
     /// Opens a state. Anything not in this format is [`Opened::Foreign`]; this format that does
@@ -189,10 +195,8 @@ impl KeyRing {
         // state), so it needs no hashing (a SHA-256 here cost 3,400 instructions a request).
         // The id ends in the version byte (as it did beside version 1, whose ids ended in a
         // zero), so that the records of a later version's flows never meet this one's.
-        let mut id = [0u8; 32];
-        id[..NONCE_LEN].copy_from_slice(&token[2..HEADER_LEN]);
-        id[31] = VERSION;
-        self.open_token(&mut token, id)
+        let nonce = token[2..HEADER_LEN].try_into().expect("the nonce's length");
+        self.open_token(&mut token, flow_id(nonce))
     }
 
     /// The keyed hashes of a released code, one per key, the sealing key's first: a code is
@@ -243,6 +247,14 @@ impl KeyRing {
             Opened::Invalid("state does not authenticate")
         }
     }
+}
+
+/// A flow's id: its seal's nonce, zero-padded, ending in the version byte ([`KeyRing::open`]).
+fn flow_id(nonce: [u8; NONCE_LEN]) -> FlowId {
+    let mut id = [0u8; 32];
+    id[..NONCE_LEN].copy_from_slice(&nonce);
+    id[31] = VERSION;
+    id
 }
 
 fn read_flow(plaintext: &[u8], id: FlowId) -> Opened {
@@ -423,6 +435,9 @@ mod tests {
         assert_eq!(id(&one), id(&one));
         assert_ne!(id(&one), id(&two));
         assert_eq!(id_of(&KeyRing::random(), &one), None);
+        // The id a seal gives is the one its state opens with.
+        let (state, sealed_id) = ring.seal_with_id(&flow);
+        assert_eq!(id(&state), sealed_id);
     }
 
     #[test]
