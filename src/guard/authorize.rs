@@ -221,6 +221,14 @@ impl<S> Authorize<S> {
         parsed: &authorize::Parsed<'_>,
     ) -> Option<(Resumed, Option<String>)> {
         let guard = &*self.guard;
+        if req.method() == Method::GET {
+            // Most carry the client's own state: nothing is loaded to look at it (a return
+            // into a flow is one whose state opens).
+            let state = parsed.single(authorize::Param::State)?;
+            if !crate::state::seal::could_be_sealed(state) {
+                return None;
+            }
+        }
         let (clock, clients, keys) = (guard.clock(), guard.clients.load(), guard.keys.load());
         let open = |state: &str| keys.open(state);
         if req.method() == Method::GET {

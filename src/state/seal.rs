@@ -180,9 +180,7 @@ impl KeyRing {
     /// last byte the version), the same for every copy of one sealed state and different for
     /// every seal (one code per flow).
     pub fn open(&self, state: &str) -> Opened {
-        // Shorter than the smallest token: a client's own state, not worth decoding (every
-        // authorization request asks whether its state is one of ours, SPEC §3.6).
-        if state.len() < (HEADER_LEN + TAG_LEN) * 4 / 3 {
+        if !could_be_sealed(state) {
             return Opened::Foreign;
         }
         let Ok(mut token) = STATE_BASE64.decode_to_vec(state) else {
@@ -247,6 +245,13 @@ impl KeyRing {
             Opened::Invalid("state does not authenticate")
         }
     }
+}
+
+/// Whether `state` is long enough to be a sealed state: a shorter one is a client's own, not
+/// worth decoding, nor anything loaded to open it (every authorization request asks whether
+/// its state is one of ours, SPEC §3.6).
+pub fn could_be_sealed(state: &str) -> bool {
+    state.len() >= (HEADER_LEN + TAG_LEN) * 4 / 3
 }
 
 /// A flow's id: its seal's nonce, zero-padded, ending in the version byte ([`KeyRing::open`]).
