@@ -78,12 +78,14 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let answering = req.extensions_mut().remove::<Answering>().map(|a| a.0);
-        // Found by a scan of the names, as the other headers every request is asked for.
-        let accept_language = req
-            .headers()
-            .iter()
-            .find(|(name, _)| *name == header::ACCEPT_LANGUAGE)
-            .map(|(_, value)| value.clone());
+        // Found by a scan of the names, as the other headers every request is asked for, and
+        // read now: a language is a byte in the future, the header's value forty.
+        let lang = Lang::from_accept_language(
+            req.headers()
+                .iter()
+                .find(|(name, _)| *name == header::ACCEPT_LANGUAGE)
+                .map(|(_, value)| value),
+        );
         // Any response may be a flow return; its release counts against this source's share.
         // A client a trusted balancer names unreadably shares the unknown source's bucket.
         let source = self
@@ -95,7 +97,7 @@ where
             stage: Stage::Inspect {
                 future: self.inner.call(req),
                 guard: self.guard.clone(),
-                accept_language,
+                lang,
                 answering,
                 source,
             },
@@ -120,7 +122,7 @@ pin_project_lite::pin_project! {
             #[pin]
             future: F,
             guard: Arc<Guard>,
-            accept_language: Option<HeaderValue>,
+            lang: Lang,
             answering: Option<Box<Answered>>,
             source: Source,
         },
@@ -145,12 +147,12 @@ where
                 StageProj::Inspect {
                     future,
                     guard,
-                    accept_language,
+                    lang,
                     answering,
                     source,
                 } => {
                     let response = ready!(future.poll(cx))?;
-                    let lang = Lang::from_accept_language(accept_language.as_ref());
+                    let lang = *lang;
                     let at = At {
                         guard,
                         lang,

@@ -188,9 +188,11 @@ impl<'a> Params<'a> {
     /// leaves the query unreadable.
     fn scan(query: &'a str) -> Option<Self> {
         let mut params = Params::default();
+        // Most queries have no `;` at all: one search, not one a pair.
+        let semicolons = memchr::memchr(b';', query.as_bytes()).is_some();
         for pair in query::pairs(query) {
             let as_sent = pair.as_sent(query);
-            if memchr::memchr(b';', as_sent.as_bytes()).is_some() {
+            if semicolons && memchr::memchr(b';', as_sent.as_bytes()).is_some() {
                 // Read as a `;`-splitting parser would: each piece is a pair of its own, and
                 // a judged name among them counts as the client might read it.
                 for (i, piece) in as_sent.split(';').enumerate() {
