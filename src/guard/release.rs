@@ -13,7 +13,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response};
 
 use super::Guard;
-use super::authorize::{Answered, Answering, remove_if_present};
+use super::authorize::{Answered, Answering};
 use super::decision::{Outcome, Point, Subject};
 use crate::pages::{Lang, WithPages};
 use crate::state::store::{Refused, Source, StoreError};
@@ -428,15 +428,39 @@ fn pass_on<ResB: WithPages>(
     guard.decision(Point::Release, outcome, rule, None, detail, subject);
     let (mut parts, sealed) = response.into_parts();
     let headers = &mut parts.headers;
-    for name in [
-        header::CONTENT_TYPE,
-        header::CONTENT_ENCODING,
-        header::TRANSFER_ENCODING,
-    ] {
-        remove_if_present(headers, &name);
+    // One scan of the lines, not a hashed lookup a name (issue 31): the `Location` and
+    // `Content-Length` the AS sent are written over in place (every line of each, though the
+    // verdict came from the one `Location`), the body's description is noted for removal.
+    let zero = HeaderValue::from_static("0");
+    let (mut located, mut sized, mut described) = (false, false, false);
+    for (name, value) in headers.iter_mut() {
+        if *name == header::LOCATION {
+            *value = location.clone();
+            located = true;
+        } else if *name == header::CONTENT_LENGTH {
+            *value = zero.clone();
+            sized = true;
+        } else {
+            described |= *name == header::CONTENT_TYPE
+                || *name == header::CONTENT_ENCODING
+                || *name == header::TRANSFER_ENCODING;
+        }
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    headers.insert(header::LOCATION, location);
+    if described {
+        for name in [
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            header::TRANSFER_ENCODING,
+        ] {
+            headers.remove(&name);
+        }
+    }
+    if !sized {
+        headers.insert(header::CONTENT_LENGTH, zero);
+    }
+    if !located {
+        headers.insert(header::LOCATION, location);
+    }
     Response::from_parts(parts, sealed.drained())
 }
 
