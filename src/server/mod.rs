@@ -5,6 +5,7 @@
 pub mod live;
 pub mod ocl;
 pub mod resources;
+pub mod service;
 pub mod tls;
 
 use std::io;
@@ -15,7 +16,6 @@ use std::thread::JoinHandle;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -36,6 +36,7 @@ use crate::seam::router::RouteLayer;
 use crate::seam::sanitize::SanitizeLayer;
 use crate::server::live::Live;
 use crate::server::resources::Resources;
+use crate::server::service::PerConnection;
 use crate::server::tls::Tls;
 use crate::state::store::{MemoryStore, RedisStore, Store};
 use crate::timed_io::{Activity, IoTimeouts, TimedIo, Tracked};
@@ -462,14 +463,10 @@ impl Connection {
             let service = ServiceBuilder::new()
                 .layer(telemetry::access_log())
                 .service(service);
-            let conn = self
-                .http
-                .serve_connection(io, TowerToHyperService::new(service));
+            let conn = self.http.serve_connection(io, PerConnection::new(service));
             self.drain.watch(conn).await
         } else {
-            let conn = self
-                .http
-                .serve_connection(io, TowerToHyperService::new(service));
+            let conn = self.http.serve_connection(io, PerConnection::new(service));
             self.drain.watch(conn).await
         };
         if let Err(e) = result {
