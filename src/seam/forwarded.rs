@@ -21,26 +21,53 @@ fn is_hop_by_hop_token(token: &[u8]) -> bool {
     is_hop_by_hop_lowercase(lower)
 }
 
+/// What a look at a message's header lines found of the hop-by-hop ones, so that a caller that
+/// reads every line anyway (the seam's one scan of a request) strips them without another.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HopByHop {
+    /// Hop-by-hop lines (or names) seen.
+    found: usize,
+    connection: bool,
+}
+
+impl HopByHop {
+    /// Counts a line named `name`, if hop-by-hop; says whether it was.
+    #[inline]
+    pub fn see(&mut self, name: &HeaderName) -> bool {
+        if !is_hop_by_hop(name) {
+            return false;
+        }
+        self.found += 1;
+        self.connection |= name == header::CONNECTION;
+        true
+    }
+}
+
 /// Removes the hop-by-hop headers and every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names; most requests have none of these and pay nothing more.
-    let mut found = 0usize;
-    let mut connection = false;
+    let mut seen = HopByHop::default();
     for name in headers.keys() {
-        if is_hop_by_hop(name) {
-            found += 1;
-            connection |= name == header::CONNECTION;
-        }
+        seen.see(name);
     }
-    if found == 0 {
+    strip_seen(headers, seen);
+}
+
+/// [`strip_hop_by_hop`] after the look at the names: `seen` is what it found in `headers`.
+pub fn strip_seen(headers: &mut HeaderMap, seen: HopByHop) {
+    if seen.found == 0 {
         return;
     }
-    if connection {
+    if seen.connection {
         // The headers the `Connection` lines name, other than hop-by-hop ones (removed below
         // anyway; `keep-alive` is the usual token): found among the present names, so that no
-        // name is built for a token that names nothing here.
+        // name is built for a token that names nothing here. The lines are found by a scan:
+        // a message has a few headers, and comparing a few names costs less than hashing one.
         let mut named: Vec<HeaderName> = Vec::new();
-        for value in headers.get_all(header::CONNECTION) {
+        let lines = headers
+            .iter()
+            .filter(|(name, _)| *name == header::CONNECTION);
+        for (_, value) in lines {
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 // `Connection: Host` would leave an HTTP/1.1 request without its target host.
@@ -62,7 +89,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    if found == 1 && connection {
+    if seen.found == 1 && seen.connection {
         // The usual upstream response: `Connection: keep-alive` and nothing else.
         headers.remove(header::CONNECTION);
         return;

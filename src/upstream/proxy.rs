@@ -78,8 +78,10 @@ impl tower::Service<Request<Buffered>> for Upstream {
         // Keep-alive to the upstream whatever the client speaks (HTTP/1.0 included).
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
-        let host = match headers.get(header::HOST) {
-            Some(host) => host.clone(),
+        // A scan, not a hashed lookup: cheaper over the few headers of a request (callgrind).
+        let host = headers.iter().find(|(name, _)| *name == header::HOST);
+        let host = match host {
+            Some((_, host)) => host.clone(),
             None => {
                 headers.insert(header::HOST, self.default_host.clone());
                 self.default_host.clone()
