@@ -2,6 +2,7 @@
 //! (`SO_REUSEPORT`) and its own upstream pool, so that a request never crosses threads; TLS;
 //! the connection cap; the layer stack of each connection; reload; graceful shutdown.
 
+pub mod drain;
 pub mod live;
 pub mod ocl;
 pub mod resources;
@@ -15,7 +16,6 @@ use std::thread::JoinHandle;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -34,6 +34,7 @@ use crate::seam::limits::LimitsLayer;
 use crate::seam::paths::Routes;
 use crate::seam::router::RouteLayer;
 use crate::seam::sanitize::SanitizeLayer;
+use crate::server::drain::{Drain, Watcher};
 use crate::server::live::Live;
 use crate::server::resources::Resources;
 use crate::server::service::PerConnection;
@@ -350,7 +351,7 @@ fn run_worker(
         );
         let http = Arc::new(client_http(listen));
         let timeouts = IoTimeouts::client(listen.header_read_timeout, listen.idle_timeout);
-        let drain = GracefulShutdown::new();
+        let drain = Drain::default();
         loop {
             let (stream, peer) = tokio::select! {
                 biased;
