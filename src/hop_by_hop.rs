@@ -5,10 +5,12 @@ use http::HeaderName;
 
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1, plus the
 /// non-standard ones proxies have always dropped).
+#[inline]
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     is_hop_by_hop_lowercase(name.as_str().as_bytes())
 }
 
+#[inline]
 pub(crate) fn is_hop_by_hop_lowercase(name: &[u8]) -> bool {
     // A match on the text compiles to a length switch and one comparison: cheaper than
     // hashing each of the nine names into the map, on every request and every response.

@@ -52,8 +52,8 @@ impl HopByHop {
 /// not hop-by-hop (removed anyway) and not `Host` (never removed).
 fn names_others(value: &HeaderValue) -> bool {
     let value = value.as_bytes();
-    // What nearly every upstream sends.
-    if value.eq_ignore_ascii_case(b"keep-alive") {
+    // What nearly every upstream sends, compared as sent first: a memcmp.
+    if value == b"keep-alive" || value.eq_ignore_ascii_case(b"keep-alive") {
         return false;
     }
     value.split(|&b| b == b',').any(|token| {
