@@ -48,8 +48,8 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
@@ -266,7 +266,7 @@ impl<T> TimedIo<T> {
     }
 
     /// Called when the socket has nothing for us: is a deadline past?
-    #[inline]
+    #[inline(always)]
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         let mut now = None;
         self.sync(&mut now);
@@ -385,25 +385,28 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
 /// of them a request on each side). The socket is given a waker that notes that it woke the
 /// task: until it has, a read after one that found nothing finds nothing, and is not asked.
 struct Reads {
+    /// For the task that reads now; a new one for another task (its first read is asked of
+    /// the socket, which then holds the new one).
     wake: Arc<ReadWake>,
-    /// `wake` as a waker, made once.
+    /// `wake` as a waker, made once per task.
     waker: Waker,
-    /// The task's own waker, which `wake` wakes.
-    task: Option<Waker>,
     /// The last read found nothing.
     blocked: bool,
 }
 
 impl Reads {
     fn new() -> Self {
+        Reads::of(Waker::noop().clone())
+    }
+
+    fn of(task: Waker) -> Self {
         let wake = Arc::new(ReadWake {
             ready: AtomicBool::new(false),
-            task: Mutex::new(None),
+            task,
         });
         Reads {
             waker: Waker::from(wake.clone()),
             wake,
-            task: None,
             blocked: false,
         }
     }
@@ -411,16 +414,10 @@ impl Reads {
     /// Whether the task that reads is not the one `wake` wakes (it is made so).
     #[inline]
     fn task_changed(&mut self, cx: &Context<'_>) -> bool {
-        if self.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if self.wake.task.will_wake(cx.waker()) {
             return false;
         }
-        let waker = cx.waker().clone();
-        *self
-            .wake
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
-        self.task = Some(waker);
+        *self = Reads::of(cx.waker().clone());
         true
     }
 }
@@ -428,7 +425,7 @@ impl Reads {
 struct ReadWake {
     /// Woken since the last read was asked.
     ready: AtomicBool,
-    task: Mutex<Option<Waker>>,
+    task: Waker,
 }
 
 impl Wake for ReadWake {
@@ -438,9 +435,7 @@ impl Wake for ReadWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.ready.store(true, Ordering::SeqCst);
-        if let Some(task) = &*self.task.lock().unwrap_or_else(PoisonError::into_inner) {
-            task.wake_by_ref();
-        }
+        self.task.wake_by_ref();
     }
 }
 
