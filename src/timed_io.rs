@@ -317,8 +317,17 @@ impl Timer {
     }
 
     /// Makes sure the task is woken by `deadline`. The timer is moved only when it would fire
-    /// late, or has fired; one that fires early is moved then. Most requests never touch it.
+    /// late, or has fired; one that fires early is moved then. Most requests never touch it:
+    /// that check is inlined where bytes move, the rest is not.
+    #[inline(always)]
     fn arm(&mut self, deadline: Instant, cx: &mut Context<'_>) {
+        if !self.wakes_by(deadline, cx) {
+            self.move_to(deadline, cx);
+        }
+    }
+
+    #[inline(never)]
+    fn move_to(&mut self, deadline: Instant, cx: &mut Context<'_>) {
         let moved = deadline < self.armed || self.sleep.is_elapsed();
         if moved {
             self.sleep.as_mut().reset(deadline);
