@@ -249,6 +249,7 @@ impl<T> TimedIo<T> {
 
     /// Bytes moved. The deadline that follows is armed here too: after writing a response,
     /// hyper may wait for the next request without reading again first.
+    #[inline(always)]
     fn on_progress(&mut self, read: bool, cx: &mut Context<'_>) {
         let mut now = None;
         self.sync(&mut now);
