@@ -40,13 +40,17 @@
 //! 4. **`max_headers` is left alone at 100.** hyper keeps up to 100 headers on the stack and
 //!    allocates for any other limit, so the server sets it only when `listen.max_headers` is
 //!    not 100 (`server/mod.rs`); the head-size limit is `max_header_size` either way.
+//! 5. **A socket that found nothing wakes the waker it was asked with** (`AsyncRead`'s own
+//!    contract, which tokio's sockets keep): a read after one that found nothing is answered
+//!    `Pending` without asking the socket, until the socket has woken the task ([`Reads`]).
+//!    The timers are checked on such reads as on any other.
 
 use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -192,6 +196,7 @@ pub struct TimedIo<T> {
     deadline: Option<Instant>,
     seen: u64,
     timer: Timer,
+    reads: Reads,
 }
 
 impl<T> TimedIo<T> {
@@ -212,6 +217,7 @@ impl<T> TimedIo<T> {
             deadline,
             seen: 0,
             timer: Timer::new(deadline.unwrap_or(now)),
+            reads: Reads::new(),
         }
     }
 
@@ -243,6 +249,7 @@ impl<T> TimedIo<T> {
 
     /// Bytes moved. The deadline that follows is armed here too: after writing a response,
     /// hyper may wait for the next request without reading again first.
+    #[inline(always)]
     fn on_progress(&mut self, read: bool, cx: &mut Context<'_>) {
         let mut now = None;
         self.sync(&mut now);
@@ -260,7 +267,7 @@ impl<T> TimedIo<T> {
     }
 
     /// Called when the socket has nothing for us: is a deadline past?
-    #[inline]
+    #[inline(always)]
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         let mut now = None;
         self.sync(&mut now);
@@ -311,8 +318,17 @@ impl Timer {
     }
 
     /// Makes sure the task is woken by `deadline`. The timer is moved only when it would fire
-    /// late, or has fired; one that fires early is moved then. Most requests never touch it.
+    /// late, or has fired; one that fires early is moved then. Most requests never touch it:
+    /// that check is inlined where bytes move, the rest is not.
+    #[inline(always)]
     fn arm(&mut self, deadline: Instant, cx: &mut Context<'_>) {
+        if !self.wakes_by(deadline, cx) {
+            self.move_to(deadline, cx);
+        }
+    }
+
+    #[inline(never)]
+    fn move_to(&mut self, deadline: Instant, cx: &mut Context<'_>) {
         let moved = deadline < self.armed || self.sleep.is_elapsed();
         if moved {
             self.sleep.as_mut().reset(deadline);
@@ -343,20 +359,93 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.reads.task_changed(cx) {
+            // A task the socket does not know: it must be asked, to be told of this one.
+        } else if this.reads.blocked && !this.reads.wake.ready.load(Ordering::Acquire) {
+            // The socket said it had nothing and has not woken us since: it still has nothing.
+            this.check(cx)?;
+            return Poll::Pending;
+        }
+        // Cleared before asking: a wake from here on is for what this read does not see.
+        this.reads.wake.ready.store(false, Ordering::SeqCst);
+        this.reads.blocked = false;
         let before = buf.filled().len();
-        match Pin::new(&mut self.io).poll_read(cx, buf) {
+        let mut socket_cx = Context::from_waker(&this.reads.waker);
+        match Pin::new(&mut this.io).poll_read(&mut socket_cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    self.on_progress(true, cx);
+                    this.on_progress(true, cx);
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                self.check(cx)?;
+                this.reads.blocked = true;
+                this.check(cx)?;
                 Poll::Pending
             }
         }
+    }
+}
+
+/// The reading side's waker. hyper asks the socket for more after most polls of its task,
+/// whatever woke the task (the response, a write, a timer), and each such read costs the
+/// socket a readiness check and a waker registration that find nothing new (callgrind: several
+/// of them a request on each side). The socket is given a waker that notes that it woke the
+/// task: until it has, a read after one that found nothing finds nothing, and is not asked.
+struct Reads {
+    /// For the task that reads now; a new one for another task (its first read is asked of
+    /// the socket, which then holds the new one).
+    wake: Arc<ReadWake>,
+    /// `wake` as a waker, made once per task.
+    waker: Waker,
+    /// The last read found nothing.
+    blocked: bool,
+}
+
+impl Reads {
+    fn new() -> Self {
+        Reads::of(Waker::noop().clone())
+    }
+
+    fn of(task: Waker) -> Self {
+        let wake = Arc::new(ReadWake {
+            ready: AtomicBool::new(false),
+            task,
+        });
+        Reads {
+            waker: Waker::from(wake.clone()),
+            wake,
+            blocked: false,
+        }
+    }
+
+    /// Whether the task that reads is not the one `wake` wakes (it is made so).
+    #[inline]
+    fn task_changed(&mut self, cx: &Context<'_>) -> bool {
+        if self.wake.task.will_wake(cx.waker()) {
+            return false;
+        }
+        *self = Reads::of(cx.waker().clone());
+        true
+    }
+}
+
+struct ReadWake {
+    /// Woken since the last read was asked.
+    ready: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::SeqCst);
+        self.task.wake_by_ref();
     }
 }
 
@@ -527,6 +616,69 @@ mod tests {
         let err = io.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(err.to_string(), "listen.idle_timeout");
         assert_eq!(idle_from.elapsed(), Duration::from_millis(400));
+    }
+
+    /// A pipe end that counts how often it is asked for bytes.
+    struct Counted {
+        io: DuplexStream,
+        reads: Arc<AtomicU32>,
+    }
+
+    impl AsyncRead for Counted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_that_found_nothing_is_asked_again_only_once_it_woke_the_task() {
+        let (io, mut client) = tokio::io::duplex(256);
+        let reads = Arc::new(AtomicU32::new(0));
+        let counted = Counted {
+            io,
+            reads: reads.clone(),
+        };
+        let mut io = TimedIo::new(counted, Arc::new(Activity::default()), timeouts());
+        let mut buf = [0u8; 64];
+        let mut read = |cx: &mut Context<'_>| {
+            let mut buf = ReadBuf::new(&mut buf);
+            match Pin::new(&mut io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => Some(buf.filled().len()),
+                Poll::Ready(Err(e)) => panic!("{e}"),
+                Poll::Pending => None,
+            }
+        };
+        // Nothing there: asked once, then not again until it wakes the task.
+        std::future::poll_fn(|cx| {
+            assert_eq!(read(cx), None);
+            assert_eq!(read(cx), None);
+            Poll::Ready(())
+        })
+        .await;
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        // The write woke the reader: it is asked, and has the bytes.
+        let n = std::future::poll_fn(|cx| match read(cx) {
+            Some(n) => Poll::Ready(n),
+            None => Poll::Pending,
+        })
+        .await;
+        assert_eq!(n, 18);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        std::future::poll_fn(|cx| {
+            assert_eq!(read(cx), None);
+            Poll::Ready(())
+        })
+        .await;
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        // Another task is asked even so: the socket must learn to wake it.
+        assert_eq!(read(&mut Context::from_waker(Waker::noop())), None);
+        assert_eq!(reads.load(Ordering::SeqCst), 4);
     }
 
     fn upstream() -> IoTimeouts {

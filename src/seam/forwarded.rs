@@ -21,29 +21,71 @@ fn is_hop_by_hop_token(token: &[u8]) -> bool {
     is_hop_by_hop_lowercase(lower)
 }
 
+/// What a look at a message's header lines found of the hop-by-hop ones, so that a caller that
+/// reads every line anyway (the seam's one scan of a request) strips them without another.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HopByHop {
+    /// Hop-by-hop lines seen.
+    found: usize,
+    connection: bool,
+    /// A `Connection` line names a header that is not hop-by-hop itself (nor `Host`).
+    names_others: bool,
+}
+
+impl HopByHop {
+    /// Counts a line, if hop-by-hop; says whether it was.
+    #[inline]
+    pub fn see(&mut self, name: &HeaderName, value: &HeaderValue) -> bool {
+        if !is_hop_by_hop(name) {
+            return false;
+        }
+        self.found += 1;
+        if name == header::CONNECTION {
+            self.connection = true;
+            self.names_others |= names_others(value);
+        }
+        true
+    }
+}
+
+/// Whether a `Connection` value names a header that [`strip_seen`] must look for: one that is
+/// not hop-by-hop (removed anyway) and not `Host` (never removed).
+fn names_others(value: &HeaderValue) -> bool {
+    let value = value.as_bytes();
+    // What nearly every upstream sends, compared as sent first: a memcmp.
+    if value == b"keep-alive" || value.eq_ignore_ascii_case(b"keep-alive") {
+        return false;
+    }
+    value.split(|&b| b == b',').any(|token| {
+        let token = token.trim_ascii();
+        // `Connection: Host` would leave an HTTP/1.1 request without its target host.
+        !(token.is_empty() || is_hop_by_hop_token(token) || token.eq_ignore_ascii_case(b"host"))
+    })
+}
+
 /// Removes the hop-by-hop headers and every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names; most requests have none of these and pay nothing more.
-    let mut found = 0usize;
-    let mut connection = false;
-    for name in headers.keys() {
-        if is_hop_by_hop(name) {
-            found += 1;
-            connection |= name == header::CONNECTION;
-        }
+    // One pass over the lines; most messages have none of these, or a `Connection` that names
+    // no other header, and pay nothing more than a removal.
+    let mut seen = HopByHop::default();
+    for (name, value) in &*headers {
+        seen.see(name, value);
     }
-    if found == 0 {
+    strip_seen(headers, seen);
+}
+
+/// [`strip_hop_by_hop`] after the look at the lines: `seen` is what it found in `headers`.
+pub fn strip_seen(headers: &mut HeaderMap, seen: HopByHop) {
+    if seen.found == 0 {
         return;
     }
-    if connection {
-        // The headers the `Connection` lines name, other than hop-by-hop ones (removed below
-        // anyway; `keep-alive` is the usual token): found among the present names, so that no
+    if seen.names_others {
+        // The headers the `Connection` lines name, found among the present names, so that no
         // name is built for a token that names nothing here.
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
-                // `Connection: Host` would leave an HTTP/1.1 request without its target host.
                 if token.is_empty()
                     || is_hop_by_hop_token(token)
                     || token.eq_ignore_ascii_case(b"host")
@@ -62,7 +104,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    if found == 1 && connection {
+    if seen.found == 1 && seen.connection {
         // The usual upstream response: `Connection: keep-alive` and nothing else.
         headers.remove(header::CONNECTION);
         return;
@@ -243,6 +285,18 @@ mod tests {
         assert_eq!(left, ["x-kept"]);
         assert!(is_hop_by_hop_token(b"TRANSFER-Encoding"));
         assert!(!is_hop_by_hop_token(b"proxy-authorization-and-more"));
+    }
+
+    #[test]
+    fn a_keep_alive_connection_goes_alone_and_other_tokens_still_name_headers() {
+        let left = stripped(&[
+            ("location", "/login"),
+            ("connection", "Keep-Alive"),
+            ("content-length", "0"),
+        ]);
+        assert_eq!(left, ["location", "content-length"]);
+        let left = stripped(&[("connection", "close"), ("close", "1"), ("x-kept", "3")]);
+        assert_eq!(left, ["x-kept"]);
     }
 
     #[test]

@@ -79,15 +79,16 @@ where
         if target_length > self.limits.max_uri_length {
             return InnerOrOwn::own(refuse(req.headers(), SeamRefusal::TargetTooLong));
         }
-        let (parts, body) = req.into_parts();
-        if body.is_end_stream() {
-            let req = Request::from_parts(parts, Buffered::default());
+        if req.body().is_end_stream() {
+            // The head moved once, not taken apart and put back together.
+            let req = req.map(|_| Buffered::default());
             return InnerOrOwn::Inner {
                 future: Deferred::Now {
                     future: self.inner.call(req),
                 },
             };
         }
+        let (parts, body) = req.into_parts();
         let max = self.limits.max_body_bytes;
         if body.size_hint().lower() > max as u64 {
             return InnerOrOwn::own(too_large(&parts.headers));

@@ -2,9 +2,11 @@
 //! (`SO_REUSEPORT`) and its own upstream pool, so that a request never crosses threads; TLS;
 //! the connection cap; the layer stack of each connection; reload; graceful shutdown.
 
+pub mod drain;
 pub mod live;
 pub mod ocl;
 pub mod resources;
+pub mod service;
 pub mod tls;
 
 use std::io;
@@ -14,8 +16,6 @@ use std::thread::JoinHandle;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -34,8 +34,10 @@ use crate::seam::limits::LimitsLayer;
 use crate::seam::paths::Routes;
 use crate::seam::router::RouteLayer;
 use crate::seam::sanitize::SanitizeLayer;
+use crate::server::drain::{Drain, Watcher};
 use crate::server::live::Live;
 use crate::server::resources::Resources;
+use crate::server::service::PerConnection;
 use crate::server::tls::Tls;
 use crate::state::store::{MemoryStore, RedisStore, Store};
 use crate::timed_io::{Activity, IoTimeouts, TimedIo, Tracked};
@@ -349,7 +351,7 @@ fn run_worker(
         );
         let http = Arc::new(client_http(listen));
         let timeouts = IoTimeouts::client(listen.header_read_timeout, listen.idle_timeout);
-        let drain = GracefulShutdown::new();
+        let drain = Drain::default();
         loop {
             let (stream, peer) = tokio::select! {
                 biased;
@@ -462,14 +464,10 @@ impl Connection {
             let service = ServiceBuilder::new()
                 .layer(telemetry::access_log())
                 .service(service);
-            let conn = self
-                .http
-                .serve_connection(io, TowerToHyperService::new(service));
+            let conn = self.http.serve_connection(io, PerConnection::new(service));
             self.drain.watch(conn).await
         } else {
-            let conn = self
-                .http
-                .serve_connection(io, TowerToHyperService::new(service));
+            let conn = self.http.serve_connection(io, PerConnection::new(service));
             self.drain.watch(conn).await
         };
         if let Err(e) = result {

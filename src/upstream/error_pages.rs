@@ -61,8 +61,13 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // Kept as the header value: it is parsed only when a page is made.
-        let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+        // Kept as the header value: it is parsed only when a page is made. Found by a scan:
+        // over a request's few names, cheaper than hashing one (callgrind).
+        let accept_language = req
+            .headers()
+            .iter()
+            .find(|(name, _)| *name == header::ACCEPT_LANGUAGE)
+            .map(|(_, value)| value.clone());
         let inner = match self.failed.take() {
             Some(error) => Inner::Failed { error: Some(error) },
             None => Inner::Called {

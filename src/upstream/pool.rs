@@ -65,12 +65,26 @@ impl Pool {
     /// Sends a request (origin-form URI, `Host` set) and returns the response head; the body
     /// streams, and gives the connection back when read to the end.
     pub fn send(&self, req: Request<Buffered>) -> Sending {
-        Sending {
-            state: Step::next_connection(&self.inner),
+        let mut sending = Sending {
+            state: Step::Done,
             pool: self.inner.clone(),
-            req: Some(req),
+            req: None,
             in_flight: InFlight::none(),
-        }
+        };
+        sending.state = match self.inner.idle.take() {
+            // The usual way: an idle connection that takes the request now. Handed to hyper
+            // here, the request is never stored in (and moved with) this future.
+            Some(conn) if conn.sender.is_ready() => sending.exchange(conn, true, req),
+            Some(conn) => {
+                sending.req = Some(Box::new(req));
+                Step::Ready { conn, reused: true }
+            }
+            None => {
+                sending.req = Some(Box::new(req));
+                Step::connect(&self.inner)
+            }
+        };
+        sending
     }
 }
 
@@ -82,13 +96,13 @@ type Exchange = Pin<
 
 /// One request's way through the pool: [`Pool::send`]'s future. Written out rather than an
 /// `async fn`, whose state would move the request (a few hundred bytes) at every step: here
-/// it stays put in `req` until hyper takes it, the steps move only handles, and the common
-/// path (an idle connection that takes the request at once) costs one small allocation.
+/// the request goes to hyper as it arrives when an idle connection is ready for it, and waits
+/// boxed otherwise; the steps move only handles.
 pub struct Sending {
     pool: Arc<Inner>,
     state: Step,
     /// Until a connection takes it; back here when hyper hands it back unsent.
-    req: Option<Request<Buffered>>,
+    req: Option<Box<Request<Buffered>>>,
     in_flight: InFlight,
 }
 
@@ -110,13 +124,28 @@ enum Step {
 }
 
 impl Step {
+    fn connect(pool: &Arc<Inner>) -> Step {
+        let pool = pool.clone();
+        Step::Connecting(Box::pin(async move { pool.connector.connect().await }))
+    }
+
     fn next_connection(pool: &Arc<Inner>) -> Step {
         match pool.idle.take() {
             Some(conn) => Step::Ready { conn, reused: true },
-            None => {
-                let pool = pool.clone();
-                Step::Connecting(Box::pin(async move { pool.connector.connect().await }))
-            }
+            None => Step::connect(pool),
+        }
+    }
+}
+
+impl Sending {
+    /// Hands `req` to `conn`, which is ready for it.
+    fn exchange(&mut self, mut conn: Conn, reused: bool, req: Request<Buffered>) -> Step {
+        self.in_flight = conn.activity.start();
+        let exchange = Box::pin(conn.sender.try_send_request(req));
+        Step::Exchanging {
+            conn,
+            reused,
+            exchange,
         }
     }
 }
@@ -146,13 +175,7 @@ impl Future for Sending {
                     }
                     Poll::Ready(Ok(())) => {
                         let req = this.req.take().expect("a request not yet sent");
-                        this.in_flight = conn.activity.start();
-                        let exchange = Box::pin(conn.sender.try_send_request(req));
-                        Step::Exchanging {
-                            conn,
-                            reused,
-                            exchange,
-                        }
+                        this.exchange(conn, reused, *req)
                     }
                     // Closed while idle: another.
                     Poll::Ready(Err(_)) if reused => Step::next_connection(&this.pool),
@@ -184,7 +207,7 @@ impl Future for Sending {
                     Poll::Ready(Err(mut e)) => match e.take_message() {
                         // Not sent: the pooled connection was going away. Another.
                         Some(unsent) if reused => {
-                            this.req = Some(unsent);
+                            this.req = Some(Box::new(unsent));
                             Step::next_connection(&this.pool)
                         }
                         _ => {

@@ -78,8 +78,10 @@ impl tower::Service<Request<Buffered>> for Upstream {
         // Keep-alive to the upstream whatever the client speaks (HTTP/1.0 included).
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
-        let host = match headers.get(header::HOST) {
-            Some(host) => host.clone(),
+        // A scan, not a hashed lookup: cheaper over the few headers of a request (callgrind).
+        let host = headers.iter().find(|(name, _)| *name == header::HOST);
+        let host = match host {
+            Some((_, host)) => host.clone(),
             None => {
                 headers.insert(header::HOST, self.default_host.clone());
                 self.default_host.clone()
@@ -87,7 +89,7 @@ impl tower::Service<Request<Buffered>> for Upstream {
         };
         set_forwarded(&self.peer, headers, host);
         UpstreamFuture {
-            sending: Box::new(self.pool.send(req)),
+            sending: self.pool.send(req),
             started: Instant::now(),
             metrics: self.metrics.clone(),
         }
@@ -113,10 +115,8 @@ impl UpstreamError {
 
 /// The upstream's response with hop-by-hop headers removed.
 pub struct UpstreamFuture {
-    /// Boxed: it holds the request until a connection takes it, and every layer's future
-    /// around this one would otherwise copy it as it is built (callgrind: about -200
-    /// instructions a request on pass-through, one allocation included).
-    sending: Box<Sending>,
+    /// Small: the request is with hyper, or boxed while it waits for a connection.
+    sending: Sending,
     /// For `medmij_vert_upstream_response_seconds`.
     started: Instant,
     metrics: Arc<Metrics>,
@@ -126,7 +126,7 @@ impl Future for UpstreamFuture {
     type Output = Result<Response<Body>, UpstreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let error = match ready!(Pin::new(&mut *self.sending).poll(cx)) {
+        let error = match ready!(Pin::new(&mut self.sending).poll(cx)) {
             Ok(response) => {
                 self.metrics.upstream_response(self.started.elapsed());
                 let (mut parts, body) = response.into_parts();
