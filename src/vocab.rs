@@ -64,8 +64,9 @@ impl Route {
 /// id of an error page.
 pub fn random_uuid() -> Uuid {
     let mut bytes = [0u8; 16];
-    // Without the OS's randomness there is no safe id: stop rather than go on.
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    // rand's thread generator (ChaCha12, seeded and reseeded from the OS every 64 KiB): no
+    // system call per id, as the sealed state's nonces (`state::seal`).
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
