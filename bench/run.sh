@@ -9,7 +9,9 @@
 # rule (the rule path): every request is an authorization request; the upstream answers it
 # with a 302 to the redirect_uri carrying a code, the state it received and the signal
 # (X-Vert-Representation: none), so one request runs the whole rule path: parse and check the
-# query, seal, forward, open the state, check the signal, record the flow, release. nginx,
+# query, seal, forward, know the state as the one sealed on this request (an AS that answers at
+# once; a return after a login page opens it, about 1,700 instructions more: see
+# docs/benchmarks.md), check the signal, record the flow, release. nginx,
 # the anchor, proxies the same request. Both proxies run one worker:
 # medmij-vert-proxy with listen.workers = 1, nginx with worker_processes 1, proxy_pass to an
 # upstream block with keepalive and proxy_http_version 1.1.
@@ -87,8 +89,11 @@ static = [ { hostname = "pgo.example.nl", name = "Voorbeeld PGO" } ]
 [log]
 level = "warn"
 [store]
-# Every request is a new flow, kept for state.flow_ttl: room for a whole run.
+# Every request is a new flow, kept for state.flow_ttl: room for a whole run, all of it from
+# the one source wrk is (at 5 %, its share filled within seven rounds, and releases failed
+# closed).
 max_entries = 20000000
+source_share_percent = 100
 EOF
 
 start() { # cpu-list command...
