@@ -1,7 +1,8 @@
 //! [`ReleaseLayer`], [`Release`] and [`ResponseFuture`]: the one place that looks at upstream
 //! responses. The AS's signal headers are removed from every response; a redirect is judged by
-//! [`flow_return::inspect`]'s two halves (ext.vert.authint.202): a code released waits for the store (one
-//! code per flow, the token guard's record), a code withheld becomes the exception's page.
+//! [`flow_return::inspect`]'s two halves (ext.vert.authint.202): a code released waits for the
+//! store (one code per flow, the token guard's record), a code withheld becomes the
+//! exception's page.
 
 use std::future::Future;
 use std::marker::PhantomData;
