@@ -21,8 +21,8 @@ pub struct Settings<'a> {
     pub clients: &'a ClientList,
     /// The representation kinds `representation.scopes` enables.
     pub enabled: &'a [Kind],
-    /// The date birth dates may not lie after: asked for only when a representation is
-    /// (the clock's reading and the date's arithmetic, about 300 instructions, issue 31).
+    /// The date birth dates may not lie after: read only when a representation asks for a
+    /// birth date (the clock and the date's arithmetic cost about 300 instructions, issue 31).
     pub today: fn() -> NaiveDate,
     /// With `representation.age_rules`: the calendar date in the Netherlands, on which the
     /// MedMij 2.x age limits are applied ([`super::age`]).
