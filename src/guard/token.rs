@@ -521,6 +521,20 @@ mod tests {
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
+    /// The guard's own answer to `form`, and the AS never asked.
+    async fn answered_before_the_as(
+        records: &Arc<Records>,
+        form: &'static str,
+        status: StatusCode,
+        error: &str,
+    ) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (got, body) = call(records, &calls, post(form)).await;
+        let wanted = format!("{{\"error\":\"{error}\"}}");
+        assert_eq!((got, body.as_str()), (status, wanted.as_str()));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
     #[tokio::test]
     async fn a_released_code_is_redeemed_once() {
         let records = records(Arc::new(MemoryStore::new(100)));
@@ -606,39 +620,19 @@ mod tests {
     #[tokio::test]
     async fn delisted_a_code_released_to_a_client_no_longer_listed_is_invalid_grant() {
         let records = records(Arc::new(MemoryStore::new(100)));
-        let calls = Arc::new(AtomicUsize::new(0));
         records
             .release([3; 32], "C0DE", "gone.example.nl", Source::unknown())
             .await
             .unwrap();
-        let (status, body) = call(
-            &records,
-            &calls,
-            post("grant_type=authorization_code&code=C0DE"),
-        )
-        .await;
-        assert_eq!(
-            (status, body.as_str()),
-            (StatusCode::BAD_REQUEST, "{\"error\":\"invalid_grant\"}")
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        let form = "grant_type=authorization_code&code=C0DE";
+        answered_before_the_as(&records, form, StatusCode::BAD_REQUEST, "invalid_grant").await;
     }
 
     #[tokio::test]
     async fn a_code_the_proxy_did_not_release_never_reaches_the_as() {
         let records = records(Arc::new(MemoryStore::new(100)));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (status, body) = call(
-            &records,
-            &calls,
-            post("grant_type=authorization_code&code=OTHER"),
-        )
-        .await;
-        assert_eq!(
-            (status, body.as_str()),
-            (StatusCode::BAD_REQUEST, "{\"error\":\"invalid_grant\"}")
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        let form = "grant_type=authorization_code&code=OTHER";
+        answered_before_the_as(&records, form, StatusCode::BAD_REQUEST, "invalid_grant").await;
     }
 
     #[tokio::test]
@@ -803,21 +797,9 @@ mod tests {
     #[tokio::test]
     async fn store_unavailable_is_503_temporarily_unavailable() {
         let records = records(Arc::new(Down));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (status, body) = call(
-            &records,
-            &calls,
-            post("grant_type=authorization_code&code=C0DE"),
-        )
-        .await;
-        assert_eq!(
-            (status, body.as_str()),
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "{\"error\":\"temporarily_unavailable\"}"
-            )
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        let form = "grant_type=authorization_code&code=C0DE";
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        answered_before_the_as(&records, form, unavailable, "temporarily_unavailable").await;
     }
 
     /// Issue 28: every answer on the token path is one decision, counted in
