@@ -846,17 +846,23 @@ mod tests {
         assert_eq!(shares.live, 1);
     }
 
-    #[tokio::test]
-    async fn a_source_over_its_share_is_refused_and_counted() {
-        let metrics = Metrics::new();
-        let records = Records::new(
+    /// Records in process with the token guard on (two records a release), flows and codes
+    /// kept a minute, each source holding at most `per_source`.
+    fn shared_records(per_source: usize, metrics: Arc<Metrics>) -> Records {
+        Records::new(
             Arc::new(MemoryStore::new(100)),
             Arc::new(ArcSwap::from_pointee(KeyRing::random())),
             MINUTE,
             Some(MINUTE),
-            4,
-            metrics.clone(),
-        );
+            per_source,
+            metrics,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_source_over_its_share_is_refused_and_counted() {
+        let metrics = Metrics::new();
+        let records = shared_records(4, metrics.clone());
         let busy = Source::new("192.0.2.1".parse().unwrap());
         let other = Source::new("192.0.2.2".parse().unwrap());
         // Two records a release with the token guard on: two releases fill a share of four.
@@ -887,14 +893,7 @@ mod tests {
     /// Issue 26, finding 3: the share is charged for records made, not for refused replays.
     #[tokio::test]
     async fn a_refused_replay_uses_up_no_share() {
-        let records = Records::new(
-            Arc::new(MemoryStore::new(100)),
-            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
-            MINUTE,
-            Some(MINUTE),
-            4,
-            Metrics::new(),
-        );
+        let records = shared_records(4, Metrics::new());
         let source = Source::new("192.0.2.1".parse().unwrap());
         records
             .release([1; 32], "a", "pgo.example.nl", source)
@@ -982,14 +981,7 @@ mod tests {
     /// A code withheld twice is marked once, and its second charge given back.
     #[tokio::test]
     async fn a_code_withheld_twice_takes_one_share() {
-        let records = Records::new(
-            Arc::new(MemoryStore::new(100)),
-            Arc::new(ArcSwap::from_pointee(KeyRing::random())),
-            MINUTE,
-            Some(MINUTE),
-            2,
-            Metrics::new(),
-        );
+        let records = shared_records(2, Metrics::new());
         let source = Source::new("203.0.113.9".parse().unwrap());
         for code in ["FIRST", "FIRST", "SECOND", "THIRD"] {
             records.withhold(code, source).await;
